@@ -1,0 +1,1 @@
+"""difts services: donations, ledger and notifications, and the plumbing they share."""

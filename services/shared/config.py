@@ -1,0 +1,34 @@
+"""Reading configuration from the environment, with defaults that serve `make run`."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+VAR_DIR = Path(os.environ.get("DIFTS_VAR", REPO_ROOT / "var"))
+
+
+def env(name: str, default: str) -> str:
+    """The variable's value, or `default` when it is unset or empty."""
+    return os.environ.get(name) or default
+
+
+def env_int(name: str, default: int) -> int:
+    """An integer variable; a malformed value stops start-up with a message naming it."""
+    raw = os.environ.get(name)
+    if not raw:
+        return default
+    try:
+        return int(raw)
+    except ValueError as error:
+        raise SystemExit(f"{name} must be an integer, got {raw!r}") from error
+
+
+def sqlite_url(name: str) -> str:
+    """The embedded default database of one service: a SQLite file under var/."""
+    return f"sqlite:///{VAR_DIR / (name + '.db')}"
+
+
+KAFKA_BOOTSTRAP_SERVERS = "KAFKA_BOOTSTRAP_SERVERS"
+DEFAULT_KAFKA = "127.0.0.1:9092"

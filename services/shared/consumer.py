@@ -1,0 +1,188 @@
+"""The idempotent consumer: each event's effect and its id are committed in one database
+transaction, offsets are committed after; unknown types are skipped and events that cannot be
+processed go to the consumer group's dead-letter topic, and the consumer goes on."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from kafka import KafkaConsumer, KafkaProducer
+from sqlalchemy import Column, Connection, DateTime, Engine, MetaData, String, Table, select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import DBAPIError, IntegrityError
+
+from .envelope import CloudEvent, InvalidEnvelope
+from .events import SCHEMAS, InvalidEventData, dead_letter_topic, load_data
+from .logs import event_context
+
+log = logging.getLogger(__name__)
+
+Handler = Callable[[Connection, CloudEvent, dict[str, Any]], None]
+
+
+class PoisonEvent(Exception):
+    """Raised by a handler for an event that can never be applied (it goes to dead letters)."""
+
+
+def processed_events_table(metadata: MetaData) -> Table:
+    """Add the table of processed event ids to a service's metadata."""
+    return Table(
+        "processed_events",
+        metadata,
+        Column("event_id", String(200), primary_key=True),
+        Column("event_type", String(200), nullable=False),
+        Column("processed_at", DateTime(timezone=True), nullable=False),
+    )
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What became of one message: applied, duplicate, skipped or dead_lettered."""
+
+    status: str
+    event_id: str | None = None
+    reason: str | None = None
+
+
+def _claim(conn: Connection, processed: Table, event: CloudEvent) -> bool:
+    """Record the event id; False if it was already there (a redelivery or a replay)."""
+    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
+    result = conn.execute(
+        dialect.insert(processed)
+        .values(event_id=event.id, event_type=event.type, processed_at=datetime.now(UTC))
+        .on_conflict_do_nothing(index_elements=["event_id"])
+    )
+    return result.rowcount == 1
+
+
+class IdempotentConsumer:
+    """Applies events from Kafka to one service's database exactly once per event id."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        processed: Table,
+        group_id: str,
+        topics: tuple[str, ...],
+        handlers: dict[str, Handler],
+        bootstrap_servers: str,
+        dead_letter_producer: KafkaProducer,
+    ) -> None:
+        unknown = set(handlers) - set(SCHEMAS)
+        if unknown:
+            raise ValueError(f"handlers for types without a schema: {sorted(unknown)}")
+        self.engine = engine
+        self.processed = processed
+        self.group_id = group_id
+        self.topics = topics
+        self.handlers = handlers
+        self.bootstrap_servers = bootstrap_servers
+        self.dead_letters = dead_letter_producer
+        self.dead_letter_topic = dead_letter_topic(group_id)
+
+    def apply(self, raw: bytes) -> Outcome:
+        """Apply one message's value to the database. Raises only on database trouble, which
+        is transient: the caller retries the message rather than dead-lettering it."""
+        try:
+            event = CloudEvent.from_json(raw)
+        except InvalidEnvelope as error:
+            return Outcome("dead_lettered", None, str(error))
+        with event_context(event.id, event.correlationid):
+            handler = self.handlers.get(event.type)
+            if handler is None:
+                log.info("skipped event of unhandled type %s", event.type)
+                return Outcome("skipped", event.id, f"unhandled type {event.type}")
+            try:
+                data = load_data(event.type, event.data)
+            except InvalidEventData as error:
+                return Outcome("dead_lettered", event.id, str(error))
+            try:
+                with self.engine.begin() as conn:
+                    if not _claim(conn, self.processed, event):
+                        log.info("duplicate event %s ignored", event.id)
+                        return Outcome("duplicate", event.id)
+                    handler(conn, event, data)
+            except PoisonEvent as error:
+                return Outcome("dead_lettered", event.id, str(error))
+            except IntegrityError:
+                # Another instance claimed the same id between our check and insert.
+                with self.engine.connect() as conn:
+                    seen = conn.execute(
+                        select(self.processed.c.event_id).where(
+                            self.processed.c.event_id == event.id
+                        )
+                    ).first()
+                if seen:
+                    return Outcome("duplicate", event.id)
+                raise
+            log.info("applied %s", event.type)
+            return Outcome("applied", event.id)
+
+    def handle(self, message: Any) -> Outcome:
+        """Apply one Kafka record, sending it to the dead-letter topic if it cannot be."""
+        try:
+            outcome = self.apply(message.value)
+        except DBAPIError:
+            raise  # the database is down or busy: retry, never dead-letter for that
+        except Exception as error:  # noqa: BLE001 - a handler bug must not stop the consumer
+            log.exception("handler failed; dead-lettering")
+            outcome = Outcome("dead_lettered", None, f"{type(error).__name__}: {error}")
+        if outcome.status == "dead_lettered":
+            self._dead_letter(message, outcome.reason or "unknown")
+        return outcome
+
+    def _dead_letter(self, message: Any, reason: str) -> None:
+        log.warning("dead-lettered a message from %s[%s]@%s: %s", message.topic,
+                    message.partition, message.offset, reason)
+        headers = [
+            ("reason", reason[:2000].encode()),
+            ("original-topic", message.topic.encode()),
+            ("original-partition", str(message.partition).encode()),
+            ("original-offset", str(message.offset).encode()),
+            ("consumer-group", self.group_id.encode()),
+        ]
+        self.dead_letters.send(
+            self.dead_letter_topic, key=message.key, value=message.value, headers=headers
+        ).get(timeout=30)
+
+    def make_kafka_consumer(self) -> KafkaConsumer:
+        """A consumer of this group that commits offsets only when told to."""
+        return KafkaConsumer(
+            *self.topics,
+            bootstrap_servers=self.bootstrap_servers.split(","),
+            group_id=self.group_id,
+            client_id=f"{self.group_id}-consumer",
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            session_timeout_ms=10_000,
+            heartbeat_interval_ms=1_000,
+            max_poll_records=200,
+        )
+
+    def run(self, stop: threading.Event) -> None:
+        """Consume until `stop` is set. Offsets are committed after each applied batch; on a
+        database error the consumer is rebuilt, so it resumes from the last committed offset
+        and the idempotency check absorbs what is redelivered."""
+        backoff = 0.5
+        while not stop.is_set():
+            consumer = self.make_kafka_consumer()
+            try:
+                while not stop.is_set():
+                    batches = consumer.poll(timeout_ms=500)
+                    for records in batches.values():
+                        for record in records:
+                            self.handle(record)
+                    if batches:
+                        consumer.commit()
+                    backoff = 0.5
+            except Exception:  # noqa: BLE001 - reconnect and resume from committed offsets
+                log.exception("consumer failed; restarting in %.1fs", backoff)
+                stop.wait(backoff)
+                backoff = min(backoff * 2, 10.0)
+            finally:
+                consumer.close(autocommit=False)

@@ -1,0 +1,47 @@
+"""Reading what the SMTP sink kept."""
+
+from __future__ import annotations
+
+import email
+import email.policy
+import time
+from dataclasses import dataclass
+from email.message import EmailMessage
+from pathlib import Path
+
+
+@dataclass
+class Mailbox:
+    """The mail directory of one running SMTP sink."""
+
+    host: str
+    port: int
+    directory: Path
+
+    def messages(self, to: str | None = None) -> list[EmailMessage]:
+        """Every kept message (oldest first), optionally only those sent to `to`."""
+        found = []
+        for path in sorted(self.directory.glob("*.eml")):
+            message = email.message_from_bytes(path.read_bytes(), policy=email.policy.default)
+            assert isinstance(message, EmailMessage)
+            recipients = message.get_all("X-Sink-Rcpt-To", [])
+            if to is None or to in recipients:
+                found.append(message)
+        return found
+
+    def wait_for(self, count: int, to: str | None = None, timeout: float = 30.0
+                 ) -> list[EmailMessage]:
+        """Wait until at least `count` messages (to `to`) arrived; return them all."""
+        deadline = time.monotonic() + timeout
+        while True:
+            found = self.messages(to)
+            if len(found) >= count or time.monotonic() > deadline:
+                return found
+            time.sleep(0.1)
+
+
+def body_text(message: EmailMessage) -> str:
+    """The plain-text part of a message."""
+    part = message.get_body(preferencelist=("plain",))
+    assert part is not None, "message has no text/plain part"
+    return part.get_content()
