@@ -49,8 +49,10 @@ def main() -> None:
     args = parser.parse_args()
     controller = Controller(MaildirHandler(args.maildir), hostname=args.host, port=args.port)
     controller.start()
-    print(f"smtp sink listening on {args.host}:{args.port}, keeping mail in {args.maildir}",
-          flush=True)
+    print(
+        f"smtp sink listening on {args.host}:{args.port}, keeping mail in {args.maildir}",
+        flush=True,
+    )
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())

@@ -14,8 +14,10 @@ def main() -> None:
         raise SystemExit("usage: python -m services.shared topics")
     bootstrap = env(KAFKA_BOOTSTRAP_SERVERS, DEFAULT_KAFKA)
     created = ensure_topics(bootstrap)
-    print(f"kafka topics ready on {bootstrap}" + (f" (created {', '.join(created)})"
-                                                  if created else ""))
+    print(
+        f"kafka topics ready on {bootstrap}"
+        + (f" (created {', '.join(created)})" if created else "")
+    )
 
 
 if __name__ == "__main__":

@@ -9,8 +9,9 @@ from collections.abc import Callable
 Command = Callable[[argparse.Namespace], None]
 
 
-def run_cli(service: str, commands: dict[str, tuple[str, Command]],
-            argv: list[str] | None = None) -> None:
+def run_cli(
+    service: str, commands: dict[str, tuple[str, Command]], argv: list[str] | None = None
+) -> None:
     """Dispatch to one of `commands` (name -> (help, function))."""
     parser = argparse.ArgumentParser(prog=f"python -m services.{service}")
     sub = parser.add_subparsers(dest="command", required=True)

@@ -13,9 +13,9 @@ from typing import Any
 
 from kafka import KafkaConsumer, KafkaProducer
 from sqlalchemy import Column, Connection, DateTime, Engine, MetaData, String, Table, select
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
+from .db import insert_if_absent
 from .envelope import CloudEvent, InvalidEnvelope
 from .events import SCHEMAS, InvalidEventData, dead_letter_topic, load_data
 from .logs import event_context
@@ -51,13 +51,8 @@ class Outcome:
 
 def _claim(conn: Connection, processed: Table, event: CloudEvent) -> bool:
     """Record the event id; False if it was already there (a redelivery or a replay)."""
-    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
-    result = conn.execute(
-        dialect.insert(processed)
-        .values(event_id=event.id, event_type=event.type, processed_at=datetime.now(UTC))
-        .on_conflict_do_nothing(index_elements=["event_id"])
-    )
-    return result.rowcount == 1
+    row = {"event_id": event.id, "event_type": event.type, "processed_at": datetime.now(UTC)}
+    return insert_if_absent(conn, processed, row, key="event_id")
 
 
 class IdempotentConsumer:
@@ -137,8 +132,13 @@ class IdempotentConsumer:
         return outcome
 
     def _dead_letter(self, message: Any, reason: str) -> None:
-        log.warning("dead-lettered a message from %s[%s]@%s: %s", message.topic,
-                    message.partition, message.offset, reason)
+        log.warning(
+            "dead-lettered a message from %s[%s]@%s: %s",
+            message.topic,
+            message.partition,
+            message.offset,
+            reason,
+        )
         headers = [
             ("reason", reason[:2000].encode()),
             ("original-topic", message.topic.encode()),

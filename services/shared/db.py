@@ -7,7 +7,8 @@ from typing import Any
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Connection, Engine, create_engine, event, text
+from sqlalchemy import Connection, Engine, Table, create_engine, event, text
+from sqlalchemy.dialects import postgresql, sqlite
 
 
 def make_engine(url: str, **kwargs: Any) -> Engine:
@@ -43,6 +44,23 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
 def is_postgres(engine: Engine | Connection) -> bool:
     """True when the database is PostgreSQL."""
     return engine.dialect.name == "postgresql"
+
+
+def insert_if_absent(conn: Connection, table: Table, values: dict[str, Any], key: str) -> bool:
+    """Insert a row unless one with the same `key` exists; True if this call inserted it.
+
+    One statement (INSERT ... ON CONFLICT DO NOTHING RETURNING), so two processes racing on
+    the same key cannot both win. RETURNING, because an INSERT's rowcount is not reported by
+    every driver.
+    """
+    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
+    statement = (
+        dialect.insert(table)
+        .values(**values)
+        .on_conflict_do_nothing(index_elements=[key])
+        .returning(table.c[key])
+    )
+    return conn.execute(statement).first() is not None
 
 
 def ping(engine: Engine) -> None:

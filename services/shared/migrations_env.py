@@ -9,6 +9,8 @@ from sqlalchemy import MetaData, create_engine, pool
 def run_migrations(metadata: MetaData) -> None:
     """Run the pending migrations of one service (its `metadata` serves autogenerate)."""
     url = context.config.get_main_option("sqlalchemy.url")
+    if not url:
+        raise RuntimeError("sqlalchemy.url is not set in the Alembic config")
     if context.is_offline_mode():
         context.configure(url=url, target_metadata=metadata, literal_binds=True)
         with context.begin_transaction():

@@ -45,8 +45,12 @@ def outbox_table(metadata: MetaData) -> Table:
     return Table(
         "outbox",
         metadata,
-        Column("seq", BigInteger().with_variant(Integer, "sqlite"), primary_key=True,
-               autoincrement=True),
+        Column(
+            "seq",
+            BigInteger().with_variant(Integer, "sqlite"),
+            primary_key=True,
+            autoincrement=True,
+        ),
         Column("event_id", String(64), nullable=False, unique=True),
         Column("event_type", String(200), nullable=False),
         Column("topic", String(200), nullable=False),
@@ -82,8 +86,14 @@ def add_to_outbox(conn: Connection, outbox: Table, topic: str, key: str, event: 
 class OutboxRelay:
     """Publishes unpublished outbox rows in order, in batches."""
 
-    def __init__(self, engine: Engine, outbox: Table, producer: KafkaProducer,
-                 batch_size: int = 500, send_timeout: float = 30.0) -> None:
+    def __init__(
+        self,
+        engine: Engine,
+        outbox: Table,
+        producer: KafkaProducer,
+        batch_size: int = 500,
+        send_timeout: float = 30.0,
+    ) -> None:
         self.engine = engine
         self.outbox = outbox
         self.producer = producer
@@ -101,8 +111,13 @@ class OutboxRelay:
                 if not locked:
                     return 0
             rows = conn.execute(
-                select(self.outbox.c.seq, self.outbox.c.topic, self.outbox.c.key,
-                       self.outbox.c.payload, self.outbox.c.event_id)
+                select(
+                    self.outbox.c.seq,
+                    self.outbox.c.topic,
+                    self.outbox.c.key,
+                    self.outbox.c.payload,
+                    self.outbox.c.event_id,
+                )
                 .where(self.outbox.c.published_at.is_(None))
                 .order_by(self.outbox.c.seq)
                 .limit(self.batch_size)

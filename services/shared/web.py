@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 import uuid
@@ -22,8 +23,9 @@ _SAFE_CORRELATION = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 ReadinessCheck = Callable[[], None]
 
 
-def create_service_app(name: str, title: str, checks: dict[str, ReadinessCheck],
-                       config: dict[str, Any] | None = None) -> tuple[Flask, Api]:
+def create_service_app(
+    name: str, title: str, checks: dict[str, ReadinessCheck], config: dict[str, Any] | None = None
+) -> tuple[Flask, Api]:
     """A Flask app with an OpenAPI document, JSON errors, correlation ids and health checks."""
     app = Flask(name)
     app.config.update(
@@ -66,16 +68,33 @@ def create_service_app(name: str, title: str, checks: dict[str, ReadinessCheck],
         }
         extra = getattr(error, "data", None)
         if isinstance(extra, dict):
+            # webargs puts field errors under "messages"; flask-smorest's abort under "errors".
+            if "messages" in extra:
+                body["errors"] = extra["messages"]
+                names = _field_names(extra["messages"])
+                body["message"] = (
+                    "some fields are invalid: " + ", ".join(sorted(names))
+                    if names
+                    else "the request body is not valid JSON"
+                )
             for key in ("errors", "message"):
                 if key in extra:
                     body[key] = extra[key]
+        elif error.code == 400 and request.is_json and not _parses_as_json(request.get_data()):
+            body["message"] = "the request body is not valid JSON"
+            body["errors"] = {"json": {"_body": ["not valid JSON"]}}
         return jsonify(body), error.code or 500
 
     @app.errorhandler(Exception)
     def _unexpected(error: Exception) -> tuple[Response, int]:
         log.exception("unhandled error")
-        return jsonify({"code": 500, "status": "Internal Server Error",
-                        "message": "Something went wrong on our side; it has been logged."}), 500
+        return jsonify(
+            {
+                "code": 500,
+                "status": "Internal Server Error",
+                "message": "Something went wrong on our side; it has been logged.",
+            }
+        ), 500
 
     @app.get("/healthz")
     def healthz() -> Response:
@@ -98,6 +117,32 @@ def create_service_app(name: str, title: str, checks: dict[str, ReadinessCheck],
         )
 
     return app, api
+
+
+def _field_names(messages: Any) -> list[str]:
+    """Dotted names of the fields in a nested webargs error dict (location keys dropped)."""
+    names: list[str] = []
+    for _location, fields in (messages or {}).items():
+        if isinstance(fields, dict):
+            names.extend(_flatten(fields, ""))
+    return names
+
+
+def _flatten(value: Any, prefix: str) -> list[str]:
+    if isinstance(value, dict):
+        out: list[str] = []
+        for key, inner in value.items():
+            out.extend(_flatten(inner, f"{prefix}{key}."))
+        return out
+    return [prefix.rstrip(".")]
+
+
+def _parses_as_json(raw: bytes) -> bool:
+    try:
+        json.loads(raw)
+    except ValueError:
+        return False
+    return True
 
 
 def current_correlation_id() -> str | None:

@@ -22,8 +22,10 @@ def run_loops(loops: dict[str, Loop]) -> None:
 
     signal.signal(signal.SIGTERM, _stop)
     signal.signal(signal.SIGINT, _stop)
-    threads = [threading.Thread(target=loop, args=(stop,), name=name, daemon=True)
-               for name, loop in loops.items()]
+    threads = [
+        threading.Thread(target=loop, args=(stop,), name=name, daemon=True)
+        for name, loop in loops.items()
+    ]
     for thread in threads:
         thread.start()
     log.info("worker running: %s", ", ".join(loops))

@@ -128,9 +128,16 @@ def smtp_sink(directory: Path) -> Iterator[tuple[str, int]]:
     """The project's SMTP sink as a process on a free port, keeping mail in `directory`."""
     port = free_port()
     process = subprocess.Popen(
-        [sys.executable, str(REPO / "infra" / "smtp_sink.py"), "--port", str(port),
-         "--maildir", str(directory)],
-        stdout=subprocess.PIPE, text=True,
+        [
+            sys.executable,
+            str(REPO / "infra" / "smtp_sink.py"),
+            "--port",
+            str(port),
+            "--maildir",
+            str(directory),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
     )
     try:
         assert process.stdout is not None

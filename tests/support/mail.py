@@ -29,8 +29,9 @@ class Mailbox:
                 found.append(message)
         return found
 
-    def wait_for(self, count: int, to: str | None = None, timeout: float = 30.0
-                 ) -> list[EmailMessage]:
+    def wait_for(
+        self, count: int, to: str | None = None, timeout: float = 30.0
+    ) -> list[EmailMessage]:
         """Wait until at least `count` messages (to `to`) arrived; return them all."""
         deadline = time.monotonic() + timeout
         while True:

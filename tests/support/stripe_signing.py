@@ -18,10 +18,15 @@ def sign(payload: bytes, secret: str, timestamp: int | None = None) -> str:
     return f"t={stamp},v1={digest}"
 
 
-def checkout_completed_event(donation_id: str, campaign_id: str, amount: int,
-                             currency: str = "eur", session_id: str | None = None,
-                             event_id: str | None = None, payment_status: str = "paid"
-                             ) -> dict[str, Any]:
+def checkout_completed_event(
+    donation_id: str,
+    campaign_id: str,
+    amount: int,
+    currency: str = "eur",
+    session_id: str | None = None,
+    event_id: str | None = None,
+    payment_status: str = "paid",
+) -> dict[str, Any]:
     """A `checkout.session.completed` event as Stripe would send it for one donation."""
     session = session_id or f"cs_test_{uuid.uuid4().hex}"
     return {

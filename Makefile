@@ -1,0 +1,33 @@
+# difts: the two commands a person needs are `make run` and `make test`.
+.DEFAULT_GOAL := help
+PY := .venv/bin/python
+
+.PHONY: help install run test lint format unit bench clean
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
+
+install: ## create .venv and install the Python dependencies (idempotent)
+	@bash infra/bootstrap.sh
+
+run: install ## run the whole system locally with the demo campaign (Ctrl-C stops it)
+	@$(PY) -m infra.stack run
+
+test: install ## lint, start Kafka/PostgreSQL/stripe-mock, run every test, stop them
+	@bash infra/test.sh
+
+lint: install ## ruff and mypy only
+	@.venv/bin/ruff check . && .venv/bin/ruff format --check .
+
+format: install ## format the code with ruff
+	@.venv/bin/ruff format . && .venv/bin/ruff check --fix .
+
+unit: install ## the fast unit tests only (no infrastructure)
+	@.venv/bin/pytest -q tests/unit
+
+bench: install ## benchmarks (they start what they need)
+	@$(PY) -m bench
+
+clean: ## remove local state (databases, broker data, mail, logs); keeps caches
+	@for s in kafka stripe-mock postgres; do bash infra/$$s.sh stop >/dev/null 2>&1 || true; done
+	rm -rf var

@@ -1,0 +1,107 @@
+"""Stripe, as the donations service uses it: Checkout Sessions and webhook verification."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import stripe
+
+from services.shared.money import Money
+
+if TYPE_CHECKING:
+    from stripe._base_address import BaseAddresses
+
+
+class PaymentProviderError(RuntimeError):
+    """Stripe could not be reached or refused the request; nothing was charged."""
+
+
+class InvalidWebhook(ValueError):
+    """A webhook whose signature, timestamp or body is not Stripe's."""
+
+
+@dataclass(frozen=True)
+class CheckoutSession:
+    """What the donor's browser needs to pay, and the id Stripe's events will name."""
+
+    id: str
+    url: str
+
+
+class StripeCheckout:
+    """Creates Checkout Sessions through the stripe library (stripe-mock locally)."""
+
+    def __init__(self, api_key: str, api_base: str | None = None) -> None:
+        base: BaseAddresses | None = {"api": api_base} if api_base else None
+        self.client = stripe.StripeClient(api_key, base_addresses=base, max_network_retries=2)
+
+    def create_session(
+        self,
+        *,
+        donation_id: str,
+        campaign_id: str,
+        campaign_title: str,
+        gift: Money,
+        donor_email: str,
+        success_url: str,
+        cancel_url: str,
+    ) -> CheckoutSession:
+        """A one-off donation payment; Stripe's idempotency key is derived from the donation
+        id, so a retried request never opens a second session."""
+        metadata = {"donation_id": donation_id, "campaign_id": campaign_id}
+        params: dict[str, Any] = {
+            "mode": "payment",
+            "submit_type": "donate",
+            "client_reference_id": donation_id,
+            "customer_email": donor_email,
+            "metadata": metadata,
+            "payment_intent_data": {"metadata": metadata},
+            "line_items": [
+                {
+                    "quantity": 1,
+                    "price_data": {
+                        "currency": gift.currency.lower(),
+                        "unit_amount": gift.amount,
+                        "product_data": {"name": f"Donation to {campaign_title}"},
+                    },
+                }
+            ],
+            "success_url": success_url,
+            "cancel_url": cancel_url,
+        }
+        try:
+            session = self.client.v1.checkout.sessions.create(
+                params=params,  # type: ignore[arg-type]
+                options={"idempotency_key": f"checkout-{donation_id}"},
+            )
+        except stripe.StripeError as error:
+            raise PaymentProviderError(str(error.user_message or error)) from error
+        return CheckoutSession(id=session.id, url=session.url or "")
+
+
+def verify_webhook(
+    payload: bytes, signature: str | None, secret: str, tolerance: int
+) -> dict[str, Any]:
+    """Check the `Stripe-Signature` header over the raw body exactly as Stripe specifies
+    (HMAC-SHA256 with the endpoint secret, timestamp within `tolerance` seconds) and return
+    the event as plain JSON."""
+    if not signature:
+        raise InvalidWebhook("missing Stripe-Signature header")
+    try:
+        stripe.Webhook.construct_event(payload, signature, secret, tolerance=tolerance)
+    except stripe.SignatureVerificationError as error:
+        raise InvalidWebhook(
+            f"signature verification failed: {error.user_message or error}"
+        ) from error
+    except ValueError as error:
+        raise InvalidWebhook("body is not a Stripe event") from error
+    event = json.loads(payload)
+    if (
+        not isinstance(event, dict)
+        or not isinstance(event.get("id"), str)
+        or not isinstance(event.get("type"), str)
+    ):
+        raise InvalidWebhook("body is not a Stripe event")
+    return event
