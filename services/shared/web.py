@@ -60,7 +60,7 @@ def create_service_app(
             correlation_id.reset(token)
 
     @app.errorhandler(HTTPException)
-    def _http_error(error: HTTPException) -> tuple[Response, int]:
+    def _http_error(error: HTTPException) -> Response:
         body: dict[str, Any] = {
             "code": error.code,
             "status": error.name,
@@ -83,7 +83,13 @@ def create_service_app(
         elif error.code == 400 and request.is_json and not _parses_as_json(request.get_data()):
             body["message"] = "the request body is not valid JSON"
             body["errors"] = {"json": {"_body": ["not valid JSON"]}}
-        return jsonify(body), error.code or 500
+        response = jsonify(body)
+        response.status_code = error.code or 500
+        # Keep what the error says about itself (WWW-Authenticate, Allow, Retry-After).
+        for name, value in error.get_headers():
+            if name.lower() != "content-type":
+                response.headers[name] = value
+        return response
 
     @app.errorhandler(Exception)
     def _unexpected(error: Exception) -> tuple[Response, int]:

@@ -20,7 +20,8 @@ from pathlib import Path
 from sqlalchemy import create_engine, text
 
 REPO = Path(__file__).resolve().parents[2]
-TEST_VAR = REPO / "var" / "test"
+# Per process, so two sessions that each start their own infrastructure never stop each other's.
+TEST_VAR = REPO / "var" / f"test-fixtures-{os.getpid()}"
 
 
 def free_port() -> int:

@@ -1,0 +1,44 @@
+"""The Kafka entrypoint: donation (and, later, ledger) events into the handlers, through the
+shared idempotent consumer (effects and event ids in one transaction, offsets after)."""
+
+from __future__ import annotations
+
+from sqlalchemy import Engine
+
+from services.shared.consumer import IdempotentConsumer
+from services.shared.events import DONATIONS_TOPIC, LEDGER_TOPIC
+from services.shared.kafka import make_producer
+
+from . import store
+from .config import Settings
+from .handlers import event_handlers
+from .messages import Letterhead
+
+# Ledger events (meals funded, milestones) are consumed already so that emails about them
+# only need a handler; until then they are skipped as unhandled types.
+TOPICS = (DONATIONS_TOPIC, LEDGER_TOPIC)
+
+
+def letterhead(settings: Settings) -> Letterhead:
+    """Who the service's emails come from and where their links point."""
+    return Letterhead.from_settings(
+        settings.mail_from, settings.donations_public_url, settings.mail_timezone
+    )
+
+
+def build_consumer(
+    settings: Settings, engine: Engine, group_id: str | None = None
+) -> IdempotentConsumer:
+    """The notifications consumer of `group_id` (default: the configured group)."""
+    group = group_id or settings.consumer_group
+    return IdempotentConsumer(
+        engine=engine,
+        processed=store.processed,
+        group_id=group,
+        topics=TOPICS,
+        handlers=event_handlers(letterhead(settings)),
+        bootstrap_servers=settings.kafka_bootstrap_servers,
+        dead_letter_producer=make_producer(
+            settings.kafka_bootstrap_servers, f"{group}-dead-letters"
+        ),
+    )

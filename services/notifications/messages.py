@@ -1,0 +1,209 @@
+"""What the service says and how it goes into an email: rendering templates in the donor's
+language, and building RFC 5322 messages that no field of an event can add headers to.
+
+No I/O beyond reading the templates: handlers render here, the sender only transmits.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from dataclasses import dataclass
+from datetime import datetime
+from email.headerregistry import Address
+from email.message import EmailMessage
+from email.utils import format_datetime, make_msgid, parseaddr
+from pathlib import Path
+from urllib.parse import quote
+from zoneinfo import ZoneInfo
+
+from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
+
+from services.shared.money import Money
+
+TEMPLATES = Path(__file__).parent / "templates"
+
+_templates = Environment(
+    loader=FileSystemLoader(TEMPLATES),
+    # HTML templates escape every value; text templates must not (no &amp; in plain text).
+    autoescape=select_autoescape(enabled_extensions=("html",), default_for_string=False),
+    undefined=StrictUndefined,
+    keep_trailing_newline=True,
+)
+
+_MONTHS = {
+    "en": (
+        "January",
+        "February",
+        "March",
+        "April",
+        "May",
+        "June",
+        "July",
+        "August",
+        "September",
+        "October",
+        "November",
+        "December",
+    ),
+    "fr": (
+        "janvier",
+        "février",
+        "mars",
+        "avril",
+        "mai",
+        "juin",
+        "juillet",
+        "août",
+        "septembre",
+        "octobre",
+        "novembre",
+        "décembre",
+    ),
+}
+
+_SPACES = re.compile(r"\s+")
+
+
+class UnsendableAddress(ValueError):
+    """The recipient's address cannot be written into a message we can send."""
+
+
+@dataclass(frozen=True)
+class Letterhead:
+    """Who the service writes as, where its links point, and which clock its dates use."""
+
+    sender: Address
+    public_url: str
+    timezone: ZoneInfo
+
+    @classmethod
+    def from_settings(cls, mail_from: str, public_url: str, timezone: str) -> Letterhead:
+        """Parse MAIL_FROM ("difts <thanks@difts.localhost>") and the time zone once, at start."""
+        name, addr_spec = parseaddr(mail_from)
+        if "@" not in addr_spec:
+            raise ValueError(f"MAIL_FROM has no address: {mail_from!r}")
+        return cls(
+            Address(display_name=one_line(name), addr_spec=addr_spec),
+            public_url.rstrip("/"),
+            ZoneInfo(timezone),
+        )
+
+    def campaign_url(self, slug: str) -> str:
+        """The donor page of a campaign."""
+        return f"{self.public_url}/campaigns/{quote(slug, safe='')}"
+
+
+@dataclass(frozen=True)
+class Receipt:
+    """The facts a donation receipt states."""
+
+    donation_id: str
+    campaign_title: str
+    campaign_slug: str
+    amount: Money
+    meal_price: Money
+    donor_name: str
+    locale: str
+    given_at: datetime
+
+
+@dataclass(frozen=True)
+class RenderedEmail:
+    """An email's words: subject, plain text and HTML."""
+
+    subject: str
+    text: str
+    html: str
+
+
+def language(locale: str) -> str:
+    """The language we write in for a donor's locale: French for fr*, else English."""
+    return "fr" if locale.strip().lower().startswith("fr") else "en"
+
+
+def one_line(value: str, limit: int = 200) -> str:
+    """`value` with every control character and run of whitespace made a single space: safe
+    for a header's words and a greeting, whatever the event carried."""
+    cleaned = "".join(" " if unicodedata.category(ch) == "Cc" else ch for ch in value)
+    return _SPACES.sub(" ", cleaned).strip()[:limit]
+
+
+def format_date(moment: datetime, lang: str, timezone: ZoneInfo) -> str:
+    """A day as people write it: "14 March 2025", "14 mars 2025"."""
+    local = moment.astimezone(timezone)
+    return f"{local.day} {_MONTHS[lang][local.month - 1]} {local.year}"
+
+
+def render_receipt(receipt: Receipt, letterhead: Letterhead) -> RenderedEmail:
+    """The thank-you receipt of one donation, in the donor's language."""
+    lang = language(receipt.locale)
+    meals, towards_next = receipt.amount.divmod(receipt.meal_price)
+    context = {
+        "donor_name": one_line(receipt.donor_name),
+        "campaign_title": one_line(receipt.campaign_title),
+        "campaign_url": letterhead.campaign_url(receipt.campaign_slug),
+        "amount": receipt.amount.format(lang),
+        "meals": meals,
+        "meal_price": receipt.meal_price.format(lang),
+        "towards_next": towards_next.format(lang) if towards_next.is_positive() else "",
+        "reference": receipt.donation_id,
+        "date": format_date(receipt.given_at, lang, letterhead.timezone),
+    }
+    subject = _templates.get_template(f"receipt.{lang}.subject.txt").render(context)
+    return RenderedEmail(
+        subject=one_line(subject, limit=250),
+        text=_templates.get_template(f"receipt.{lang}.txt").render(context),
+        html=_templates.get_template(f"receipt.{lang}.html").render(context),
+    )
+
+
+def build_message(
+    rendered: RenderedEmail, to_name: str, to_email: str, letterhead: Letterhead, now: datetime
+) -> EmailMessage:
+    """A multipart (text + HTML) message to one person. Every header is set through the
+    standard library's header objects, so no value can start a header of its own."""
+    try:
+        recipient = Address(display_name=one_line(to_name), addr_spec=to_email.strip())
+    except (ValueError, IndexError) as error:
+        raise UnsendableAddress(f"cannot address {mask_email(to_email)}: {error}") from error
+    message = EmailMessage()
+    message["From"] = letterhead.sender
+    message["To"] = recipient
+    message["Subject"] = one_line(rendered.subject, limit=250)
+    message["Date"] = format_datetime(now)
+    message["Message-ID"] = make_msgid(domain=letterhead.sender.domain)
+    # RFC 3834: an automatic message, so auto-responders do not answer it.
+    message["Auto-Submitted"] = "auto-generated"
+    # Quoted-printable keeps the message ASCII, so any relay accepts it (no 8BITMIME needed).
+    message.set_content(rendered.text, cte="quoted-printable")
+    message.add_alternative(rendered.html, subtype="html", cte="quoted-printable")
+    return message
+
+
+def serialize(message: EmailMessage) -> str:
+    """The message as it goes on the wire; UnsendableAddress if it cannot be written in ASCII
+    (an address with a non-ASCII local part needs SMTPUTF8, which we do not use)."""
+    try:
+        wire = message.as_string()
+    except ValueError as error:
+        raise UnsendableAddress(f"cannot write the message: {error}") from error
+    if not wire.isascii():
+        raise UnsendableAddress("the message would need SMTPUTF8")
+    return wire
+
+
+def mask_email(address: str) -> str:
+    """An address fit for logs and operators' screens: "j***@example.org"."""
+    local, at, domain = address.strip().rpartition("@")
+    if not at or not local:
+        return "***"
+    return f"{local[0]}***@{domain}"
+
+
+_EMAIL_LIKE = re.compile(r"[^\s<>\"'(),;:@]+@[^\s<>\"'(),;:]+")
+
+
+def redact(text: str) -> str:
+    """`text` (an SMTP reply, say) with every email address in it masked, for logs."""
+    return _EMAIL_LIKE.sub(lambda match: mask_email(match.group(0)), text)

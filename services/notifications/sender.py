@@ -1,0 +1,214 @@
+"""Sending queued emails over SMTP: claim due deliveries, send them over one connection per
+batch, and record each outcome in the delivery log. A 4xx reply or an unreachable relay is
+retried with exponential backoff and jitter; a 5xx reply fails the delivery for good.
+
+Delivery is at-least-once: if the process dies between the relay's "250" and the update, the
+message is sent again once its claim lapses. Nothing is ever lost silently."""
+
+from __future__ import annotations
+
+import logging
+import random
+import smtplib
+import ssl
+import threading
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import Engine
+
+from . import store
+from .messages import mask_email, redact
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class SmtpRelay:
+    """Where and how to hand mail over."""
+
+    host: str
+    port: int
+    username: str = ""
+    password: str = ""
+    starttls: bool = False
+    timeout: float = 20.0
+
+    def connect(self) -> smtplib.SMTP:
+        """An open, greeted (and, if configured, encrypted and logged-in) SMTP session."""
+        smtp = smtplib.SMTP(self.host, self.port, timeout=self.timeout)
+        try:
+            smtp.ehlo()
+            if self.starttls:
+                smtp.starttls(context=ssl.create_default_context())
+                smtp.ehlo()
+            if self.username:
+                smtp.login(self.username, self.password)
+        except BaseException:
+            smtp.close()
+            raise
+        return smtp
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """How often and how far apart a delivery is tried."""
+
+    max_attempts: int = 8
+    first_delay: timedelta = timedelta(seconds=30)
+    longest_delay: timedelta = timedelta(hours=1)
+
+    def retry_at(self, attempts_made: int, now: datetime) -> datetime:
+        """When to try again after `attempts_made` failed attempts: the delay doubles each
+        time, plus up to a quarter of random jitter so retries from many workers spread out."""
+        delay = min(self.first_delay * 2 ** (attempts_made - 1), self.longest_delay)
+        return now + delay + delay * random.uniform(0, 0.25)
+
+
+class _ConnectionLost(Exception):
+    """The SMTP session is unusable; the rest of the batch waits for the next one."""
+
+
+def _reply(code: int, text: bytes | str) -> str:
+    words = text.decode("utf-8", "replace") if isinstance(text, bytes) else str(text)
+    return f"{code} {words}".strip()
+
+
+class Sender:
+    """Sends due deliveries from the delivery log; several instances may run at once."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        relay: SmtpRelay,
+        envelope_from: str,
+        policy: RetryPolicy | None = None,
+        batch_size: int = 20,
+        lease: timedelta = timedelta(minutes=10),
+        idle_wait: float = 1.0,
+    ) -> None:
+        self.engine = engine
+        self.relay = relay
+        self.envelope_from = envelope_from
+        self.policy = policy or RetryPolicy()
+        self.batch_size = batch_size
+        self.lease = lease
+        self.idle_wait = idle_wait
+
+    def send_due(self, now: datetime | None = None) -> int:
+        """Claim one batch of due deliveries, try each, record the outcomes; return how many
+        were claimed (0 when nothing is due)."""
+        now = now or datetime.now(UTC)
+        with self.engine.begin() as conn:
+            due = store.claim_due(conn, now, self.batch_size, now + self.lease)
+        if not due:
+            return 0
+        # Stop well before the claim lapses, so no other sender can take a row we still send.
+        must_stop = time.monotonic() + self.lease.total_seconds() - 3 * self.relay.timeout
+        try:
+            smtp = self.relay.connect()
+        except (OSError, smtplib.SMTPException) as error:
+            reason = f"relay unavailable: {type(error).__name__}: {error}"
+            log.warning(
+                "SMTP relay %s:%s unavailable (%s); %d deliveries will be retried",
+                self.relay.host,
+                self.relay.port,
+                type(error).__name__,
+                len(due),
+            )
+            for delivery in due:
+                self._transient(delivery, reason, now)
+            return len(due)
+        try:
+            for index, delivery in enumerate(due):
+                if time.monotonic() > must_stop:
+                    self._release(due[index:], now)
+                    break
+                try:
+                    self._send(smtp, delivery, now)
+                except _ConnectionLost:
+                    self._release(due[index + 1 :], now)
+                    break
+        finally:
+            try:
+                smtp.quit()
+            except (OSError, smtplib.SMTPException):
+                smtp.close()
+        return len(due)
+
+    def _send(self, smtp: smtplib.SMTP, delivery: store.DueDelivery, now: datetime) -> None:
+        try:
+            smtp.sendmail(self.envelope_from, [delivery.recipient], delivery.message)
+        except smtplib.SMTPRecipientsRefused as refused:
+            code, text = next(iter(refused.recipients.values()))
+            self._refused(delivery, code, _reply(code, text), now)
+        except smtplib.SMTPServerDisconnected as error:
+            self._transient(delivery, f"connection lost: {error}", now)
+            raise _ConnectionLost from error
+        except smtplib.SMTPResponseException as error:
+            self._refused(delivery, error.smtp_code, _reply(error.smtp_code, error.smtp_error), now)
+        except (OSError, smtplib.SMTPException) as error:
+            self._transient(delivery, f"{type(error).__name__}: {error}", now)
+            raise _ConnectionLost from error
+        else:
+            with self.engine.begin() as conn:
+                store.mark_sent(conn, delivery.id, datetime.now(UTC))
+            log.info("sent delivery %s to %s", delivery.id, mask_email(delivery.recipient))
+
+    def _refused(self, delivery: store.DueDelivery, code: int, reply: str, now: datetime) -> None:
+        if 500 <= code < 600:
+            with self.engine.begin() as conn:
+                store.mark_failed(conn, delivery.id, reply)
+            log.warning(
+                "delivery %s to %s refused for good: %s",
+                delivery.id,
+                mask_email(delivery.recipient),
+                redact(reply),
+            )
+        else:
+            self._transient(delivery, reply, now)
+
+    def _transient(self, delivery: store.DueDelivery, reason: str, now: datetime) -> None:
+        attempts_made = delivery.attempts + 1
+        with self.engine.begin() as conn:
+            if attempts_made >= self.policy.max_attempts:
+                store.mark_failed(
+                    conn, delivery.id, f"{reason} (gave up after {attempts_made} attempts)"
+                )
+                log.warning(
+                    "delivery %s to %s failed after %d attempts: %s",
+                    delivery.id,
+                    mask_email(delivery.recipient),
+                    attempts_made,
+                    redact(reason),
+                )
+                return
+            retry_at = self.policy.retry_at(attempts_made, now)
+            store.mark_retry(conn, delivery.id, reason, retry_at)
+        log.info(
+            "delivery %s to %s will be retried at %s: %s",
+            delivery.id,
+            mask_email(delivery.recipient),
+            retry_at.isoformat(),
+            redact(reason),
+        )
+
+    def _release(self, deliveries: list[store.DueDelivery], now: datetime) -> None:
+        with self.engine.begin() as conn:
+            store.release(conn, [delivery.id for delivery in deliveries], now)
+
+    def run(self, stop: threading.Event) -> None:
+        """Send until `stop` is set; on a database error, wait and try again."""
+        backoff = 0.5
+        while not stop.is_set():
+            try:
+                claimed = self.send_due()
+                backoff = 0.5
+            except Exception:  # noqa: BLE001 - keep sending; claimed rows come back later
+                log.exception("sender failed; retrying in %.1fs", backoff)
+                stop.wait(backoff)
+                backoff = min(backoff * 2, 10.0)
+                continue
+            if claimed < self.batch_size:
+                stop.wait(self.idle_wait)
