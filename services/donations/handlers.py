@@ -182,6 +182,7 @@ def _succeeded_event(
         "campaign_id": campaign.id,
         "campaign_slug": campaign.slug,
         "campaign_title": campaign.title,
+        "campaign_cause": campaign.cause,
         "amount": donation.amount,
         "currency": donation.currency,
         "meal_price": campaign.meal_price.amount,

@@ -53,6 +53,7 @@ def donation_succeeded(
             donation_id=data["donation_id"],
             campaign_title=data["campaign_title"],
             campaign_slug=data["campaign_slug"],
+            cause=data["campaign_cause"],
             amount=Money(data["amount"], currency),
             meal_price=Money(data["meal_price"], currency),
             donor_name=donor["name"],

@@ -101,6 +101,7 @@ class Receipt:
     donation_id: str
     campaign_title: str
     campaign_slug: str
+    cause: str
     amount: Money
     meal_price: Money
     donor_name: str
@@ -142,6 +143,8 @@ def render_receipt(receipt: Receipt, letterhead: Letterhead) -> RenderedEmail:
     context = {
         "donor_name": one_line(receipt.donor_name),
         "campaign_title": one_line(receipt.campaign_title),
+        # Donors give to the cause; the campaign title says what for.
+        "cause": one_line(receipt.cause) or one_line(receipt.campaign_title),
         "campaign_url": letterhead.campaign_url(receipt.campaign_slug),
         "amount": receipt.amount.format(lang),
         "meals": meals,

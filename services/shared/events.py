@@ -81,6 +81,7 @@ class DonationSucceededV1(_EventData):
     campaign_id = fields.String(required=True)
     campaign_slug = fields.String(required=True)
     campaign_title = fields.String(required=True)
+    campaign_cause = fields.String(load_default="")
     amount = _minor_units(required=True, validate=validate.Range(min=1))
     currency = _currency()
     meal_price = _minor_units(required=True, validate=validate.Range(min=1))

@@ -27,6 +27,7 @@ class RunningSystem:
     mailbox: Mailbox
     webhook_secret: str
     admin_token: str
+    databases: dict[str, str]
 
     def url(self, service: str) -> str:
         """Base URL of a service."""
@@ -79,7 +80,7 @@ def system(
                 print(f"--- {log.name}\n{log.read_text()[-3000:]}")
             raise
         yield RunningSystem(
-            stack, Mailbox(smtp_host, smtp_port, mail_dir), WEBHOOK_SECRET, ADMIN_TOKEN
+            stack, Mailbox(smtp_host, smtp_port, mail_dir), WEBHOOK_SECRET, ADMIN_TOKEN, databases
         )
 
 

@@ -8,7 +8,9 @@ import uuid
 from typing import Any
 
 import requests
+from sqlalchemy import create_engine, func, select
 
+from services.donations import store as donations_store
 from tests.support.stripe_signing import checkout_completed_event, encode, sign
 
 from .conftest import RunningSystem, log_tail
@@ -130,6 +132,7 @@ def test_a_webhook_with_a_bad_signature_changes_nothing(system: RunningSystem) -
 def test_bad_gifts_are_refused_naming_the_field_and_store_nothing(system: RunningSystem) -> None:
     url = f"{system.url('donations')}/api/v1/campaigns/{SLUG}/donations"
     donor = {"email": "bob@example.org"}
+    before = stored_rows(system)
     cases = [
         ({"amount": -100, "donor": donor}, "amount"),
         ({"amount": 0, "donor": donor}, "amount"),
@@ -155,3 +158,16 @@ def test_bad_gifts_are_refused_naming_the_field_and_store_nothing(system: Runnin
         timeout=10,
     )
     assert unknown.status_code == 404
+    assert stored_rows(system) == before
+
+
+def stored_rows(system: RunningSystem) -> tuple[int, int]:
+    """How many donations and outbox events the donations database holds."""
+    engine = create_engine(system.databases["donations"])
+    with engine.connect() as conn:
+        counts = tuple(
+            conn.execute(select(func.count()).select_from(table)).scalar_one()
+            for table in (donations_store.donations, donations_store.outbox)
+        )
+    engine.dispose()
+    return counts  # type: ignore[return-value]

@@ -32,8 +32,9 @@ NBSP = "\u00a0"
 def a_receipt(**overrides: object) -> Receipt:
     facts: dict[str, object] = {
         "donation_id": "don_123",
-        "campaign_title": "Les Petites Cantines",
+        "campaign_title": "Neighbourhood canteens",
         "campaign_slug": "petites-cantines",
+        "cause": "Les Petites Cantines",
         "amount": Money(2700, "EUR"),
         "meal_price": Money(1350, "EUR"),
         "donor_name": "Zoé Martin",
@@ -71,7 +72,10 @@ def test_english_receipt_names_campaign_amount_meals_reference_date_and_link() -
 
     assert rendered.subject == "Thank you for your gift to Les Petites Cantines"
     assert "Dear Zoé Martin," in rendered.text
-    assert "Thank you for your gift of €27.00 to Les Petites Cantines." in rendered.text
+    assert (
+        "Thank you for your gift of €27.00 to Les Petites Cantines: Neighbourhood canteens."
+        in rendered.text
+    )
     assert "It funds 2 meals (a meal costs €13.50)." in rendered.text
     assert "don_123" in rendered.text
     assert "14 March 2025" in rendered.text
@@ -84,7 +88,10 @@ def test_french_receipt_is_in_french_with_french_amounts() -> None:
     rendered = render_receipt(a_receipt(locale="fr-FR"), LETTERHEAD)
 
     assert rendered.subject == "Merci pour votre don à Les Petites Cantines"
-    assert f"Merci pour votre don de 27,00{NBSP}€ à Les Petites Cantines." in rendered.text
+    assert (
+        f"Merci pour votre don de 27,00{NBSP}€ à Les Petites Cantines : Neighbourhood canteens."
+        in rendered.text
+    )
     assert f"Il finance 2 repas (un repas coûte 13,50{NBSP}€)." in rendered.text
     assert "14 mars 2025" in rendered.text
     assert "<strong>2 repas</strong>" in rendered.html
@@ -182,8 +189,8 @@ def test_donor_name_cannot_add_a_header() -> None:
     assert [address.addr_spec for address in message["To"].addresses] == ["zoe@example.org"]
 
 
-def test_campaign_title_cannot_add_a_header() -> None:
-    message = on_the_wire(a_receipt(campaign_title="Cantines\nBcc: spy@evil.example\n\nbody"))
+def test_cause_name_cannot_add_a_header() -> None:
+    message = on_the_wire(a_receipt(cause="Cantines\nBcc: spy@evil.example\n\nbody"))
 
     assert message["Bcc"] is None
     assert message["Subject"] == ("Thank you for your gift to Cantines Bcc: spy@evil.example body")
