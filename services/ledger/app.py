@@ -1,0 +1,40 @@
+"""The ledger service's Flask app: `gunicorn 'services.ledger.app:create_app()'`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from flask import Flask
+from sqlalchemy import Engine
+
+from services.shared.db import make_engine, ping
+from services.shared.kafka import broker_reachable
+from services.shared.web import create_service_app
+
+from .api import api
+from .config import Settings
+
+
+@dataclass
+class LedgerService:
+    """What the request handlers need: settings and the database."""
+
+    settings: Settings
+    engine: Engine
+
+
+def create_app(settings: Settings | None = None) -> Flask:
+    """Build the app from `settings` (default: the environment)."""
+    settings = settings or Settings.from_env()
+    engine = make_engine(settings.database_url)
+
+    def broker() -> None:
+        if not broker_reachable(settings.kafka_bootstrap_servers):
+            raise ConnectionError("Kafka unreachable")
+
+    app, rest = create_service_app(
+        "ledger", "difts ledger", checks={"database": lambda: ping(engine), "broker": broker}
+    )
+    app.extensions["ledger"] = LedgerService(settings=settings, engine=engine)
+    rest.register_blueprint(api)
+    return app

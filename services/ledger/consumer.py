@@ -1,0 +1,37 @@
+"""The ledger's Kafka entrypoint: donation and campaign events, through the idempotent
+consumer, to one handler per event type."""
+
+from __future__ import annotations
+
+from kafka import KafkaProducer
+from sqlalchemy import Engine
+
+from services.shared.consumer import Handler, IdempotentConsumer
+from services.shared.events import (
+    CAMPAIGN_PUBLISHED,
+    CAMPAIGNS_TOPIC,
+    DONATION_SUCCEEDED,
+    DONATIONS_TOPIC,
+)
+
+from . import handlers, store
+
+HANDLERS: dict[str, Handler] = {
+    CAMPAIGN_PUBLISHED: handlers.campaign_published,
+    DONATION_SUCCEEDED: handlers.donation_succeeded,
+}
+
+
+def build_consumer(
+    engine: Engine, bootstrap_servers: str, group_id: str, dead_letter_producer: KafkaProducer
+) -> IdempotentConsumer:
+    """The ledger's consumer of `group_id`, applying events to the database of `engine`."""
+    return IdempotentConsumer(
+        engine=engine,
+        processed=store.processed,
+        group_id=group_id,
+        topics=(DONATIONS_TOPIC, CAMPAIGNS_TOPIC),
+        handlers=HANDLERS,
+        bootstrap_servers=bootstrap_servers,
+        dead_letter_producer=dead_letter_producer,
+    )

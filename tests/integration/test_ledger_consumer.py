@@ -1,0 +1,414 @@
+"""The ledger against a real Kafka broker and a real PostgreSQL database: every confirmed gift
+is counted exactly once, whatever is redelivered, and what cannot be applied is set aside.
+
+Topics are shared by every test, so each test uses its own campaign (id and slug), its own
+consumer group (a fresh group reads the topics from the beginning) and its own database.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import threading
+import time
+import uuid
+from collections import defaultdict
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+from sqlalchemy import Engine, func, select, update
+
+from services.ledger import store, views
+from services.ledger.__main__ import MIGRATIONS
+from services.ledger.app import create_app
+from services.ledger.config import Settings
+from services.ledger.consumer import build_consumer
+from services.shared.consumer import IdempotentConsumer
+from services.shared.db import make_engine, upgrade
+from services.shared.envelope import CloudEvent, new_event
+from services.shared.events import (
+    CAMPAIGN_PUBLISHED,
+    CAMPAIGNS_TOPIC,
+    DONATION_SUCCEEDED,
+    DONATIONS_TOPIC,
+    LEDGER_TOPIC,
+    MEALS_FUNDED,
+    dead_letter_topic,
+)
+from services.shared.kafka import make_producer
+from services.shared.outbox import OutboxRelay
+
+pytestmark = pytest.mark.integration
+
+WAIT = 60.0
+
+
+# --- fixtures and helpers ------------------------------------------------------------------
+
+
+@pytest.fixture
+def engine(database_url: str) -> Iterator[Engine]:
+    """The ledger's schema, migrated on a fresh PostgreSQL database."""
+    upgrade(database_url, MIGRATIONS)
+    engine = make_engine(database_url)
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture
+def producer(kafka_bootstrap: str) -> Iterator[KafkaProducer]:
+    producer = make_producer(kafka_bootstrap, client_id="test-ledger")
+    yield producer
+    producer.close(timeout=10)
+
+
+@pytest.fixture
+def ledger(
+    engine: Engine, kafka_bootstrap: str, consumer_group: str, producer: KafkaProducer
+) -> IdempotentConsumer:
+    return build_consumer(engine, kafka_bootstrap, consumer_group, producer)
+
+
+@pytest.fixture
+def campaign() -> dict[str, str]:
+    """A campaign of this test alone."""
+    tag = uuid.uuid4().hex[:12]
+    return {"id": f"test-{tag}", "slug": f"test-cantines-{tag}"}
+
+
+def published(campaign: dict[str, str], meal_price: int = 1350) -> CloudEvent:
+    return new_event(
+        CAMPAIGN_PUBLISHED,
+        "difts/donations",
+        {
+            "campaign_id": campaign["id"],
+            "slug": campaign["slug"],
+            "title": "Les Petites Cantines",
+            "cause": "Neighbourhood canteens",
+            "currency": "EUR",
+            "meal_price": meal_price,
+            "goal_meals": 1000,
+        },
+    )
+
+
+def gift(campaign: dict[str, str], amount: int, correlation_id: str | None = None) -> CloudEvent:
+    donation_id = str(uuid.uuid4())
+    return new_event(
+        DONATION_SUCCEEDED,
+        "difts/donations",
+        {
+            "donation_id": donation_id,
+            "campaign_id": campaign["id"],
+            "campaign_slug": campaign["slug"],
+            "campaign_title": "Les Petites Cantines",
+            "amount": amount,
+            "currency": "EUR",
+            "meal_price": 1350,
+            "donor": {"email": "donor@example.org", "name": "A donor", "locale": "fr"},
+            "checkout_session_id": f"cs_test_{donation_id}",
+            "payment_intent_id": f"pi_test_{donation_id}",
+            "succeeded_at": "2026-01-15T12:00:00+00:00",
+        },
+        subject=f"donations/{donation_id}",
+        correlation_id=correlation_id,
+    )
+
+
+def send(producer: KafkaProducer, topic: str, key: str, value: CloudEvent | bytes) -> None:
+    """Publish one record and wait for the broker's ack."""
+    raw = value.to_json().encode() if isinstance(value, CloudEvent) else value
+    producer.send(topic, key=key.encode(), value=raw).get(timeout=30)
+
+
+def eventually(check: Callable[[], bool], what: str, timeout: float = WAIT) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.2)
+
+
+def record_outcomes(ledger: IdempotentConsumer) -> dict[str | None, list[str]]:
+    """Observe what the consumer made of each message, by event id."""
+    outcomes: dict[str | None, list[str]] = defaultdict(list)
+    handle = ledger.handle
+
+    def recording(message: Any) -> Any:
+        outcome = handle(message)
+        outcomes[outcome.event_id].append(outcome.status)
+        return outcome
+
+    ledger.handle = recording  # type: ignore[method-assign]
+    return outcomes
+
+
+@contextlib.contextmanager
+def running(ledger: IdempotentConsumer) -> Iterator[None]:
+    """The ledger's consumer loop in a thread, as the worker process runs it."""
+    stop = threading.Event()
+    thread = threading.Thread(target=ledger.run, args=(stop,), daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join(timeout=30)
+        assert not thread.is_alive()
+
+
+def summary(engine: Engine, slug: str) -> dict[str, Any] | None:
+    with engine.connect() as conn:
+        return views.campaign_summary(conn, slug)
+
+
+def donated(engine: Engine, slug: str) -> int:
+    found = summary(engine, slug)
+    return found["donated"] if found else 0
+
+
+def read_topic(bootstrap: str, topic: str, key: str, count: int) -> list[Any]:
+    """The records of `topic` with `key`, read from the beginning, once `count` are there."""
+    reader = KafkaConsumer(
+        bootstrap_servers=bootstrap.split(","), group_id=None, enable_auto_commit=False
+    )
+    try:
+        partitions: set[int] | None = None
+        deadline = time.monotonic() + WAIT
+        while not partitions:
+            partitions = reader.partitions_for_topic(topic)
+            if time.monotonic() > deadline:
+                raise AssertionError(f"topic {topic} not found")
+            time.sleep(0.1)
+        assigned = [TopicPartition(topic, partition) for partition in partitions]
+        reader.assign(assigned)
+        reader.seek_to_beginning(*assigned)
+        found: list[Any] = []
+        while len(found) < count:
+            if time.monotonic() > deadline:
+                raise AssertionError(f"{len(found)} of {count} records keyed {key} in {topic}")
+            for records in reader.poll(timeout_ms=500).values():
+                found.extend(record for record in records if record.key == key.encode())
+        return found
+    finally:
+        reader.close()
+
+
+def meals_announcements(engine: Engine, campaign_id: str) -> list[dict[str, Any]]:
+    with engine.connect() as conn:
+        payloads = conn.execute(
+            select(store.outbox.c.payload)
+            .where(store.outbox.c.event_type == MEALS_FUNDED, store.outbox.c.key == campaign_id)
+            .order_by(store.outbox.c.seq)
+        ).scalars()
+        return [json.loads(payload) for payload in payloads]
+
+
+# --- the specification ---------------------------------------------------------------------
+
+
+def test_a_27_euro_gift_at_13_50_a_meal_becomes_2_funded_meals(
+    engine: Engine,
+    ledger: IdempotentConsumer,
+    producer: KafkaProducer,
+    kafka_bootstrap: str,
+    campaign: dict[str, str],
+) -> None:
+    send(producer, CAMPAIGNS_TOPIC, campaign["id"], published(campaign))
+    send(producer, DONATIONS_TOPIC, campaign["id"], gift(campaign, 2700, "corr-27"))
+
+    with running(ledger):
+        eventually(lambda: donated(engine, campaign["slug"]) == 2700, "the gift to be booked")
+        eventually(
+            lambda: (summary(engine, campaign["slug"]) or {}).get("goal_meals") == 1000,
+            "the campaign to be projected",
+        )
+
+    found = summary(engine, campaign["slug"])
+    assert found is not None
+    assert {k: found[k] for k in ("currency", "meal_price", "donated", "meals_funded")} == {
+        "currency": "EUR",
+        "meal_price": 1350,
+        "donated": 2700,
+        "meals_funded": 2,
+    }
+    assert (found["remainder"], found["donations"], found["refunded"]) == (0, 1, 0)
+    with engine.connect() as conn:
+        lines = conn.execute(
+            select(store.journal_lines.c.account, store.journal_lines.c.amount)
+            .join(store.journal_entries)
+            .where(store.journal_entries.c.campaign_id == campaign["id"])
+            .order_by(store.journal_lines.c.id)
+        ).all()
+        # The whole journal balances, whatever other tests' history this group replayed.
+        unbalanced = conn.execute(
+            select(store.journal_lines.c.currency)
+            .group_by(store.journal_lines.c.currency)
+            .having(func.sum(store.journal_lines.c.amount) != 0)
+        ).all()
+    assert lines == [("assets:stripe-clearing", 2700), (f"funds:campaign:{campaign['id']}", -2700)]
+    assert unbalanced == []
+
+    # The relay publishes the ledger's announcement to Kafka, keyed by campaign.
+    [announced] = meals_announcements(engine, campaign["id"])
+    assert announced["correlationid"] == "corr-27"
+    assert (announced["data"]["meals_funded"], announced["data"]["donation_meals"]) == (2, 2)
+    with engine.begin() as conn:
+        # A fresh group replays the shared topics' history into this database; publish only
+        # this test's announcement, not again those of earlier tests' campaigns.
+        conn.execute(
+            update(store.outbox)
+            .where(store.outbox.c.key != campaign["id"])
+            .values(published_at=datetime.now(UTC))
+        )
+    assert OutboxRelay(engine, store.outbox, producer).publish_pending() == 1
+    [record] = read_topic(kafka_bootstrap, LEDGER_TOPIC, campaign["id"], 1)
+    assert json.loads(record.value)["id"] == announced["id"]
+
+
+def test_the_summary_endpoint_answers_in_minor_units_and_404_for_an_unknown_campaign(
+    engine: Engine,
+    ledger: IdempotentConsumer,
+    producer: KafkaProducer,
+    database_url: str,
+    kafka_bootstrap: str,
+    consumer_group: str,
+    campaign: dict[str, str],
+) -> None:
+    for amount in (1000, 2700, 500):
+        send(producer, DONATIONS_TOPIC, campaign["id"], gift(campaign, amount))
+    with running(ledger):
+        eventually(lambda: donated(engine, campaign["slug"]) == 4200, "three gifts")
+    client = create_app(Settings(database_url, kafka_bootstrap, consumer_group)).test_client()
+
+    response = client.get(f"/api/v1/campaigns/{campaign['slug']}/summary")
+
+    assert response.status_code == 200
+    assert response.get_json() == {
+        "campaign": campaign["slug"],
+        "campaign_id": campaign["id"],
+        "title": "Les Petites Cantines",
+        "currency": "EUR",
+        "meal_price": 1350,
+        "goal_meals": None,
+        "donated": 4200,
+        "refunded": 0,
+        "donations": 3,
+        "meals_funded": 3,
+        "remainder": 150,
+    }
+    missing = client.get("/api/v1/campaigns/no-such-campaign/summary")
+    assert missing.status_code == 404
+    assert missing.get_json()["code"] == 404
+    assert client.get("/readyz").get_json()["checks"] == {"database": "ok", "broker": "ok"}
+
+
+def test_the_outbox_gets_one_meals_funded_event_per_change_of_the_count(
+    engine: Engine, ledger: IdempotentConsumer, producer: KafkaProducer, campaign: dict[str, str]
+) -> None:
+    # 10.00 -> 0 meals; 37.00 -> 2; 38.00 -> 2; 41.00 -> 3; 67.50 -> 5 (remainder 0).
+    for amount in (1000, 2700, 100, 300, 2650):
+        send(producer, DONATIONS_TOPIC, campaign["id"], gift(campaign, amount))
+
+    with running(ledger):
+        eventually(lambda: donated(engine, campaign["slug"]) == 6750, "five gifts")
+
+    counts = [
+        (a["data"]["previous_meals_funded"], a["data"]["meals_funded"], a["data"]["remainder"])
+        for a in meals_announcements(engine, campaign["id"])
+    ]
+    assert counts == [(0, 2, 1000), (2, 3, 50), (3, 5, 0)]
+    found = summary(engine, campaign["slug"])
+    assert found is not None
+    assert (found["meals_funded"], found["remainder"]) == (5, 0)
+
+
+def test_the_same_event_delivered_twice_counts_once(
+    engine: Engine, ledger: IdempotentConsumer, producer: KafkaProducer, campaign: dict[str, str]
+) -> None:
+    twice = gift(campaign, 2700)
+    after = gift(campaign, 100)
+    send(producer, DONATIONS_TOPIC, campaign["id"], twice)
+    send(producer, DONATIONS_TOPIC, campaign["id"], twice)
+    send(producer, DONATIONS_TOPIC, campaign["id"], after)
+    outcomes = record_outcomes(ledger)
+
+    with running(ledger):
+        # Same key, same partition: once `after` is applied, both copies have been seen.
+        eventually(lambda: outcomes[after.id] == ["applied"], "the gift after the duplicate")
+
+    assert outcomes[twice.id] == ["applied", "duplicate"]
+    assert donated(engine, campaign["slug"]) == 2800
+    assert len(meals_announcements(engine, campaign["id"])) == 1
+
+
+def test_a_consumer_stopped_before_committing_offsets_counts_each_gift_once_after_restart(
+    engine: Engine, ledger: IdempotentConsumer, producer: KafkaProducer, campaign: dict[str, str]
+) -> None:
+    first, second = gift(campaign, 2700), gift(campaign, 1350)
+    send(producer, DONATIONS_TOPIC, campaign["id"], first)
+    send(producer, DONATIONS_TOPIC, campaign["id"], second)
+    outcomes = record_outcomes(ledger)
+
+    # Apply both, then stop as if killed: the database has them, the offsets do not.
+    crashed = ledger.make_kafka_consumer()
+    try:
+        deadline = time.monotonic() + WAIT
+        while outcomes[second.id] != ["applied"]:
+            assert time.monotonic() < deadline, "the first consumer never saw the gifts"
+            for records in crashed.poll(timeout_ms=500).values():
+                for record in records:
+                    ledger.handle(record)
+    finally:
+        crashed.close(autocommit=False)
+    assert donated(engine, campaign["slug"]) == 4050
+
+    later = gift(campaign, 1350)
+    send(producer, DONATIONS_TOPIC, campaign["id"], later)
+    with running(ledger):
+        eventually(lambda: outcomes[later.id] == ["applied"], "the gift after the restart")
+
+    # The restarted consumer of the same group got both again, and counted neither twice.
+    assert outcomes[first.id] == ["applied", "duplicate"]
+    assert outcomes[second.id] == ["applied", "duplicate"]
+    found = summary(engine, campaign["slug"])
+    assert found is not None
+    assert (found["donated"], found["donations"], found["meals_funded"]) == (5400, 3, 4)
+
+
+def test_malformed_and_invalid_events_are_dead_lettered_and_the_consumer_goes_on(
+    engine: Engine,
+    ledger: IdempotentConsumer,
+    producer: KafkaProducer,
+    kafka_bootstrap: str,
+    consumer_group: str,
+    campaign: dict[str, str],
+) -> None:
+    invalid = gift(campaign, 2700)
+    invalid.data["amount"] = "27.00"  # money is integer minor units, never a string
+    unknown = new_event("difts.donation.teleported.v1", "difts/donations", {"x": 1})
+    good = gift(campaign, 2700)
+    send(producer, DONATIONS_TOPIC, campaign["id"], b"{not json")
+    send(producer, DONATIONS_TOPIC, campaign["id"], invalid)
+    send(producer, DONATIONS_TOPIC, campaign["id"], unknown)
+    send(producer, DONATIONS_TOPIC, campaign["id"], good)
+    outcomes = record_outcomes(ledger)
+
+    with running(ledger):
+        eventually(lambda: outcomes[good.id] == ["applied"], "the good gift after the bad ones")
+
+    assert outcomes[invalid.id] == ["dead_lettered"]
+    assert outcomes[unknown.id] == ["skipped"]
+    assert donated(engine, campaign["slug"]) == 2700
+    dead = read_topic(kafka_bootstrap, dead_letter_topic(consumer_group), campaign["id"], 2)
+    assert [record.value for record in dead] == [b"{not json", invalid.to_json().encode()]
+    for record in dead:
+        headers = {name: value.decode() for name, value in record.headers}
+        assert headers["reason"]
+        assert headers["original-topic"] == DONATIONS_TOPIC
+        assert headers["consumer-group"] == consumer_group
+    assert "not JSON" in dict(dead[0].headers)["reason"].decode()
+    assert "amount" in dict(dead[1].headers)["reason"].decode()

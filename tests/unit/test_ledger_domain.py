@@ -1,0 +1,152 @@
+"""The ledger's rules: balanced entries, and money into meals with the remainder carried."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from services.ledger.domain import (
+    STRIPE_CLEARING,
+    EntryKind,
+    JournalEntry,
+    JournalLine,
+    MealTally,
+    UnbalancedEntry,
+    campaign_fund,
+    credit,
+    debit,
+    donation_entry,
+)
+from services.shared.money import Money
+
+NOW = datetime(2026, 1, 15, 12, 0, tzinfo=UTC)
+MEAL = Money(1350, "EUR")
+
+
+def eur(cents: int) -> Money:
+    return Money(cents, "EUR")
+
+
+def test_a_27_euro_gift_at_13_50_a_meal_funds_2_meals_with_nothing_left() -> None:
+    tally, gift_meals = MealTally.empty(MEAL).add_gift(eur(2700))
+
+    assert (tally.meals_funded, tally.remainder, gift_meals) == (2, eur(0), 2)
+
+
+def test_the_remainder_is_carried_to_the_next_gift_never_rounded() -> None:
+    tally, first = MealTally.empty(MEAL).add_gift(eur(1000))
+    assert (tally.meals_funded, tally.remainder, first) == (0, eur(1000), 0)
+
+    tally, second = tally.add_gift(eur(2700))
+
+    # 10.00 + 27.00 = 37.00 = 2 meals (27.00) + 10.00 carried.
+    assert (tally.meals_funded, tally.remainder, second) == (2, eur(1000), 2)
+
+
+def test_a_small_gift_that_completes_a_meal_is_credited_with_that_meal() -> None:
+    tally = MealTally(eur(1300), MEAL)
+
+    after, gift_meals = tally.add_gift(eur(50))
+
+    assert (after.meals_funded, after.remainder, gift_meals) == (1, eur(0), 1)
+
+
+def test_a_gift_one_cent_short_of_a_meal_funds_none() -> None:
+    tally, gift_meals = MealTally.empty(MEAL).add_gift(eur(1349))
+
+    assert (tally.meals_funded, tally.remainder, gift_meals) == (0, eur(1349), 0)
+
+
+def test_a_gift_must_be_positive_and_in_the_campaign_currency() -> None:
+    tally = MealTally.empty(MEAL)
+    with pytest.raises(ValueError):
+        tally.add_gift(eur(0))
+    with pytest.raises(ValueError):
+        tally.add_gift(Money(2700, "USD"))
+
+
+def test_a_meal_price_must_be_positive() -> None:
+    with pytest.raises(ValueError):
+        MealTally.empty(eur(0))
+
+
+def test_a_donation_entry_debits_stripe_clearing_and_credits_the_campaign_fund() -> None:
+    entry = donation_entry("c-1", eur(2700), NOW, "Gift d-1 to petites-cantines")
+
+    assert entry.kind is EntryKind.DONATION
+    assert [(line.account, line.amount) for line in entry.lines] == [
+        (STRIPE_CLEARING, eur(2700)),
+        ("funds:campaign:c-1", eur(-2700)),
+    ]
+    assert sum(line.amount.amount for line in entry.lines) == 0
+
+
+def test_credits_are_negative_and_debits_positive() -> None:
+    assert debit(STRIPE_CLEARING, eur(100)).amount == eur(100)
+    assert credit(STRIPE_CLEARING, eur(100)).amount == eur(-100)
+    with pytest.raises(ValueError):
+        debit(STRIPE_CLEARING, eur(-100))
+    with pytest.raises(ValueError):
+        credit(STRIPE_CLEARING, eur(0))
+
+
+def test_an_unbalanced_entry_is_refused() -> None:
+    with pytest.raises(UnbalancedEntry):
+        JournalEntry(
+            EntryKind.DONATION,
+            "off by a cent",
+            NOW,
+            (debit(STRIPE_CLEARING, eur(2700)), credit(campaign_fund("c-1"), eur(2699))),
+        )
+
+
+def test_an_entry_balances_per_currency_not_across_currencies() -> None:
+    with pytest.raises(UnbalancedEntry):
+        JournalEntry(
+            EntryKind.DONATION,
+            "euros against dollars",
+            NOW,
+            (debit(STRIPE_CLEARING, eur(2700)), credit(campaign_fund("c-1"), Money(2700, "USD"))),
+        )
+
+
+def test_an_entry_of_one_line_is_refused() -> None:
+    with pytest.raises(UnbalancedEntry):
+        JournalEntry(EntryKind.DONATION, "alone", NOW, (debit(STRIPE_CLEARING, eur(1)),))
+
+
+def test_a_line_of_zero_is_refused() -> None:
+    with pytest.raises(ValueError):
+        JournalLine(STRIPE_CLEARING, eur(0))
+
+
+def test_a_campaign_fund_is_named_after_the_campaign() -> None:
+    assert campaign_fund("c-1") == "funds:campaign:c-1"
+    with pytest.raises(ValueError):
+        campaign_fund("")
+    with pytest.raises(ValueError):
+        campaign_fund("a:b")  # would read as a sub-account
+
+
+@given(
+    meal_price=st.integers(min_value=1, max_value=100_000),
+    gifts=st.lists(st.integers(min_value=1, max_value=1_000_000), max_size=60),
+)
+def test_meals_are_the_floor_of_the_total_and_per_gift_meals_add_up_to_the_counter(
+    meal_price: int, gifts: list[int]
+) -> None:
+    tally = MealTally.empty(eur(meal_price))
+    counted = 0
+    for gift in gifts:
+        tally, gift_meals = tally.add_gift(eur(gift))
+        assert gift_meals >= 0
+        counted += gift_meals
+
+    total = sum(gifts)
+    assert tally.meals_funded == total // meal_price
+    assert tally.remainder == eur(total % meal_price)
+    assert counted == tally.meals_funded
+    assert tally.meals_funded * meal_price + tally.remainder.amount == total
