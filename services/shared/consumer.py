@@ -13,7 +13,7 @@ from typing import Any
 
 from kafka import KafkaConsumer, KafkaProducer
 from sqlalchemy import Column, Connection, DateTime, Engine, MetaData, String, Table, select
-from sqlalchemy.exc import DBAPIError, IntegrityError
+from sqlalchemy.exc import DataError, DBAPIError, IntegrityError
 
 from .db import insert_if_absent
 from .envelope import CloudEvent, InvalidEnvelope
@@ -104,8 +104,10 @@ class IdempotentConsumer:
                     handler(conn, event, data)
             except PoisonEvent as error:
                 return Outcome("dead_lettered", event.id, str(error))
-            except IntegrityError:
-                # Another instance claimed the same id between our check and insert.
+            except IntegrityError as error:
+                # Either another instance claimed the same id at the same moment (a
+                # duplicate), or the event's own data breaks a constraint: retrying could
+                # never help, so it goes to dead letters.
                 with self.engine.connect() as conn:
                     seen = conn.execute(
                         select(self.processed.c.event_id).where(
@@ -114,7 +116,9 @@ class IdempotentConsumer:
                     ).first()
                 if seen:
                     return Outcome("duplicate", event.id)
-                raise
+                return Outcome("dead_lettered", event.id, f"constraint violated: {error.orig}")
+            except DataError as error:
+                return Outcome("dead_lettered", event.id, f"data refused: {error.orig}")
             log.info("applied %s", event.type)
             return Outcome("applied", event.id)
 
@@ -123,7 +127,8 @@ class IdempotentConsumer:
         try:
             outcome = self.apply(message.value)
         except DBAPIError:
-            raise  # the database is down or busy: retry, never dead-letter for that
+            # The database is down, busy or not migrated: retry, never dead-letter for that.
+            raise
         except Exception as error:  # noqa: BLE001 - a handler bug must not stop the consumer
             log.exception("handler failed; dead-lettering")
             outcome = Outcome("dead_lettered", None, f"{type(error).__name__}: {error}")

@@ -1,0 +1,158 @@
+"""The idempotent consumer's decisions: apply once, skip the unknown, dead-letter the
+unreadable and the impossible, and retry (never dead-letter) when the database is in trouble.
+
+A SQLite file stands in for the service database; the dead-letter producer is a fake that
+records what it was given (unit tests only: integration tests use real Kafka)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import Column, Connection, Integer, MetaData, String, Table, select, text
+from sqlalchemy.exc import OperationalError
+
+from services.shared.consumer import IdempotentConsumer, PoisonEvent, processed_events_table
+from services.shared.db import make_engine
+from services.shared.envelope import CloudEvent, new_event
+from services.shared.events import CAMPAIGN_PUBLISHED, dead_letter_topic
+
+metadata = MetaData()
+processed = processed_events_table(metadata)
+campaigns = Table(
+    "campaigns",
+    metadata,
+    Column("campaign_id", String, primary_key=True),
+    Column("slug", String, unique=True),
+    Column("meal_price", Integer),
+)
+DATA = {
+    "campaign_id": "c-1",
+    "slug": "petites-cantines",
+    "title": "Canteens",
+    "cause": "LPC",
+    "currency": "EUR",
+    "meal_price": 1350,
+}
+
+
+@dataclass
+class Record:
+    value: bytes
+    topic: str = "campaigns.events"
+    partition: int = 0
+    offset: int = 0
+    key: bytes = b"c-1"
+
+
+@dataclass
+class DeadLetters:
+    sent: list[tuple[str, bytes, dict[str, bytes]]] = field(default_factory=list)
+
+    def send(self, topic: str, key: bytes, value: bytes, headers: list[Any]) -> Any:
+        self.sent.append((topic, value, dict(headers)))
+        return self
+
+    def get(self, timeout: float) -> None:
+        return None
+
+
+def insert_campaign(conn: Connection, event: CloudEvent, data: dict[str, Any]) -> None:
+    if data["meal_price"] == 999:
+        raise PoisonEvent("this meal price can never be applied")
+    if data["meal_price"] == 777:
+        conn.execute(text("SELECT * FROM no_such_table"))  # the database is not migrated
+    conn.execute(
+        campaigns.insert().values(
+            campaign_id=data["campaign_id"], slug=data["slug"], meal_price=data["meal_price"]
+        )
+    )
+
+
+@pytest.fixture
+def consumer(tmp_path: Path) -> Iterator[IdempotentConsumer]:
+    engine = make_engine(f"sqlite:///{tmp_path / 'service.db'}")
+    metadata.create_all(engine)
+    yield IdempotentConsumer(
+        engine=engine,
+        processed=processed,
+        group_id="ledger",
+        topics=("campaigns.events",),
+        handlers={CAMPAIGN_PUBLISHED: insert_campaign},
+        bootstrap_servers="127.0.0.1:1",
+        dead_letter_producer=DeadLetters(),  # type: ignore[arg-type]
+    )
+    engine.dispose()
+
+
+def event(**data: Any) -> CloudEvent:
+    return new_event(CAMPAIGN_PUBLISHED, "test", {**DATA, **data})
+
+
+def rows(consumer: IdempotentConsumer) -> list[Any]:
+    with consumer.engine.connect() as conn:
+        return list(conn.execute(select(campaigns)).all())
+
+
+def dead(consumer: IdempotentConsumer) -> list[tuple[str, bytes, dict[str, bytes]]]:
+    return consumer.dead_letters.sent  # type: ignore[attr-defined, no-any-return]
+
+
+def test_the_same_event_twice_is_applied_once(consumer: IdempotentConsumer) -> None:
+    raw = event().to_json().encode()
+    assert consumer.handle(Record(raw)).status == "applied"
+    assert consumer.handle(Record(raw, offset=1)).status == "duplicate"
+    assert len(rows(consumer)) == 1
+
+
+def test_an_unknown_type_is_skipped_not_dead_lettered(consumer: IdempotentConsumer) -> None:
+    raw = new_event("difts.campaign.renamed.v9", "test", {}).to_json().encode()
+    assert consumer.handle(Record(raw)).status == "skipped"
+    assert dead(consumer) == []
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b"\xff not json",
+        b'{"specversion": "1.0"}',
+        event(meal_price="13.50").to_json().encode(),
+        event(meal_price=999).to_json().encode(),
+    ],
+    ids=["not-json", "not-an-envelope", "invalid-data", "poison"],
+)
+def test_what_can_never_be_applied_goes_to_dead_letters_with_a_reason(
+    consumer: IdempotentConsumer, raw: bytes
+) -> None:
+    outcome = consumer.handle(Record(raw, offset=7))
+    assert outcome.status == "dead_lettered"
+    ((topic, value, headers),) = dead(consumer)
+    assert topic == dead_letter_topic("ledger")
+    assert value == raw
+    assert headers["reason"] and headers["original-offset"] == b"7"
+    assert rows(consumer) == []
+
+
+def test_an_event_breaking_a_constraint_is_dead_lettered_not_retried_forever(
+    consumer: IdempotentConsumer,
+) -> None:
+    assert consumer.handle(Record(event().to_json().encode())).status == "applied"
+    same_slug = event(campaign_id="c-2").to_json().encode()
+    outcome = consumer.handle(Record(same_slug))
+    assert outcome.status == "dead_lettered"
+    assert "constraint" in (outcome.reason or "")
+    assert len(rows(consumer)) == 1
+
+
+def test_database_trouble_is_raised_for_a_retry_and_nothing_is_recorded(
+    consumer: IdempotentConsumer,
+) -> None:
+    raw = event(meal_price=777).to_json().encode()
+    with pytest.raises(OperationalError):
+        consumer.handle(Record(raw))
+    assert dead(consumer) == []
+    with consumer.engine.connect() as conn:
+        assert conn.execute(select(processed)).all() == []
