@@ -1,0 +1,1 @@
+"""Benchmarks: figures and ratios against a baseline measured in the same run."""
