@@ -2,7 +2,7 @@
 .DEFAULT_GOAL := help
 PY := .venv/bin/python
 
-.PHONY: help install run test lint format unit bench clean
+.PHONY: help install run test lint format unit mail bench clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
@@ -24,6 +24,9 @@ format: install ## format the code with ruff
 
 unit: install ## the fast unit tests only (no infrastructure)
 	@.venv/bin/pytest -q tests/unit
+
+mail: install ## show the newest emails the SMTP sink kept (make run)
+	@$(PY) -m infra.mailbox
 
 bench: install ## benchmarks (they start what they need)
 	@$(PY) -m bench

@@ -159,7 +159,10 @@ class Stack:
 
 
 def _script(name: str, action: str) -> int:
-    return subprocess.run(["bash", str(REPO / "infra" / name), action], cwd=REPO).returncode
+    quiet = subprocess.DEVNULL if action == "status" else None
+    return subprocess.run(
+        ["bash", str(REPO / "infra" / name), action], cwd=REPO, stdout=quiet, stderr=quiet
+    ).returncode
 
 
 def run() -> None:

@@ -60,7 +60,7 @@ def kafka() -> Iterator[str]:
     elif docker_answers():
         from testcontainers.kafka import KafkaContainer
 
-        with KafkaContainer("apache/kafka:4.1.1").with_kraft() as container:
+        with KafkaContainer("apache/kafka:4.3.1").with_kraft() as container:
             yield container.get_bootstrap_server()
     else:
         port = free_port()
