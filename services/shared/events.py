@@ -20,9 +20,22 @@ CAMPAIGNS_TOPIC = f"{TOPIC_PREFIX}campaigns.events"
 LEDGER_TOPIC = f"{TOPIC_PREFIX}ledger.events"
 TOPICS = (DONATIONS_TOPIC, CAMPAIGNS_TOPIC, LEDGER_TOPIC)
 
+# campaigns.events (donations service), keyed by campaign id
 CAMPAIGN_PUBLISHED = "difts.campaign.published.v1"
+CAMPAIGN_CLOSED = "difts.campaign.closed.v1"
+MEAL_PRICE_CHANGED = "difts.campaign.meal_price_changed.v1"
+UPDATE_PUBLISHED = "difts.campaign.update_published.v1"
+# donations.events (donations service), keyed by campaign id (payouts: by payout id)
 DONATION_SUCCEEDED = "difts.donation.succeeded.v1"
+DONATION_FAILED = "difts.donation.failed.v1"
+DONATION_REFUNDED = "difts.donation.refunded.v1"
+DISPUTE_OPENED = "difts.donation.dispute_opened.v1"
+DISPUTE_CLOSED = "difts.donation.dispute_closed.v1"
+PAYOUT_PAID = "difts.payout.paid.v1"
+# ledger.events (ledger service), keyed by campaign id
 MEALS_FUNDED = "difts.ledger.meals_funded.v1"
+DONATION_BOOKED = "difts.ledger.donation_booked.v1"
+MILESTONE_REACHED = "difts.ledger.milestone_reached.v1"
 
 
 def dead_letter_topic(consumer_group: str) -> str:
@@ -57,7 +70,9 @@ def _currency() -> fields.String:
 
 
 class CampaignPublishedV1(_EventData):
-    """A campaign went live (or its public facts changed): other services keep a projection."""
+    """A campaign went live, or a live campaign's public facts changed: other services keep a
+    projection of it. The meal price here is the one in force now; a change that takes effect
+    later travels as meal_price_changed."""
 
     campaign_id = fields.String(required=True)
     slug = fields.String(required=True)
@@ -66,6 +81,45 @@ class CampaignPublishedV1(_EventData):
     currency = _currency()
     meal_price = _minor_units(required=True, validate=validate.Range(min=1))
     goal_meals = fields.Integer(strict=True, load_default=None, allow_none=True)
+    status = fields.String(load_default="live", validate=validate.OneOf(["live", "closed"]))
+    action_zone = fields.String(load_default="")
+    summary = fields.String(load_default="")
+
+
+class CampaignClosedV1(_EventData):
+    """A campaign stopped taking gifts."""
+
+    campaign_id = fields.String(required=True)
+    slug = fields.String(required=True)
+    closed_at = fields.AwareDateTime(required=True)
+
+
+class MealPriceChangedV1(_EventData):
+    """A campaign's meal price changes from a date on; gifts before it keep the old price."""
+
+    campaign_id = fields.String(required=True)
+    slug = fields.String(required=True)
+    currency = _currency()
+    meal_price = _minor_units(required=True, validate=validate.Range(min=1))
+    previous_meal_price = _minor_units(required=True, validate=validate.Range(min=1))
+    effective_from = fields.AwareDateTime(required=True)
+
+
+class UpdatePublishedV1(_EventData):
+    """A news post of a campaign was published: it goes to the donors who asked for news."""
+
+    campaign_id = fields.String(required=True)
+    campaign_slug = fields.String(required=True)
+    campaign_title = fields.String(required=True)
+    cause = fields.String(load_default="")
+    post_id = fields.String(required=True)
+    title = fields.String(required=True)
+    # The post as its author wrote it (Markdown reads as plain text) and as safe HTML.
+    body_markdown = fields.String(required=True)
+    body_html = fields.String(required=True)
+    url = fields.String(required=True)
+    locale = fields.String(load_default="fr")
+    published_at = fields.AwareDateTime(required=True)
 
 
 class DonorV1(_EventData):
@@ -75,7 +129,11 @@ class DonorV1(_EventData):
 
 
 class DonationSucceededV1(_EventData):
-    """Stripe confirmed the payment of a donation: count it once, thank the donor once."""
+    """Stripe confirmed the payment of a donation: count it once, thank the donor once.
+
+    `amount` is what the donor paid; `fee_covered` is the part of it the donor added to cover
+    the processing fee (so the cause receives `amount - fee_covered` whole). `fee` and `net`
+    come from Stripe's balance transaction when it is known (null otherwise)."""
 
     donation_id = fields.String(required=True)
     campaign_id = fields.String(required=True)
@@ -85,15 +143,96 @@ class DonationSucceededV1(_EventData):
     amount = _minor_units(required=True, validate=validate.Range(min=1))
     currency = _currency()
     meal_price = _minor_units(required=True, validate=validate.Range(min=1))
+    fee_covered = _minor_units(load_default=0)
+    fee = _minor_units(load_default=None, allow_none=True)
+    net = fields.Integer(strict=True, load_default=None, allow_none=True)
     donor = fields.Nested(DonorV1, required=True)
+    anonymous = fields.Boolean(load_default=False)
     updates_opt_in = fields.Boolean(load_default=False)
+    consent_at = fields.AwareDateTime(load_default=None, allow_none=True)
     checkout_session_id = fields.String(load_default=None, allow_none=True)
     payment_intent_id = fields.String(load_default=None, allow_none=True)
+    charge_id = fields.String(load_default=None, allow_none=True)
+    balance_transaction_id = fields.String(load_default=None, allow_none=True)
     succeeded_at = fields.AwareDateTime(required=True)
 
 
+class DonationFailedV1(_EventData):
+    """A delayed payment failed, or a checkout expired: the donation will not be paid."""
+
+    donation_id = fields.String(required=True)
+    campaign_id = fields.String(required=True)
+    status = fields.String(required=True, validate=validate.OneOf(["failed", "expired"]))
+    reason = fields.String(load_default="")
+    failed_at = fields.AwareDateTime(required=True)
+
+
+class DonationRefundedV1(_EventData):
+    """Some or all of a succeeded donation went back to the donor (one event per refund)."""
+
+    donation_id = fields.String(required=True)
+    campaign_id = fields.String(required=True)
+    campaign_slug = fields.String(required=True)
+    campaign_title = fields.String(load_default="")
+    refund_id = fields.String(required=True)
+    charge_id = fields.String(load_default=None, allow_none=True)
+    amount = _minor_units(required=True, validate=validate.Range(min=1))
+    currency = _currency()
+    total_refunded = _minor_units(required=True)
+    fully_refunded = fields.Boolean(required=True)
+    # Stripe keeps its original fee on a refund unless it says otherwise.
+    fee_refunded = _minor_units(load_default=0)
+    balance_transaction_id = fields.String(load_default=None, allow_none=True)
+    donor = fields.Nested(DonorV1, load_default=None, allow_none=True)
+    refunded_at = fields.AwareDateTime(required=True)
+
+
+class DisputeOpenedV1(_EventData):
+    """The donor's bank disputes a charge: Stripe withdraws the amount and a dispute fee."""
+
+    donation_id = fields.String(required=True)
+    campaign_id = fields.String(required=True)
+    campaign_slug = fields.String(load_default="")
+    dispute_id = fields.String(required=True)
+    charge_id = fields.String(load_default=None, allow_none=True)
+    amount = _minor_units(required=True, validate=validate.Range(min=1))
+    currency = _currency()
+    fee = _minor_units(load_default=0)
+    reason = fields.String(load_default="")
+    balance_transaction_id = fields.String(load_default=None, allow_none=True)
+    opened_at = fields.AwareDateTime(required=True)
+
+
+class DisputeClosedV1(_EventData):
+    """A dispute ended: won (the amount, and the fee where Stripe says so, come back) or lost."""
+
+    donation_id = fields.String(required=True)
+    campaign_id = fields.String(required=True)
+    campaign_slug = fields.String(load_default="")
+    dispute_id = fields.String(required=True)
+    charge_id = fields.String(load_default=None, allow_none=True)
+    status = fields.String(required=True, validate=validate.OneOf(["won", "lost"]))
+    amount = _minor_units(required=True)
+    currency = _currency()
+    amount_reinstated = _minor_units(load_default=0)
+    fee_reinstated = _minor_units(load_default=0)
+    balance_transaction_id = fields.String(load_default=None, allow_none=True)
+    closed_at = fields.AwareDateTime(required=True)
+
+
+class PayoutPaidV1(_EventData):
+    """Stripe paid money out to the bank: the balance transactions it settles."""
+
+    payout_id = fields.String(required=True)
+    amount = fields.Integer(strict=True, required=True)
+    currency = _currency()
+    arrival_date = fields.AwareDateTime(required=True)
+    balance_transaction_ids = fields.List(fields.String(), load_default=list)
+    paid_at = fields.AwareDateTime(required=True)
+
+
 class MealsFundedV1(_EventData):
-    """A campaign's count of funded meals changed (and by which donation)."""
+    """A campaign's count of funded meals changed (and by which donation, if one did)."""
 
     campaign_id = fields.String(required=True)
     campaign_slug = fields.String(required=True)
@@ -106,10 +245,49 @@ class MealsFundedV1(_EventData):
     donation_meals = fields.Integer(strict=True, load_default=0)
 
 
+class DonationBookedV1(_EventData):
+    """The ledger booked a succeeded donation: what the gift did (published for every gift,
+    even one that only adds to the carried remainder)."""
+
+    donation_id = fields.String(required=True)
+    campaign_id = fields.String(required=True)
+    campaign_slug = fields.String(required=True)
+    amount = _minor_units(required=True)
+    currency = _currency()
+    meal_price = _minor_units(required=True)
+    meals = fields.Integer(strict=True, required=True)
+    meals_funded = fields.Integer(strict=True, required=True)
+    remainder = _minor_units(required=True)
+
+
+class MilestoneReachedV1(_EventData):
+    """A campaign crossed a milestone: 25/50/75/100 % of its goal, or every 100 meals.
+    Published once per (campaign, milestone); the event id is derived from both."""
+
+    campaign_id = fields.String(required=True)
+    campaign_slug = fields.String(required=True)
+    milestone = fields.String(required=True)  # e.g. "goal-50", "meals-300"
+    kind = fields.String(required=True, validate=validate.OneOf(["goal_percent", "meals"]))
+    value = fields.Integer(strict=True, required=True)
+    meals_funded = fields.Integer(strict=True, required=True)
+    goal_meals = fields.Integer(strict=True, load_default=None, allow_none=True)
+    reached_at = fields.AwareDateTime(required=True)
+
+
 SCHEMAS: dict[str, Schema] = {
     CAMPAIGN_PUBLISHED: CampaignPublishedV1(),
+    CAMPAIGN_CLOSED: CampaignClosedV1(),
+    MEAL_PRICE_CHANGED: MealPriceChangedV1(),
+    UPDATE_PUBLISHED: UpdatePublishedV1(),
     DONATION_SUCCEEDED: DonationSucceededV1(),
+    DONATION_FAILED: DonationFailedV1(),
+    DONATION_REFUNDED: DonationRefundedV1(),
+    DISPUTE_OPENED: DisputeOpenedV1(),
+    DISPUTE_CLOSED: DisputeClosedV1(),
+    PAYOUT_PAID: PayoutPaidV1(),
     MEALS_FUNDED: MealsFundedV1(),
+    DONATION_BOOKED: DonationBookedV1(),
+    MILESTONE_REACHED: MilestoneReachedV1(),
 }
 
 

@@ -89,6 +89,8 @@ def create_service_app(
         for name, value in error.get_headers():
             if name.lower() != "content-type":
                 response.headers[name] = value
+        if isinstance(extra, dict) and isinstance(extra.get("headers"), dict):
+            response.headers.update(extra["headers"])  # abort(..., headers={...})
         return response
 
     @app.errorhandler(Exception)
