@@ -17,6 +17,7 @@ from tests.support.mail import Mailbox
 
 WEBHOOK_SECRET = "whsec_e2e_" + uuid.uuid4().hex
 ADMIN_TOKEN = "e2e-admin-" + uuid.uuid4().hex
+FINANCE_TOKEN = "e2e-finance-" + uuid.uuid4().hex
 
 
 @dataclass
@@ -28,6 +29,7 @@ class RunningSystem:
     webhook_secret: str
     admin_token: str
     databases: dict[str, str]
+    finance_token: str = FINANCE_TOKEN
 
     def url(self, service: str) -> str:
         """Base URL of a service."""
@@ -66,6 +68,7 @@ def system(
             "SMTP_HOST": smtp_host,
             "SMTP_PORT": str(smtp_port),
             "NOTIFICATIONS_ADMIN_TOKEN": ADMIN_TOKEN,
+            "DIFTS_API_TOKENS": f"{ADMIN_TOKEN}:admin,{FINANCE_TOKEN}:finance",
             "DONATIONS_PUBLIC_URL": f"http://127.0.0.1:{ports['donations']}",
         }
         stack = Stack(env=env, log_dir=work / "logs", ports=ports, gunicorn_workers=1)
