@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+from datetime import timedelta
 from email.utils import parseaddr
 from pathlib import Path
 
@@ -46,7 +47,13 @@ def build_sender(settings: Settings, engine: Engine) -> Sender:
         engine,
         relay,
         envelope_from=parseaddr(settings.mail_from)[1],
-        policy=RetryPolicy(max_attempts=settings.smtp_max_attempts),
+        policy=RetryPolicy(
+            max_attempts=settings.smtp_max_attempts,
+            first_delay=timedelta(seconds=settings.retry_first_delay),
+        ),
+        batch_size=settings.send_batch,
+        lease=timedelta(seconds=settings.send_lease),
+        rate=settings.send_rate,
     )
 
 

@@ -1,16 +1,27 @@
-"""The notifications HTTP API: the delivery log, for operators (bearer token)."""
+"""The notifications HTTP API, for operators (bearer token with the admin role): the delivery
+log, resending one delivery, counts per news post, and erasing a donor's personal data."""
 
 from __future__ import annotations
 
-import hmac
+from datetime import UTC, datetime
 from typing import Any
 
-from flask import current_app, request
+from flask import current_app
 from flask.views import MethodView
 from flask_smorest import Blueprint, abort
 
-from . import views
-from .schemas import DeliveryQuerySchema, DeliverySchema
+from services.shared.auth import require_role
+
+from . import store, views
+from .consent import ConsentKeys
+from .messages import mask_email
+from .schemas import (
+    DeliveryQuerySchema,
+    DeliverySchema,
+    ErasureRequestSchema,
+    ErasureSchema,
+    PostCountsSchema,
+)
 
 api = Blueprint(
     "notifications", __name__, url_prefix="/api/v1", description="The delivery log of emails"
@@ -21,24 +32,79 @@ def _service() -> Any:
     return current_app.extensions["notifications"]
 
 
-@api.before_request
-def _require_admin_token() -> None:
-    """Every route here shows who was emailed: operators only."""
-    given = request.headers.get("Authorization", "")
-    scheme, _, token = given.partition(" ")
-    expected = _service().settings.admin_token
-    if scheme.lower() != "bearer" or not hmac.compare_digest(token.encode(), expected.encode()):
-        abort(401, message="a valid bearer token is required (NOTIFICATIONS_ADMIN_TOKEN)")
+def _keys() -> ConsentKeys:
+    return ConsentKeys(_service().settings.signing_secret)
 
 
 @api.route("/deliveries")
 class Deliveries(MethodView):
+    decorators = [require_role("admin")]
+
     @api.arguments(DeliveryQuerySchema, location="query")
     @api.response(200, DeliverySchema(many=True))
-    @api.alt_response(401, description="No or wrong bearer token")
+    @api.alt_response(401, description="No or unknown bearer token")
+    @api.alt_response(403, description="The token lacks the admin role")
     def get(self, query: dict[str, Any]) -> list[dict[str, Any]]:
-        """Deliveries, newest first: of one donation, or in one status, or all."""
+        """Deliveries, newest first: by donor, campaign, news post, donation, kind, status."""
+        donor = query.get("donor")
+        where = views.DeliveryFilter(
+            donor=donor,
+            # After an erasure only the pseudonym is left to find a donor's deliveries by.
+            donor_ref=_keys().email_ref(donor) if donor else None,
+            campaign_id=query.get("campaign_id"),
+            post_id=query.get("post_id"),
+            donation_id=query.get("donation_id"),
+            kind=query.get("kind"),
+            status=query.get("status"),
+        )
         with _service().engine.connect() as conn:
-            return views.deliveries(
-                conn, query.get("donation_id"), query.get("status"), query["limit"]
-            )
+            return views.deliveries(conn, limit=query["limit"], where=where)
+
+
+@api.route("/deliveries/<delivery_id>/resend")
+class Resend(MethodView):
+    decorators = [require_role("admin")]
+
+    @api.response(202, DeliverySchema)
+    @api.alt_response(404, description="No such delivery")
+    @api.alt_response(409, description="This delivery cannot be sent again")
+    def post(self, delivery_id: str) -> dict[str, Any]:
+        """Send one delivery again (it goes back to pending; the sender picks it up)."""
+        with _service().engine.begin() as conn:
+            refusal = store.resend(conn, delivery_id, datetime.now(UTC))
+            if refusal == "no such delivery":
+                abort(404, message=refusal)
+            if refusal:
+                abort(409, message=refusal)
+            found = views.delivery(conn, delivery_id)
+        assert found is not None
+        return found
+
+
+@api.route("/posts/<post_id>/counts")
+class PostCounts(MethodView):
+    decorators = [require_role("admin")]
+
+    @api.response(200, PostCountsSchema)
+    def get(self, post_id: str) -> dict[str, Any]:
+        """How a news post's emails fared: sent, failed, skipped (unsubscribed), pending."""
+        with _service().engine.connect() as conn:
+            return views.post_counts(conn, post_id)
+
+
+@api.route("/erasures")
+class Erasures(MethodView):
+    decorators = [require_role("admin")]
+
+    @api.arguments(ErasureRequestSchema)
+    @api.response(200, ErasureSchema)
+    def post(self, body: dict[str, Any]) -> dict[str, Any]:
+        """Erase a donor's personal data from this service (a GDPR request): the donor rows go,
+        the delivery log keeps only a pseudonym (an HMAC of the address), pending emails are
+        cancelled. Idempotent."""
+        email = body["email"]
+        email_ref = _keys().email_ref(email)
+        with _service().engine.begin() as conn:
+            outcome = store.erase_donor(conn, email, email_ref, datetime.now(UTC))
+        current_app.logger.info("erased the personal data of %s", mask_email(email))
+        return {"email_ref": email_ref, **outcome}

@@ -13,6 +13,7 @@ from services.shared.web import create_service_app
 
 from .api import api
 from .config import Settings
+from .pages import pages
 
 
 @dataclass
@@ -36,7 +37,9 @@ def create_app(settings: Settings | None = None) -> Flask:
         "notifications",
         "difts notifications",
         checks={"database": lambda: ping(engine), "broker": broker},
+        config={"API_TOKENS": settings.tokens()},
     )
     app.extensions["notifications"] = NotificationsService(settings=settings, engine=engine)
     rest.register_blueprint(api)
+    app.register_blueprint(pages)
     return app

@@ -4,10 +4,24 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from services.shared.auth import DEFAULT_API_TOKENS, parse_tokens
 from services.shared.config import DEFAULT_KAFKA, KAFKA_BOOTSTRAP_SERVERS, env, env_int, sqlite_url
 
 # Not a secret: the development default that make run, the README and tests use.
 DEVELOPMENT_ADMIN_TOKEN = "dev-admin-token"  # noqa: S105
+# Not a secret either: signs unsubscribe links in make run; production sets its own.
+DEVELOPMENT_SIGNING_SECRET = "difts-notifications-development-only"  # noqa: S105
+
+
+def _env_float(name: str, default: float) -> float:
+    raw = env(name, "")
+    if not raw:
+        return default
+    try:
+        return float(raw)
+    except ValueError as error:
+        raise SystemExit(f"{name} must be a number, got {raw!r}") from error
+
 
 _TRUE = {"1", "true", "yes", "on"}
 
@@ -30,6 +44,21 @@ class Settings:
     mail_timezone: str
     donations_public_url: str
     admin_token: str
+    api_tokens: str = DEFAULT_API_TOKENS
+    public_url: str = "http://127.0.0.1:8003"
+    signing_secret: str = DEVELOPMENT_SIGNING_SECRET
+    send_rate: float = 20.0
+    send_batch: int = 20
+    send_lease: int = 120
+    retry_first_delay: float = 30.0
+
+    def tokens(self) -> dict[str, frozenset[str]]:
+        """The bearer tokens of the admin API: DIFTS_API_TOKENS, plus the older
+        NOTIFICATIONS_ADMIN_TOKEN (admin role) when it is set."""
+        tokens = parse_tokens(self.api_tokens)
+        if self.admin_token:
+            tokens[self.admin_token] = tokens.get(self.admin_token, frozenset()) | {"admin"}
+        return tokens
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -50,5 +79,16 @@ class Settings:
             # Receipts are dated in the cause's time zone, not the server's.
             mail_timezone=env("MAIL_TIMEZONE", "Europe/Paris"),
             donations_public_url=env("DONATIONS_PUBLIC_URL", "http://127.0.0.1:8001").rstrip("/"),
-            admin_token=env("NOTIFICATIONS_ADMIN_TOKEN", DEVELOPMENT_ADMIN_TOKEN),
+            # Kept for existing deployments; DIFTS_API_TOKENS is the way to give tokens now.
+            admin_token=env("NOTIFICATIONS_ADMIN_TOKEN", ""),
+            api_tokens=env("DIFTS_API_TOKENS", DEFAULT_API_TOKENS),
+            public_url=env("NOTIFICATIONS_PUBLIC_URL", "http://127.0.0.1:8003").rstrip("/"),
+            signing_secret=env("NOTIFICATIONS_SIGNING_SECRET", DEVELOPMENT_SIGNING_SECRET),
+            # Messages per second over all of this sender's connections; 0: no limit.
+            send_rate=_env_float("NOTIFICATIONS_SEND_RATE", 20.0),
+            send_batch=env_int("NOTIFICATIONS_SEND_BATCH", 20),
+            # How long a claimed batch is hidden from other senders: after a crash, what was
+            # claimed and not sent goes out again once this has passed.
+            send_lease=env_int("NOTIFICATIONS_SEND_LEASE", 120),
+            retry_first_delay=_env_float("SMTP_RETRY_FIRST_DELAY", 30.0),
         )

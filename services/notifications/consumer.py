@@ -1,4 +1,4 @@
-"""The Kafka entrypoint: donation (and, later, ledger) events into the handlers, through the
+"""The Kafka entrypoint: donation, campaign and ledger events into the handlers, through the
 shared idempotent consumer (effects and event ids in one transaction, offsets after)."""
 
 from __future__ import annotations
@@ -6,23 +6,25 @@ from __future__ import annotations
 from sqlalchemy import Engine
 
 from services.shared.consumer import IdempotentConsumer
-from services.shared.events import DONATIONS_TOPIC, LEDGER_TOPIC
+from services.shared.events import CAMPAIGNS_TOPIC, DONATIONS_TOPIC, LEDGER_TOPIC
 from services.shared.kafka import make_producer
 
 from . import store
 from .config import Settings
+from .consent import ConsentKeys
 from .handlers import event_handlers
 from .messages import Letterhead
 
-# Ledger events (meals funded, milestones) are consumed already so that emails about them
-# only need a handler; until then they are skipped as unhandled types.
-TOPICS = (DONATIONS_TOPIC, LEDGER_TOPIC)
+TOPICS = (DONATIONS_TOPIC, CAMPAIGNS_TOPIC, LEDGER_TOPIC)
 
 
 def letterhead(settings: Settings) -> Letterhead:
     """Who the service's emails come from and where their links point."""
     return Letterhead.from_settings(
-        settings.mail_from, settings.donations_public_url, settings.mail_timezone
+        settings.mail_from,
+        settings.donations_public_url,
+        settings.mail_timezone,
+        settings.public_url,
     )
 
 
@@ -36,7 +38,7 @@ def build_consumer(
         processed=store.processed,
         group_id=group,
         topics=TOPICS,
-        handlers=event_handlers(letterhead(settings)),
+        handlers=event_handlers(letterhead(settings), ConsentKeys(settings.signing_secret)),
         bootstrap_servers=settings.kafka_bootstrap_servers,
         dead_letter_producer=make_producer(
             settings.kafka_bootstrap_servers, f"{group}-dead-letters"

@@ -1,40 +1,128 @@
 """One function per event the service reacts to: update the projection, decide what to send,
 and queue it in the delivery log, all in the consumer's transaction (which also records the
-event id). Nothing here talks to SMTP: the sender does, from the delivery log."""
+event id). Nothing here talks to SMTP: the sender does, from the delivery log.
+
+A fan-out (a news post, a milestone) queues one delivery per donor in that one transaction:
+either every donor's row is there or none is, so a crash mid-fan-out can neither lose nor
+double anyone; the sender then works through the rows at its own pace."""
 
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import partial
 from typing import Any
 
-from sqlalchemy import Connection
+from sqlalchemy import Connection, select
 
-from services.shared.consumer import Handler
+from services.shared.consumer import Handler, PoisonEvent
 from services.shared.envelope import CloudEvent
-from services.shared.events import DONATION_SUCCEEDED
+from services.shared.events import (
+    CAMPAIGN_PUBLISHED,
+    DONATION_REFUNDED,
+    DONATION_SUCCEEDED,
+    MILESTONE_REACHED,
+    UPDATE_PUBLISHED,
+)
 from services.shared.money import Money
 
 from . import store
+from .config import DEVELOPMENT_SIGNING_SECRET
+from .consent import ConsentKeys
 from .messages import (
     Letterhead,
+    Milestone,
+    NewsPost,
     Receipt,
+    Refund,
+    RenderedEmail,
     UnsendableAddress,
+    UnsubscribeLinks,
     build_message,
     mask_email,
+    render_impact,
+    render_news,
     render_receipt,
+    render_refund,
     serialize,
 )
 
 log = logging.getLogger(__name__)
 
 
+@dataclass(frozen=True)
+class Outbox:
+    """What handlers need to write emails: the letterhead and the keys of unsubscribe links."""
+
+    letterhead: Letterhead
+    keys: ConsentKeys
+
+    def unsubscribe_links(self, email_ref: str, campaign_id: str) -> UnsubscribeLinks:
+        """Links for one donor: out of this campaign's news, or out of every campaign's."""
+        return UnsubscribeLinks(
+            this_campaign=self.letterhead.unsubscribe_url(
+                self.keys.unsubscribe_token(email_ref, campaign_id)
+            ),
+            every_campaign=self.letterhead.unsubscribe_url(
+                self.keys.unsubscribe_token(email_ref, None)
+            ),
+        )
+
+
+def _queue(
+    conn: Connection,
+    outbox: Outbox,
+    event: CloudEvent,
+    rendered: RenderedEmail,
+    recipient: tuple[str, str],
+    kind: str,
+    campaign_id: str,
+    donation_id: str | None = None,
+    post_id: str | None = None,
+    milestone: str | None = None,
+    unsubscribe: UnsubscribeLinks | None = None,
+    skipped_because: str | None = None,
+) -> bool:
+    """Build one message and queue it (or record it skipped, with why); False if this
+    delivery already existed."""
+    name, email = recipient
+    now = datetime.now(UTC)
+    wire: str | None = None
+    message_id: str | None = None
+    if skipped_because is None:
+        try:
+            message = build_message(rendered, name, email, outbox.letterhead, now, unsubscribe)
+            wire = serialize(message)
+            message_id = str(message["Message-ID"])
+        except UnsendableAddress as error:
+            skipped_because = str(error)
+    return store.add_delivery(
+        conn,
+        store.NewDelivery(
+            event_id=event.id,
+            recipient=email,
+            kind=kind,
+            campaign_id=campaign_id,
+            donation_id=donation_id,
+            subject=rendered.subject,
+            message_id=message_id,
+            message=wire,
+            skipped_because=skipped_because,
+            recipient_ref=outbox.keys.email_ref(email),
+            post_id=post_id,
+            milestone=milestone,
+        ),
+        now,
+    )
+
+
 def donation_succeeded(
-    conn: Connection, event: CloudEvent, data: dict[str, Any], letterhead: Letterhead
+    conn: Connection, event: CloudEvent, data: dict[str, Any], outbox: Outbox
 ) -> None:
-    """Stripe confirmed a gift: remember its donor for this campaign and queue exactly one
-    receipt to them. A receipt that cannot be addressed is logged as skipped, with why."""
+    """Stripe confirmed a gift: remember its donor (and their consent) for this campaign and
+    queue exactly one receipt to them. A receipt that cannot be addressed is logged as
+    skipped, with why."""
     donor = data["donor"]
     currency = data["currency"]
     store.record_donor(
@@ -46,6 +134,17 @@ def donation_succeeded(
             locale=donor["locale"],
             updates_opt_in=data["updates_opt_in"],
             given_at=data["succeeded_at"],
+            email_ref=outbox.keys.email_ref(donor["email"]),
+            consent_at=data.get("consent_at"),
+        ),
+    )
+    store.record_campaign(
+        conn,
+        store.CampaignFacts(
+            data["campaign_id"],
+            data["campaign_slug"],
+            data["campaign_title"],
+            data.get("campaign_cause", ""),
         ),
     )
     rendered = render_receipt(
@@ -60,48 +159,213 @@ def donation_succeeded(
             locale=donor["locale"],
             given_at=data["succeeded_at"],
         ),
-        letterhead,
+        outbox.letterhead,
     )
-    now = datetime.now(UTC)
-    wire: str | None = None
-    message_id: str | None = None
-    skipped_because: str | None = None
-    try:
-        message = build_message(rendered, donor["name"], donor["email"], letterhead, now)
-        wire = serialize(message)
-        message_id = str(message["Message-ID"])
-    except UnsendableAddress as error:
-        skipped_because = str(error)
-    queued = store.add_delivery(
+    queued = _queue(
         conn,
-        store.NewDelivery(
-            event_id=event.id,
-            recipient=donor["email"],
-            kind=store.RECEIPT,
-            campaign_id=data["campaign_id"],
-            donation_id=data["donation_id"],
-            subject=rendered.subject,
-            message_id=message_id,
-            message=wire,
-            skipped_because=skipped_because,
-        ),
-        now,
+        outbox,
+        event,
+        rendered,
+        (donor["name"], donor["email"]),
+        store.RECEIPT,
+        data["campaign_id"],
+        donation_id=data["donation_id"],
     )
     recipient = mask_email(donor["email"])
     if not queued:
         log.info("receipt for donation %s to %s already queued", data["donation_id"], recipient)
-    elif skipped_because:
-        log.warning(
-            "receipt for donation %s to %s skipped: unsendable address",
-            data["donation_id"],
-            recipient,
-        )
     else:
         log.info("receipt for donation %s queued to %s", data["donation_id"], recipient)
 
 
-def event_handlers(letterhead: Letterhead) -> dict[str, Handler]:
-    """The events this service acts on, by type; every other type is skipped."""
+def donation_refunded(
+    conn: Connection, event: CloudEvent, data: dict[str, Any], outbox: Outbox
+) -> None:
+    """Money went back to a donor: confirm it to them (one email per refund). The donor comes
+    with the event, or else from the receipt this service sent for that donation."""
+    donor = data.get("donor")
+    if donor is None:
+        donor = _donor_of_donation(conn, data["campaign_id"], data["donation_id"])
+    if donor is None:
+        raise PoisonEvent(f"refund of donation {data['donation_id']}: no donor to write to")
+    campaign = store.campaign_of(conn, data["campaign_id"])
+    title = data.get("campaign_title") or (campaign.title if campaign else data["campaign_slug"])
+    currency = data["currency"]
+    rendered = render_refund(
+        Refund(
+            donation_id=data["donation_id"],
+            campaign_title=title,
+            campaign_slug=data["campaign_slug"],
+            cause=campaign.cause if campaign else "",
+            amount=Money(data["amount"], currency),
+            total_refunded=Money(data["total_refunded"], currency),
+            fully_refunded=data["fully_refunded"],
+            donor_name=donor["name"],
+            locale=donor["locale"],
+            refunded_at=data["refunded_at"],
+        ),
+        outbox.letterhead,
+    )
+    _queue(
+        conn,
+        outbox,
+        event,
+        rendered,
+        (donor["name"], donor["email"]),
+        store.REFUND,
+        data["campaign_id"],
+        donation_id=data["donation_id"],
+    )
+    log.info("refund confirmation of donation %s queued", data["donation_id"])
+
+
+def _donor_of_donation(
+    conn: Connection, campaign_id: str, donation_id: str
+) -> dict[str, Any] | None:
+    receipt = conn.execute(
+        select(store.deliveries.c.recipient).where(
+            store.deliveries.c.donation_id == donation_id,
+            store.deliveries.c.kind == store.RECEIPT,
+        )
+    ).first()
+    if receipt is None or receipt.recipient.startswith("erased:"):
+        return None
+    row = conn.execute(
+        select(store.donors.c.name, store.donors.c.locale).where(
+            store.donors.c.campaign_id == campaign_id,
+            store.donors.c.email == receipt.recipient.strip().lower(),
+        )
+    ).first()
     return {
-        DONATION_SUCCEEDED: partial(donation_succeeded, letterhead=letterhead),
+        "email": receipt.recipient,
+        "name": row.name if row else "",
+        "locale": row.locale if row else "en",
+    }
+
+
+def campaign_published(
+    conn: Connection, _event: CloudEvent, data: dict[str, Any], _outbox: Outbox
+) -> None:
+    """Keep a campaign's title and cause, which news and impact emails name."""
+    store.record_campaign(
+        conn,
+        store.CampaignFacts(data["campaign_id"], data["slug"], data["title"], data["cause"]),
+    )
+
+
+def update_published(
+    conn: Connection, event: CloudEvent, data: dict[str, Any], outbox: Outbox
+) -> None:
+    """A campaign published a news post: queue it to every donor of the campaign who asked
+    for news, once each; donors who unsubscribed get a skipped row, so counts show them."""
+    campaign_id = data["campaign_id"]
+    store.record_campaign(
+        conn,
+        store.CampaignFacts(
+            campaign_id, data["campaign_slug"], data["campaign_title"], data.get("cause", "")
+        ),
+    )
+    post = NewsPost(
+        campaign_title=data["campaign_title"],
+        campaign_slug=data["campaign_slug"],
+        cause=data.get("cause", ""),
+        title=data["title"],
+        body_markdown=data["body_markdown"],
+        body_html=data["body_html"],
+        url=data["url"],
+    )
+
+    def render(donor: store.Donor, links: UnsubscribeLinks) -> RenderedEmail:
+        return render_news(post, donor.locale, outbox.letterhead, links)
+
+    queued, skipped = _fan_out(
+        conn, event, outbox, campaign_id, store.NEWS, render, post_id=data["post_id"]
+    )
+    log.info(
+        "news post %s of campaign %s queued to %d donors (%d unsubscribed)",
+        data["post_id"],
+        campaign_id,
+        queued,
+        skipped,
+    )
+
+
+def milestone_reached(
+    conn: Connection, event: CloudEvent, data: dict[str, Any], outbox: Outbox
+) -> None:
+    """A campaign crossed a milestone of meals: tell its donors who asked for news, at most
+    once per donor and milestone."""
+    campaign_id = data["campaign_id"]
+    campaign = store.campaign_of(conn, campaign_id)
+    milestone = Milestone(
+        campaign_title=campaign.title if campaign else data["campaign_slug"],
+        campaign_slug=data["campaign_slug"],
+        cause=campaign.cause if campaign else "",
+        meals_funded=data["meals_funded"],
+        goal_meals=data.get("goal_meals"),
+    )
+
+    def render(donor: store.Donor, links: UnsubscribeLinks) -> RenderedEmail:
+        return render_impact(milestone, donor.locale, outbox.letterhead, links)
+
+    queued, skipped = _fan_out(
+        conn, event, outbox, campaign_id, store.IMPACT, render, milestone=data["milestone"]
+    )
+    log.info(
+        "milestone %s of campaign %s queued to %d donors (%d unsubscribed)",
+        data["milestone"],
+        campaign_id,
+        queued,
+        skipped,
+    )
+
+
+def _fan_out(
+    conn: Connection,
+    event: CloudEvent,
+    outbox: Outbox,
+    campaign_id: str,
+    kind: str,
+    render: Any,
+    post_id: str | None = None,
+    milestone: str | None = None,
+) -> tuple[int, int]:
+    queued = skipped = 0
+    for donor in store.donors_of(conn, campaign_id):
+        email_ref = donor.email_ref or outbox.keys.email_ref(donor.email)
+        links = outbox.unsubscribe_links(email_ref, campaign_id)
+        try:
+            rendered = render(donor, links)
+        except Exception as error:
+            # A template that cannot render this event will not render it on a retry either.
+            raise PoisonEvent(f"cannot write the {kind} email: {type(error).__name__}") from error
+        added = _queue(
+            conn,
+            outbox,
+            event,
+            rendered,
+            (donor.name, donor.email),
+            kind,
+            campaign_id,
+            post_id=post_id,
+            milestone=milestone,
+            unsubscribe=links,
+            skipped_because=None if donor.wants_news else "unsubscribed",
+        )
+        if added and donor.wants_news:
+            queued += 1
+        elif added:
+            skipped += 1
+    return queued, skipped
+
+
+def event_handlers(letterhead: Letterhead, keys: ConsentKeys | None = None) -> dict[str, Handler]:
+    """The events this service acts on, by type; every other type is skipped."""
+    outbox = Outbox(letterhead, keys or ConsentKeys(DEVELOPMENT_SIGNING_SECRET))
+    return {
+        DONATION_SUCCEEDED: partial(donation_succeeded, outbox=outbox),
+        DONATION_REFUNDED: partial(donation_refunded, outbox=outbox),
+        CAMPAIGN_PUBLISHED: partial(campaign_published, _outbox=outbox),
+        UPDATE_PUBLISHED: partial(update_published, outbox=outbox),
+        MILESTONE_REACHED: partial(milestone_reached, outbox=outbox),
     }

@@ -6,6 +6,7 @@ No I/O beyond reading the templates: handlers render here, the sender only trans
 
 from __future__ import annotations
 
+import email.policy
 import re
 import unicodedata
 from dataclasses import dataclass
@@ -17,7 +18,9 @@ from pathlib import Path
 from urllib.parse import quote
 from zoneinfo import ZoneInfo
 
+import nh3
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
+from markupsafe import Markup
 
 from services.shared.money import Money
 
@@ -64,6 +67,11 @@ _MONTHS = {
 
 _SPACES = re.compile(r"\s+")
 
+# Headers up to RFC 5322's hard limit of 998 characters are written on one line: folding a
+# long unsubscribe URL would turn it into RFC 2047 encoded words, which mail clients do not
+# read in List-Unsubscribe (a structured header).
+_HEADERS_UNFOLDED = email.policy.default.clone(max_line_length=998)
+
 
 class UnsendableAddress(ValueError):
     """The recipient's address cannot be written into a message we can send."""
@@ -76,9 +84,17 @@ class Letterhead:
     sender: Address
     public_url: str
     timezone: ZoneInfo
+    # Where this service's own pages (unsubscribe) are reached from a donor's mailbox.
+    notifications_url: str = "http://127.0.0.1:8003"
 
     @classmethod
-    def from_settings(cls, mail_from: str, public_url: str, timezone: str) -> Letterhead:
+    def from_settings(
+        cls,
+        mail_from: str,
+        public_url: str,
+        timezone: str,
+        notifications_url: str = "http://127.0.0.1:8003",
+    ) -> Letterhead:
         """Parse MAIL_FROM ("difts <thanks@difts.localhost>") and the time zone once, at start."""
         name, addr_spec = parseaddr(mail_from)
         if "@" not in addr_spec:
@@ -87,7 +103,12 @@ class Letterhead:
             Address(display_name=one_line(name), addr_spec=addr_spec),
             public_url.rstrip("/"),
             ZoneInfo(timezone),
+            notifications_url.rstrip("/"),
         )
+
+    def unsubscribe_url(self, token: str) -> str:
+        """The page (GET: confirm; POST: one-click) of an unsubscribe token."""
+        return f"{self.notifications_url}/unsubscribe/{quote(token, safe='')}"
 
     def campaign_url(self, slug: str) -> str:
         """The donor page of a campaign."""
@@ -107,6 +128,54 @@ class Receipt:
     donor_name: str
     locale: str
     given_at: datetime
+
+
+@dataclass(frozen=True)
+class Refund:
+    """The facts a refund confirmation states."""
+
+    donation_id: str
+    campaign_title: str
+    campaign_slug: str
+    cause: str
+    amount: Money
+    total_refunded: Money
+    fully_refunded: bool
+    donor_name: str
+    locale: str
+    refunded_at: datetime
+
+
+@dataclass(frozen=True)
+class NewsPost:
+    """A campaign's news post, as its author wrote it."""
+
+    campaign_title: str
+    campaign_slug: str
+    cause: str
+    title: str
+    body_markdown: str
+    body_html: str
+    url: str
+
+
+@dataclass(frozen=True)
+class Milestone:
+    """A campaign crossed a milestone of funded meals."""
+
+    campaign_title: str
+    campaign_slug: str
+    cause: str
+    meals_funded: int
+    goal_meals: int | None
+
+
+@dataclass(frozen=True)
+class UnsubscribeLinks:
+    """The two ways out an email about news offers: this campaign, or every campaign."""
+
+    this_campaign: str
+    every_campaign: str
 
 
 @dataclass(frozen=True)
@@ -161,16 +230,85 @@ def render_receipt(receipt: Receipt, letterhead: Letterhead) -> RenderedEmail:
     )
 
 
+def _render(name: str, lang: str, context: dict[str, object]) -> RenderedEmail:
+    subject = _templates.get_template(f"{name}.{lang}.subject.txt").render(context)
+    return RenderedEmail(
+        subject=one_line(subject, limit=250),
+        text=_templates.get_template(f"{name}.{lang}.txt").render(context),
+        html=_templates.get_template(f"{name}.{lang}.html").render(context),
+    )
+
+
+def render_refund(refund: Refund, letterhead: Letterhead) -> RenderedEmail:
+    """The confirmation of one refund, in the donor's language."""
+    lang = language(refund.locale)
+    context: dict[str, object] = {
+        "donor_name": one_line(refund.donor_name),
+        "campaign_title": one_line(refund.campaign_title),
+        "cause": one_line(refund.cause) or one_line(refund.campaign_title),
+        "campaign_url": letterhead.campaign_url(refund.campaign_slug),
+        "amount": refund.amount.format(lang),
+        "total_refunded": refund.total_refunded.format(lang),
+        "fully_refunded": refund.fully_refunded,
+        "reference": refund.donation_id,
+        "date": format_date(refund.refunded_at, lang, letterhead.timezone),
+    }
+    return _render("refund", lang, context)
+
+
+def render_news(
+    post: NewsPost, locale: str, letterhead: Letterhead, unsubscribe: UnsubscribeLinks
+) -> RenderedEmail:
+    """A news post for the campaign's donors ("Dear difteurs,"): the Markdown as the plain text,
+    the HTML (cleaned again here, whatever the publisher promised) as the HTML part."""
+    lang = language(locale)
+    context: dict[str, object] = {
+        "campaign_title": one_line(post.campaign_title),
+        "cause": one_line(post.cause) or one_line(post.campaign_title),
+        "campaign_url": letterhead.campaign_url(post.campaign_slug),
+        "title": one_line(post.title),
+        "body_markdown": post.body_markdown.strip(),
+        "body_html": Markup(nh3.clean(post.body_html)),  # noqa: S704 - cleaned by nh3 just now
+        "post_url": post.url if post.url.startswith(("https://", "http://")) else "",
+        "unsubscribe_url": unsubscribe.this_campaign,
+        "unsubscribe_all_url": unsubscribe.every_campaign,
+    }
+    return _render("news", lang, context)
+
+
+def render_impact(
+    milestone: Milestone, locale: str, letterhead: Letterhead, unsubscribe: UnsubscribeLinks
+) -> RenderedEmail:
+    """ "Together you funded 500 meals": a campaign's milestone, for its donors."""
+    lang = language(locale)
+    context: dict[str, object] = {
+        "campaign_title": one_line(milestone.campaign_title),
+        "cause": one_line(milestone.cause) or one_line(milestone.campaign_title),
+        "campaign_url": letterhead.campaign_url(milestone.campaign_slug),
+        "meals": milestone.meals_funded,
+        "goal_meals": milestone.goal_meals,
+        "unsubscribe_url": unsubscribe.this_campaign,
+        "unsubscribe_all_url": unsubscribe.every_campaign,
+    }
+    return _render("impact", lang, context)
+
+
 def build_message(
-    rendered: RenderedEmail, to_name: str, to_email: str, letterhead: Letterhead, now: datetime
+    rendered: RenderedEmail,
+    to_name: str,
+    to_email: str,
+    letterhead: Letterhead,
+    now: datetime,
+    unsubscribe: UnsubscribeLinks | None = None,
 ) -> EmailMessage:
     """A multipart (text + HTML) message to one person. Every header is set through the
-    standard library's header objects, so no value can start a header of its own."""
+    standard library's header objects, so no value can start a header of its own. Emails
+    about news carry RFC 8058 one-click unsubscribe headers for this campaign."""
     try:
         recipient = Address(display_name=one_line(to_name), addr_spec=to_email.strip())
     except (ValueError, IndexError) as error:
         raise UnsendableAddress(f"cannot address {mask_email(to_email)}: {error}") from error
-    message = EmailMessage()
+    message = EmailMessage(policy=_HEADERS_UNFOLDED)
     message["From"] = letterhead.sender
     message["To"] = recipient
     message["Subject"] = one_line(rendered.subject, limit=250)
@@ -178,6 +316,10 @@ def build_message(
     message["Message-ID"] = make_msgid(domain=letterhead.sender.domain)
     # RFC 3834: an automatic message, so auto-responders do not answer it.
     message["Auto-Submitted"] = "auto-generated"
+    if unsubscribe is not None:
+        # RFC 2369 / RFC 8058: mail clients show an "Unsubscribe" button that POSTs here.
+        message["List-Unsubscribe"] = f"<{unsubscribe.this_campaign}>"
+        message["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
     # Quoted-printable keeps the message ASCII, so any relay accepts it (no 8BITMIME needed).
     message.set_content(rendered.text, cte="quoted-printable")
     message.add_alternative(rendered.html, subtype="html", cte="quoted-printable")

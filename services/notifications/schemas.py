@@ -8,12 +8,14 @@ from . import store
 
 
 class DeliveryQuerySchema(Schema):
-    """Which deliveries to list."""
+    """Which deliveries to list: every filter given must match."""
 
+    donor = fields.Email(metadata={"description": "the donor's email address"})
+    campaign_id = fields.String(validate=validate.Length(min=1, max=200))
+    post_id = fields.String(validate=validate.Length(min=1, max=200))
     donation_id = fields.String(validate=validate.Length(min=1, max=200))
-    status = fields.String(
-        validate=validate.OneOf([store.PENDING, store.SENT, store.FAILED, store.SKIPPED])
-    )
+    kind = fields.String(validate=validate.OneOf(store.KINDS))
+    status = fields.String(validate=validate.OneOf(store.STATUSES))
     limit = fields.Integer(load_default=50, validate=validate.Range(min=1, max=500))
 
 
@@ -27,7 +29,35 @@ class DeliverySchema(Schema):
     recipient = fields.String(metadata={"description": "masked: j***@example.org"})
     donation_id = fields.String(allow_none=True)
     campaign_id = fields.String()
+    post_id = fields.String(allow_none=True)
+    milestone = fields.String(allow_none=True)
+    subject = fields.String()
     created_at = fields.AwareDateTime()
     sent_at = fields.AwareDateTime(allow_none=True)
     next_attempt_at = fields.AwareDateTime(allow_none=True)
     last_error = fields.String(allow_none=True, metadata={"description": "the SMTP reply"})
+
+
+class PostCountsSchema(Schema):
+    """How a news post's emails fared."""
+
+    post_id = fields.String()
+    sent = fields.Integer()
+    failed = fields.Integer()
+    skipped = fields.Integer()
+    pending = fields.Integer()
+
+
+class ErasureRequestSchema(Schema):
+    """Whose personal data to erase."""
+
+    email = fields.Email(required=True)
+
+
+class ErasureSchema(Schema):
+    """What an erasure removed; the pseudonym is what the delivery log still holds."""
+
+    email_ref = fields.String()
+    donors_removed = fields.Integer()
+    deliveries_pseudonymised = fields.Integer()
+    pending_cancelled = fields.Integer()

@@ -1,9 +1,15 @@
 """Sending queued emails over SMTP: claim due deliveries, send them over one connection per
-batch, and record each outcome in the delivery log. A 4xx reply or an unreachable relay is
-retried with exponential backoff and jitter; a 5xx reply fails the delivery for good.
+batch at a throttled rate, and record each outcome in the delivery log the moment it is known.
+A 4xx reply or an unreachable relay is retried with exponential backoff and jitter; a 5xx reply
+fails the delivery for good. A news or impact email whose donor unsubscribed after it was
+queued is skipped, not sent.
 
-Delivery is at-least-once: if the process dies between the relay's "250" and the update, the
-message is sent again once its claim lapses. Nothing is ever lost silently."""
+Delivery is at-least-once with a window of one message per sender: each outcome is committed
+right after the relay's reply, so if the process dies between the relay's "250" and that
+commit (a few milliseconds), that one message is sent again once its claim lapses. The other
+claimed messages of the batch were either marked sent already or never handed to the relay,
+so they go out exactly once. SMTP gives no way to ask a relay whether it already has a
+message, so the window can be narrowed, not closed. Nothing is ever lost silently."""
 
 from __future__ import annotations
 
@@ -87,6 +93,7 @@ class Sender:
         batch_size: int = 20,
         lease: timedelta = timedelta(minutes=10),
         idle_wait: float = 1.0,
+        rate: float = 0.0,
     ) -> None:
         self.engine = engine
         self.relay = relay
@@ -95,6 +102,10 @@ class Sender:
         self.batch_size = batch_size
         self.lease = lease
         self.idle_wait = idle_wait
+        # Messages per second (0: as fast as the relay takes them), so a fan-out to thousands
+        # of donors does not trip the relay's or the receiving providers' limits.
+        self.interval = 1.0 / rate if rate > 0 else 0.0
+        self._next_slot = 0.0
 
     def send_due(self, now: datetime | None = None) -> int:
         """Claim one batch of due deliveries, try each, record the outcomes; return how many
@@ -105,7 +116,8 @@ class Sender:
         if not due:
             return 0
         # Stop well before the claim lapses, so no other sender can take a row we still send.
-        must_stop = time.monotonic() + self.lease.total_seconds() - 3 * self.relay.timeout
+        lease = self.lease.total_seconds()
+        must_stop = time.monotonic() + lease - min(3 * self.relay.timeout, lease / 2)
         try:
             smtp = self.relay.connect()
         except (OSError, smtplib.SMTPException) as error:
@@ -122,9 +134,12 @@ class Sender:
             return len(due)
         try:
             for index, delivery in enumerate(due):
+                self._wait_for_slot()
                 if time.monotonic() > must_stop:
                     self._release(due[index:], now)
                     break
+                if not self._still_wanted(delivery):
+                    continue
                 try:
                     self._send(smtp, delivery, now)
                 except _ConnectionLost:
@@ -136,6 +151,26 @@ class Sender:
             except (OSError, smtplib.SMTPException):
                 smtp.close()
         return len(due)
+
+    def _wait_for_slot(self) -> None:
+        """Hold the pace of `rate` messages per second."""
+        if not self.interval:
+            return
+        now = time.monotonic()
+        if self._next_slot > now:
+            time.sleep(self._next_slot - now)
+        self._next_slot = max(now, self._next_slot) + self.interval
+
+    def _still_wanted(self, delivery: store.DueDelivery) -> bool:
+        """A news or impact email is only sent if its donor has not unsubscribed meanwhile."""
+        if delivery.kind not in store.BY_CONSENT:
+            return True
+        with self.engine.begin() as conn:
+            if store.still_wants_news(conn, delivery.campaign_id, delivery.recipient):
+                return True
+            store.mark_skipped(conn, delivery.id, "unsubscribed")
+        log.info("delivery %s skipped: the donor unsubscribed", delivery.id)
+        return False
 
     def _send(self, smtp: smtplib.SMTP, delivery: store.DueDelivery, now: datetime) -> None:
         try:
@@ -168,6 +203,10 @@ class Sender:
             )
         else:
             self._transient(delivery, reply, now)
+            if code == 421:
+                # "Service not available, closing": smtplib has closed the session already, so
+                # the rest of the batch goes back unattempted instead of failing on it.
+                raise _ConnectionLost(reply)
 
     def _transient(self, delivery: store.DueDelivery, reason: str, now: datetime) -> None:
         attempts_made = delivery.attempts + 1

@@ -23,7 +23,11 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    and_,
+    case,
     func,
+    null,
+    or_,
     select,
     text,
     update,
@@ -45,7 +49,13 @@ metadata = MetaData(
 )
 
 PENDING, SENT, FAILED, SKIPPED = "pending", "sent", "failed", "skipped"
-RECEIPT = "receipt"
+STATUSES = (PENDING, SENT, FAILED, SKIPPED)
+# Transactional emails go to every donor; news and impact emails only to those who asked.
+RECEIPT, REFUND, NEWS, IMPACT = "receipt", "refund", "news", "impact"
+KINDS = (RECEIPT, REFUND, NEWS, IMPACT)
+BY_CONSENT = (NEWS, IMPACT)
+# Where a donor's consent to news came from.
+CONSENT_AT_CHECKOUT = "checkout"
 
 donors = Table(
     "donors",
@@ -62,7 +72,33 @@ donors = Table(
     Column("consent_at", DateTime(timezone=True), nullable=True),
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("updated_at", DateTime(timezone=True), nullable=False),
+    # 0002: where consent came from, when the donor unsubscribed from this campaign, and the
+    # pseudonym of the address that unsubscribe links and erasure requests name.
+    Column("consent_source", String(32), nullable=True),
+    Column("unsubscribed_at", DateTime(timezone=True), nullable=True),
+    Column("email_ref", String(64), nullable=True),
     UniqueConstraint("campaign_id", "email"),
+    Index("ix_donors_email_ref", "email_ref"),
+)
+
+# A donor who unsubscribed from every campaign, by pseudonym only: kept after an erasure, so
+# the address stays suppressed until a new gift with consent.
+unsubscribed_everywhere = Table(
+    "unsubscribed_everywhere",
+    metadata,
+    Column("email_ref", String(64), primary_key=True),
+    Column("unsubscribed_at", DateTime(timezone=True), nullable=False),
+)
+
+# What the service knows of each campaign, for the words of its emails.
+campaigns = Table(
+    "campaigns",
+    metadata,
+    Column("campaign_id", String(200), primary_key=True),
+    Column("slug", String(200), nullable=False),
+    Column("title", Text, nullable=False),
+    Column("cause", Text, nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
 )
 
 deliveries = Table(
@@ -85,11 +121,46 @@ deliveries = Table(
     Column("next_attempt_at", DateTime(timezone=True), nullable=True),
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("sent_at", DateTime(timezone=True), nullable=True),
+    # 0002: the news post or milestone an email is about, and the recipient's pseudonym,
+    # which is all that is left of the address after an erasure.
+    Column("post_id", String(200), nullable=True),
+    Column("milestone", String(100), nullable=True),
+    Column("recipient_ref", String(64), nullable=True),
     CheckConstraint("status IN ('pending', 'sent', 'failed', 'skipped')", name="status"),
     UniqueConstraint("event_id", "recipient", "kind"),
-    # One receipt per donation and recipient, even if a donation were announced twice.
-    UniqueConstraint("kind", "donation_id", "recipient"),
+    # One receipt per donation and recipient, even if a donation were announced twice (a
+    # donation may have several refunds, so this holds for receipts only).
+    Index(
+        "uq_deliveries_one_receipt",
+        "donation_id",
+        "recipient",
+        unique=True,
+        postgresql_where=text("kind = 'receipt'"),
+        sqlite_where=text("kind = 'receipt'"),
+    ),
+    # One email per news post and recipient, even if the post were announced twice.
+    Index(
+        "uq_deliveries_one_news",
+        "campaign_id",
+        "post_id",
+        "recipient",
+        unique=True,
+        postgresql_where=text("kind = 'news'"),
+        sqlite_where=text("kind = 'news'"),
+    ),
+    # At most one impact email per donor and milestone.
+    Index(
+        "uq_deliveries_one_impact",
+        "campaign_id",
+        "milestone",
+        "recipient",
+        unique=True,
+        postgresql_where=text("kind = 'impact'"),
+        sqlite_where=text("kind = 'impact'"),
+    ),
     Index("ix_deliveries_donation_id", "donation_id"),
+    Index("ix_deliveries_post_id", "post_id"),
+    Index("ix_deliveries_recipient_ref", "recipient_ref"),
     Index(
         "ix_deliveries_due",
         "next_attempt_at",
@@ -125,13 +196,21 @@ class DonorFacts:
     locale: str
     updates_opt_in: bool
     given_at: datetime
+    email_ref: str | None = None
+    consent_at: datetime | None = None
+    consent_source: str = CONSENT_AT_CHECKOUT
+
+
+def _utc(moment: datetime) -> datetime:
+    return moment.astimezone(UTC)
 
 
 def record_donor(conn: Connection, donor: DonorFacts) -> None:
-    """Insert or refresh the donor of a campaign. Consent to updates, once given, is kept: a
-    later gift without the box ticked does not withdraw it (unsubscribing does)."""
+    """Insert or refresh the donor of a campaign. Consent to news, once given, is kept: a
+    later gift without the box ticked does not withdraw it (unsubscribing does). A later gift
+    with the box ticked, consented after the donor unsubscribed, subscribes them again."""
     now = datetime.now(UTC)
-    consent_at = donor.given_at if donor.updates_opt_in else None
+    consent_at = _utc(donor.consent_at or donor.given_at) if donor.updates_opt_in else None
     statement = _insert(conn, donors).values(
         campaign_id=donor.campaign_id,
         email=donor.email.strip().lower(),
@@ -139,21 +218,225 @@ def record_donor(conn: Connection, donor: DonorFacts) -> None:
         locale=donor.locale,
         updates_opt_in=donor.updates_opt_in,
         consent_at=consent_at,
+        consent_source=donor.consent_source if consent_at else None,
+        unsubscribed_at=None,
+        email_ref=donor.email_ref,
         created_at=now,
         updated_at=now,
+    )
+    new = statement.excluded
+    newer_consent = and_(
+        new.consent_at.is_not(None),
+        or_(donors.c.consent_at.is_(None), new.consent_at > donors.c.consent_at),
+    )
+    consent_after_unsubscribe = and_(
+        new.consent_at.is_not(None),
+        donors.c.unsubscribed_at.is_not(None),
+        new.consent_at > donors.c.unsubscribed_at,
     )
     conn.execute(
         statement.on_conflict_do_update(
             index_elements=["campaign_id", "email"],
             set_={
-                "name": statement.excluded.name,
-                "locale": statement.excluded.locale,
-                "updates_opt_in": donors.c.updates_opt_in | statement.excluded.updates_opt_in,
-                "consent_at": func.coalesce(donors.c.consent_at, statement.excluded.consent_at),
+                "name": new.name,
+                "locale": new.locale,
+                "updates_opt_in": donors.c.updates_opt_in | new.updates_opt_in,
+                "consent_at": case((newer_consent, new.consent_at), else_=donors.c.consent_at),
+                "consent_source": case(
+                    (newer_consent, new.consent_source), else_=donors.c.consent_source
+                ),
+                "unsubscribed_at": case(
+                    (consent_after_unsubscribe, null()), else_=donors.c.unsubscribed_at
+                ),
+                "email_ref": func.coalesce(new.email_ref, donors.c.email_ref),
+                "updated_at": new.updated_at,
+            },
+        )
+    )
+
+
+@dataclass(frozen=True)
+class Donor:
+    """A donor of one campaign as the projection knows them."""
+
+    email: str
+    name: str
+    locale: str
+    email_ref: str | None
+    wants_news: bool
+
+
+def donors_of(conn: Connection, campaign_id: str) -> list[Donor]:
+    """Every donor of a campaign who ever consented to news, each marked with whether they
+    still want it (not unsubscribed from this campaign, nor from all campaigns since)."""
+    rows = conn.execute(
+        select(
+            donors.c.email,
+            donors.c.name,
+            donors.c.locale,
+            donors.c.email_ref,
+            donors.c.consent_at,
+            donors.c.unsubscribed_at,
+            unsubscribed_everywhere.c.unsubscribed_at.label("everywhere_at"),
+        )
+        .select_from(
+            donors.outerjoin(
+                unsubscribed_everywhere,
+                unsubscribed_everywhere.c.email_ref == donors.c.email_ref,
+            )
+        )
+        .where(donors.c.campaign_id == campaign_id, donors.c.consent_at.is_not(None))
+        .order_by(donors.c.id)
+    )
+    return [
+        Donor(
+            email=row.email,
+            name=row.name,
+            locale=row.locale,
+            email_ref=row.email_ref,
+            wants_news=_wants_news(row.consent_at, row.unsubscribed_at, row.everywhere_at),
+        )
+        for row in rows
+    ]
+
+
+def _wants_news(
+    consent_at: datetime | None, unsubscribed_at: datetime | None, everywhere_at: datetime | None
+) -> bool:
+    if consent_at is None or unsubscribed_at is not None:
+        return False
+    if everywhere_at is None:
+        return True
+    consented, everywhere = as_utc(consent_at), as_utc(everywhere_at)
+    assert consented is not None and everywhere is not None
+    return consented > everywhere
+
+
+def still_wants_news(conn: Connection, campaign_id: str, email: str) -> bool:
+    """Whether a donor may still get news and impact emails of a campaign, now."""
+    row = conn.execute(
+        select(
+            donors.c.consent_at,
+            donors.c.unsubscribed_at,
+            unsubscribed_everywhere.c.unsubscribed_at.label("everywhere_at"),
+        )
+        .select_from(
+            donors.outerjoin(
+                unsubscribed_everywhere,
+                unsubscribed_everywhere.c.email_ref == donors.c.email_ref,
+            )
+        )
+        .where(donors.c.campaign_id == campaign_id, donors.c.email == email.strip().lower())
+    ).first()
+    return row is not None and _wants_news(row.consent_at, row.unsubscribed_at, row.everywhere_at)
+
+
+def unsubscribe(conn: Connection, email_ref: str, campaign_id: str | None, now: datetime) -> int:
+    """Stop news and impact emails to the donor of `email_ref`: from one campaign, or from
+    every campaign (None), including campaigns they give to later without consenting again.
+    Pending emails of those kinds are skipped. Returns how many campaigns it changed."""
+    query = update(donors).where(
+        donors.c.email_ref == email_ref, donors.c.unsubscribed_at.is_(None)
+    )
+    if campaign_id is not None:
+        query = query.where(donors.c.campaign_id == campaign_id)
+    changed = conn.execute(query.values(unsubscribed_at=now, updated_at=now)).rowcount
+    if campaign_id is None:
+        statement = _insert(conn, unsubscribed_everywhere).values(
+            email_ref=email_ref, unsubscribed_at=now
+        )
+        conn.execute(
+            statement.on_conflict_do_update(
+                index_elements=["email_ref"], set_={"unsubscribed_at": now}
+            )
+        )
+    pending = update(deliveries).where(
+        deliveries.c.recipient_ref == email_ref,
+        deliveries.c.status == PENDING,
+        deliveries.c.kind.in_(BY_CONSENT),
+    )
+    if campaign_id is not None:
+        pending = pending.where(deliveries.c.campaign_id == campaign_id)
+    conn.execute(pending.values(status=SKIPPED, last_error="unsubscribed", next_attempt_at=None))
+    return int(changed or 0)
+
+
+def erase_donor(conn: Connection, email: str, email_ref: str, now: datetime) -> dict[str, int]:
+    """Remove a donor's personal data (GDPR erasure): their projection rows go; their
+    deliveries keep only the pseudonym, with no message, and pending ones are cancelled."""
+    address = email.strip().lower()
+    removed = conn.execute(
+        donors.delete().where(or_(donors.c.email == address, donors.c.email_ref == email_ref))
+    ).rowcount
+    mine = or_(
+        func.lower(deliveries.c.recipient) == address, deliveries.c.recipient_ref == email_ref
+    )
+    cancelled = conn.execute(
+        update(deliveries)
+        .where(mine, deliveries.c.status == PENDING)
+        .values(status=SKIPPED, last_error="erased on request", next_attempt_at=None)
+    ).rowcount
+    rows = conn.execute(select(deliveries.c.id).where(mine)).all()
+    for row in rows:
+        conn.execute(
+            update(deliveries)
+            .where(deliveries.c.id == row.id)
+            # The id keeps the unique (event, recipient, kind) key distinct per row.
+            .values(
+                recipient=f"erased:{row.id}",
+                recipient_ref=email_ref,
+                message=None,
+                last_error=case((deliveries.c.last_error.is_(None), null()), else_="(erased)"),
+            )
+        )
+    return {
+        "donors_removed": int(removed or 0),
+        "deliveries_pseudonymised": len(rows),
+        "pending_cancelled": int(cancelled or 0),
+    }
+
+
+# --- what the service knows of each campaign -------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CampaignFacts:
+    """The public facts of a campaign that emails name."""
+
+    campaign_id: str
+    slug: str
+    title: str
+    cause: str
+
+
+def record_campaign(conn: Connection, campaign: CampaignFacts) -> None:
+    """Insert or refresh a campaign's facts."""
+    statement = _insert(conn, campaigns).values(
+        campaign_id=campaign.campaign_id,
+        slug=campaign.slug,
+        title=campaign.title,
+        cause=campaign.cause,
+        updated_at=datetime.now(UTC),
+    )
+    conn.execute(
+        statement.on_conflict_do_update(
+            index_elements=["campaign_id"],
+            set_={
+                "slug": statement.excluded.slug,
+                "title": statement.excluded.title,
+                "cause": statement.excluded.cause,
                 "updated_at": statement.excluded.updated_at,
             },
         )
     )
+
+
+def campaign_of(conn: Connection, campaign_id: str) -> CampaignFacts | None:
+    """A campaign's facts, if an event told us about it."""
+    row = conn.execute(select(campaigns).where(campaigns.c.campaign_id == campaign_id)).first()
+    if row is None:
+        return None
+    return CampaignFacts(row.campaign_id, row.slug, row.title, row.cause)
 
 
 # --- the delivery log and email outbox -----------------------------------------------------
@@ -172,11 +455,15 @@ class NewDelivery:
     message_id: str | None
     message: str | None
     skipped_because: str | None = None
+    recipient_ref: str | None = None
+    post_id: str | None = None
+    milestone: str | None = None
 
 
 def add_delivery(conn: Connection, delivery: NewDelivery, now: datetime) -> bool:
     """Queue an email in the caller's transaction; False if this event, recipient and kind (or
-    this donation, recipient and kind) already has a delivery."""
+    this donation's receipt, this news post or this milestone to this recipient) already has a
+    delivery."""
     status = SKIPPED if delivery.skipped_because else PENDING
     inserted = conn.execute(
         _insert(conn, deliveries)
@@ -195,8 +482,11 @@ def add_delivery(conn: Connection, delivery: NewDelivery, now: datetime) -> bool
             last_error=delivery.skipped_because,
             next_attempt_at=now if status == PENDING else None,
             created_at=now,
+            recipient_ref=delivery.recipient_ref,
+            post_id=delivery.post_id,
+            milestone=delivery.milestone,
         )
-        # Either unique constraint may be the one hit, so no conflict target; RETURNING tells
+        # Any unique index may be the one hit, so no conflict target; RETURNING tells
         # whether a row went in (an INSERT's rowcount is not reported by every driver).
         .on_conflict_do_nothing()
         .returning(deliveries.c.id)
@@ -212,6 +502,8 @@ class DueDelivery:
     recipient: str
     message: str
     attempts: int
+    kind: str = RECEIPT
+    campaign_id: str = ""
 
 
 def claim_due(
@@ -220,7 +512,14 @@ def claim_due(
     """Take up to `limit` pending deliveries that are due, and hide them from other senders
     until `lease_until`; the caller commits, sends, then records each outcome."""
     query = (
-        select(deliveries.c.id, deliveries.c.recipient, deliveries.c.message, deliveries.c.attempts)
+        select(
+            deliveries.c.id,
+            deliveries.c.recipient,
+            deliveries.c.message,
+            deliveries.c.attempts,
+            deliveries.c.kind,
+            deliveries.c.campaign_id,
+        )
         .where(deliveries.c.status == PENDING, deliveries.c.next_attempt_at <= now)
         .order_by(deliveries.c.next_attempt_at)
         .limit(limit)
@@ -236,7 +535,12 @@ def claim_due(
         .where(deliveries.c.id.in_([row.id for row in rows]))
         .values(next_attempt_at=lease_until)
     )
-    return [DueDelivery(row.id, row.recipient, row.message or "", row.attempts) for row in rows]
+    return [
+        DueDelivery(
+            row.id, row.recipient, row.message or "", row.attempts, row.kind, row.campaign_id
+        )
+        for row in rows
+    ]
 
 
 def mark_sent(conn: Connection, delivery_id: str, now: datetime) -> None:
@@ -287,3 +591,40 @@ def release(conn: Connection, delivery_ids: Sequence[str], at: datetime) -> None
             .where(deliveries.c.id.in_(list(delivery_ids)), deliveries.c.status == PENDING)
             .values(next_attempt_at=at)
         )
+
+
+def mark_skipped(conn: Connection, delivery_id: str, reason: str) -> None:
+    """Not sent, on purpose (the donor unsubscribed after it was queued)."""
+    conn.execute(
+        update(deliveries)
+        .where(deliveries.c.id == delivery_id, deliveries.c.status == PENDING)
+        .values(status=SKIPPED, last_error=reason, next_attempt_at=None)
+    )
+
+
+def resend(conn: Connection, delivery_id: str, now: datetime) -> str | None:
+    """Queue a delivery again (an operator's resend); its attempts count on. Returns why it
+    cannot be, or None once it is pending."""
+    row = conn.execute(
+        select(
+            deliveries.c.status,
+            deliveries.c.message,
+            deliveries.c.kind,
+            deliveries.c.campaign_id,
+            deliveries.c.recipient,
+        ).where(deliveries.c.id == delivery_id)
+    ).first()
+    if row is None:
+        return "no such delivery"
+    if not row.message:
+        return "this delivery has no message to send (skipped before it was built, or erased)"
+    if row.kind in BY_CONSENT and not still_wants_news(conn, row.campaign_id, row.recipient):
+        return "the donor no longer wants these emails"
+    if row.status == PENDING:
+        return None
+    conn.execute(
+        update(deliveries)
+        .where(deliveries.c.id == delivery_id)
+        .values(status=PENDING, next_attempt_at=now, last_error=None, sent_at=None)
+    )
+    return None
