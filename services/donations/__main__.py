@@ -3,18 +3,24 @@
 from __future__ import annotations
 
 import argparse
+import logging
+import threading
 from pathlib import Path
 
 from services.shared.cli import run_cli
+from services.shared.consumer import IdempotentConsumer
 from services.shared.db import make_engine, upgrade
+from services.shared.events import LEDGER_TOPIC, MEALS_FUNDED
 from services.shared.kafka import ensure_topics, make_producer
 from services.shared.logs import configure_logging
 from services.shared.outbox import OutboxRelay
 from services.shared.worker import run_loops
 
-from . import store
+from . import handlers, store
 from .config import Settings
 from .demo import seed_demo_campaign
+
+log = logging.getLogger(__name__)
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 
@@ -26,21 +32,46 @@ def migrate(_args: argparse.Namespace) -> None:
 
 
 def seed_demo(_args: argparse.Namespace) -> None:
-    """Create the demo campaign (idempotent)."""
-    campaign_id, created = seed_demo_campaign(make_engine(Settings.from_env().database_url))
+    """Create the demo campaign and its news posts (idempotent)."""
+    settings = Settings.from_env()
+    campaign_id, created = seed_demo_campaign(
+        make_engine(settings.database_url), settings.public_url
+    )
     print(f"donations: demo campaign {'created' if created else 'already there'} ({campaign_id})")
 
 
 def worker(_args: argparse.Namespace) -> None:
-    """Relay the outbox to Kafka until stopped."""
+    """Relay the outbox to Kafka, keep the meals-funded projection from the ledger's events,
+    and publish scheduled news posts when due, until stopped."""
     settings = Settings.from_env()
-    ensure_topics(settings.kafka_bootstrap_servers)
+    engine = make_engine(settings.database_url)
+    ensure_topics(settings.kafka_bootstrap_servers, consumer_groups=(settings.consumer_group,))
     relay = OutboxRelay(
-        make_engine(settings.database_url),
+        engine,
         store.outbox,
         make_producer(settings.kafka_bootstrap_servers, "donations-relay"),
     )
-    run_loops({"outbox-relay": relay.run})
+    meals = IdempotentConsumer(
+        engine,
+        store.processed,
+        settings.consumer_group,
+        (LEDGER_TOPIC,),
+        {MEALS_FUNDED: handlers.record_meals_funded},
+        settings.kafka_bootstrap_servers,
+        make_producer(settings.kafka_bootstrap_servers, "donations-dead-letters"),
+    )
+
+    def scheduled_posts(stop: threading.Event) -> None:
+        while not stop.is_set():
+            try:
+                handlers.publish_due_posts(engine, settings.public_url)
+            except Exception:  # noqa: BLE001 - a database hiccup must not end the loop
+                log.exception("publishing scheduled news posts failed; retrying")
+            stop.wait(5.0)
+
+    run_loops(
+        {"outbox-relay": relay.run, "meals-funded": meals.run, "scheduled-posts": scheduled_posts}
+    )
 
 
 if __name__ == "__main__":
@@ -50,6 +81,6 @@ if __name__ == "__main__":
         {
             "migrate": ("apply database migrations", migrate),
             "seed-demo": ("create the demo campaign", seed_demo),
-            "worker": ("run the outbox relay", worker),
+            "worker": ("run the outbox relay, meals consumer, scheduled posts", worker),
         },
     )

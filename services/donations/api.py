@@ -1,24 +1,41 @@
-"""The donations HTTP API: campaigns, giving, and the Stripe webhook."""
+"""The donations HTTP API: campaigns and their news (admin), giving, and the Stripe webhook."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, NoReturn
 
 from flask import current_app, jsonify, request
 from flask.views import MethodView
 from flask_smorest import Blueprint, abort
+from sqlalchemy import Connection
 
+from services.shared.auth import require_role, roles_of
+from services.shared.money import Money
 from services.shared.web import current_correlation_id
 
 from . import handlers, store
-from .domain import GiftRefused
+from .domain import Campaign, CampaignRuleBroken, CampaignStatus, GiftRefused
+from .markdown_text import render_markdown
 from .payments import InvalidWebhook, PaymentProviderError, verify_webhook
-from .schemas import CampaignSchema, DonationRequestSchema, DonationSchema
+from .schemas import (
+    CampaignCreateSchema,
+    CampaignEditSchema,
+    CampaignSchema,
+    DonationRequestSchema,
+    DonationSchema,
+    MealPriceChangedSchema,
+    MealPriceChangeSchema,
+    NewsPostRequestSchema,
+    NewsPostSchema,
+)
 
 api = Blueprint("donations", __name__, url_prefix="/api/v1", description="Campaigns and donations")
 webhooks = Blueprint(
     "webhooks", __name__, url_prefix="/webhooks", description="Events from the payment processor"
 )
+
+IDEMPOTENCY_HEADER = "Idempotency-Key"
+ADMIN = {"security": [{"bearerAuth": []}]}
 
 
 def _service() -> Any:
@@ -32,25 +49,190 @@ def _locale(body_locale: str | None) -> str:
     return best or "en"
 
 
+def _is_admin() -> bool:
+    roles = roles_of(request.headers.get("Authorization"), current_app.config.get("API_TOKENS", {}))
+    return bool(roles and "admin" in roles)
+
+
+def giving_options(campaign: Campaign) -> dict[str, Any]:
+    """What the donation form offers: presets, limits and the fee estimate's terms."""
+    settings = _service().settings
+    return {
+        "preset_meals": list(settings.preset_meals),
+        "min_amount": settings.min_amount,
+        "max_amount": settings.max_amount,
+        "fee_percent_bp": settings.fee_percent_bp,
+        "fee_fixed": settings.fee_fixed,
+        "message_max_length": settings.message_max_length,
+        "currency": campaign.meal_price.currency,
+    }
+
+
+def campaign_view(conn: Connection, campaign: Campaign) -> dict[str, Any]:
+    """A campaign as the API and the pages show it."""
+    return {
+        "id": campaign.id,
+        "slug": campaign.slug,
+        "title": campaign.title,
+        "cause": campaign.cause,
+        "cause_certified": campaign.cause_certified,
+        "action_zone": campaign.action_zone,
+        "summary": campaign.summary,
+        "story_markdown": campaign.story_markdown,
+        "story_html": render_markdown(campaign.story_markdown),
+        "money_uses": list(campaign.money_uses),
+        "currency": campaign.meal_price.currency,
+        "meal_price": campaign.meal_price.amount,
+        "goal_meals": campaign.goal_meals,
+        "status": campaign.status.value,
+        "meals_funded": store.meals_funded(conn, campaign.id),
+        "giving": giving_options(campaign),
+    }
+
+
+def post_view(post: Any, campaign_slug: str) -> dict[str, Any]:
+    """A news post as the API shows it."""
+    return {
+        **post._asdict(),
+        "campaign": campaign_slug,
+        "body_html": render_markdown(post.body_markdown),
+        "url": handlers.post_url(_service().settings.public_url, campaign_slug, post.id),
+    }
+
+
+def _visible_campaign(conn: Connection, slug: str) -> Campaign:
+    campaign = store.campaign_by_slug(conn, slug)
+    # A draft is the campaign manager's business until it is published.
+    if campaign is None or (campaign.status is CampaignStatus.DRAFT and not _is_admin()):
+        abort(404, message=f"no campaign {slug!r}", errors={"path": {"slug": ["unknown"]}})
+    assert campaign is not None
+    return campaign
+
+
+def _refuse(error: CampaignRuleBroken | handlers.UnknownCampaign) -> NoReturn:
+    if isinstance(error, handlers.UnknownCampaign):
+        abort(404, message=f"no campaign {error}", errors={"path": {"slug": ["unknown"]}})
+    status = 409 if error.field in ("status", "campaign", "slug") else 422
+    abort(status, message=error.message, errors={"json": {error.field: [error.message]}})
+    raise AssertionError("unreachable")
+
+
+@api.route("/campaigns")
+class Campaigns(MethodView):
+    @require_role("admin")
+    @api.arguments(CampaignCreateSchema)
+    @api.response(201, CampaignSchema)
+    @api.doc(**ADMIN)
+    def post(self, body: dict[str, Any]) -> dict[str, Any]:
+        """Write a draft campaign (admin)."""
+        price = Money(body.pop("meal_price"), body.pop("currency"))
+        slug = body.pop("slug")
+        try:
+            campaign = handlers.create_campaign(
+                _service().engine, slug=slug, meal_price=price, values=body
+            )
+        except CampaignRuleBroken as error:
+            _refuse(error)
+        with _service().engine.connect() as conn:
+            return campaign_view(conn, campaign)
+
+
 @api.route("/campaigns/<slug>")
 class CampaignResource(MethodView):
     @api.response(200, CampaignSchema)
     def get(self, slug: str) -> dict[str, Any]:
-        """A campaign's public facts."""
+        """A campaign's public facts, meals funded so far, and the giving options."""
         with _service().engine.connect() as conn:
-            campaign = store.campaign_by_slug(conn, slug)
-        if campaign is None:
-            abort(404, message=f"no campaign {slug!r}")
-        return {
-            "id": campaign.id,
-            "slug": campaign.slug,
-            "title": campaign.title,
-            "cause": campaign.cause,
-            "currency": campaign.meal_price.currency,
-            "meal_price": campaign.meal_price.amount,
-            "goal_meals": campaign.goal_meals,
-            "status": campaign.status.value,
-        }
+            return campaign_view(conn, _visible_campaign(conn, slug))
+
+    @require_role("admin")
+    @api.arguments(CampaignEditSchema)
+    @api.response(200, CampaignSchema)
+    @api.doc(**ADMIN)
+    def patch(self, body: dict[str, Any], slug: str) -> dict[str, Any]:
+        """Edit a campaign (admin); a live campaign's new facts are announced."""
+        try:
+            campaign = handlers.edit_campaign(_service().engine, slug, body)
+        except (CampaignRuleBroken, handlers.UnknownCampaign) as error:
+            _refuse(error)
+        with _service().engine.connect() as conn:
+            return campaign_view(conn, campaign)
+
+
+@api.route("/campaigns/<slug>/publish", methods=["POST"])
+@require_role("admin")
+@api.response(200, CampaignSchema)
+@api.doc(**ADMIN)
+def publish(slug: str) -> dict[str, Any]:
+    """Publish a draft campaign: it takes gifts and is announced (admin)."""
+    try:
+        campaign = handlers.go_live(_service().engine, slug)
+    except (CampaignRuleBroken, handlers.UnknownCampaign) as error:
+        _refuse(error)
+    with _service().engine.connect() as conn:
+        return campaign_view(conn, campaign)
+
+
+@api.route("/campaigns/<slug>/close", methods=["POST"])
+@require_role("admin")
+@api.response(200, CampaignSchema)
+@api.doc(**ADMIN)
+def close(slug: str) -> dict[str, Any]:
+    """Close a live campaign: it takes no more gifts (admin)."""
+    try:
+        campaign = handlers.close_campaign(_service().engine, slug)
+    except (CampaignRuleBroken, handlers.UnknownCampaign) as error:
+        _refuse(error)
+    with _service().engine.connect() as conn:
+        return campaign_view(conn, campaign)
+
+
+@api.route("/campaigns/<slug>/meal-price", methods=["POST"])
+@require_role("admin")
+@api.arguments(MealPriceChangeSchema)
+@api.response(200, MealPriceChangedSchema)
+@api.doc(**ADMIN)
+def meal_price(body: dict[str, Any], slug: str) -> dict[str, Any]:
+    """Change the meal price from a date on, and announce it (admin)."""
+    try:
+        return handlers.change_meal_price(
+            _service().engine,
+            slug,
+            Money(body["meal_price"], body["currency"]),
+            body["effective_from"],
+        )
+    except (CampaignRuleBroken, handlers.UnknownCampaign) as error:
+        _refuse(error)
+
+
+@api.route("/campaigns/<slug>/news")
+class CampaignNews(MethodView):
+    @api.response(200, NewsPostSchema(many=True))
+    def get(self, slug: str) -> list[dict[str, Any]]:
+        """A campaign's published news posts, newest first."""
+        with _service().engine.connect() as conn:
+            campaign = _visible_campaign(conn, slug)
+            return [post_view(post, slug) for post in store.published_posts(conn, campaign.id)]
+
+    @require_role("admin")
+    @api.arguments(NewsPostRequestSchema)
+    @api.response(201, NewsPostSchema)
+    @api.doc(**ADMIN)
+    def post(self, body: dict[str, Any], slug: str) -> dict[str, Any]:
+        """Write a news post: published now, or by the worker at `publish_at` (admin)."""
+        try:
+            post = handlers.write_news_post(
+                _service().engine,
+                slug,
+                title=body["title"],
+                body_markdown=body["body_markdown"],
+                publish_at=body.get("publish_at"),
+                locale=body["locale"],
+                public_url=_service().settings.public_url,
+            )
+        except (CampaignRuleBroken, handlers.UnknownCampaign) as error:
+            _refuse(error)
+        return post_view(post, slug)
 
 
 @api.route("/campaigns/<slug>/donations")
@@ -58,35 +240,78 @@ class CampaignDonations(MethodView):
     @api.arguments(DonationRequestSchema)
     @api.response(201, DonationSchema)
     @api.alt_response(404, description="No such campaign")
+    @api.alt_response(409, description="The campaign takes no gifts, or the key was reused")
     @api.alt_response(502, description="Stripe could not be reached; nothing was stored")
+    @api.doc(
+        parameters=[
+            {
+                "in": "header",
+                "name": IDEMPOTENCY_HEADER,
+                "required": False,
+                "schema": {"type": "string", "maxLength": 200},
+                "description": "a retried request with the same key gets the first answer",
+            }
+        ]
+    )
     def post(self, body: dict[str, Any], slug: str) -> dict[str, Any]:
         """Start a donation: answers with the Stripe Checkout URL where the donor pays."""
-        service = _service()
-        gift = handlers.Gift(
-            campaign_slug=slug,
-            amount=body.get("amount"),
-            meals=body.get("meals"),
-            currency=body.get("currency"),
-            donor_email=body["donor"]["email"],
-            donor_name=body["donor"].get("name", ""),
-            locale=_locale(body.get("locale")),
-            updates_opt_in=body["updates_opt_in"],
-            correlation_id=current_correlation_id(),
+        return start_gift(body, slug)
+
+
+def start_gift(body: dict[str, Any], slug: str) -> dict[str, Any]:
+    """Turn a validated gift into a pending donation, or abort with the field at fault."""
+    service = _service()
+    key = request.headers.get(IDEMPOTENCY_HEADER)
+    if key is not None and not 1 <= len(key) <= 200:
+        abort(
+            400,
+            message="Idempotency-Key must be 1 to 200 characters",
+            errors={"headers": {IDEMPOTENCY_HEADER: ["1 to 200 characters"]}},
         )
-        try:
-            return handlers.start_donation(
-                service.engine, service.checkout, service.limits, gift, service.settings.public_url
-            )
-        except handlers.UnknownCampaign:
-            abort(404, message=f"no campaign {slug!r}", errors={"path": {"slug": ["unknown"]}})
-        except GiftRefused as refused:
-            status = 409 if refused.field == "campaign" else 422
-            abort(
-                status, message=refused.message, errors={"json": {refused.field: [refused.message]}}
-            )
-        except PaymentProviderError as error:
-            abort(502, message=f"the payment processor is unavailable, try again: {error}")
-        raise AssertionError("unreachable")
+    message = body.get("public_message") or None
+    if message is not None and len(message) > service.settings.message_max_length:
+        limit = service.settings.message_max_length
+        abort(
+            422,
+            message=f"the public message is at most {limit} characters",
+            errors={"json": {"public_message": [f"at most {limit} characters"]}},
+        )
+    gift = handlers.Gift(
+        campaign_slug=slug,
+        amount=body.get("amount"),
+        meals=body.get("meals"),
+        currency=body.get("currency"),
+        donor_email=body["donor"]["email"],
+        donor_name=body["donor"].get("name", ""),
+        locale=_locale(body.get("locale")),
+        updates_opt_in=body["updates_opt_in"],
+        correlation_id=current_correlation_id(),
+        anonymous=body.get("anonymous", False),
+        public_message=message,
+        show_message=body.get("show_message", False),
+        cover_fee=body.get("cover_fee", False),
+        idempotency_key=key,
+    )
+    try:
+        return handlers.start_donation(
+            service.engine,
+            service.checkout,
+            service.limits,
+            gift,
+            service.settings.public_url,
+            fee=service.fee,
+            balance=service.balance,
+        )
+    except handlers.UnknownCampaign:
+        abort(404, message=f"no campaign {slug!r}", errors={"path": {"slug": ["unknown"]}})
+    except handlers.IdempotencyConflict as error:
+        abort(409, message=str(error), errors={"headers": {IDEMPOTENCY_HEADER: [str(error)]}})
+    except GiftRefused as refused:
+        status = 409 if refused.field == "campaign" else 422
+        abort(status, message=refused.message, errors={"json": {refused.field: [refused.message]}})
+    except PaymentProviderError as error:
+        abort(502, message=f"the payment processor is unavailable, try again: {error}")
+    raise AssertionError("unreachable")
 
 
 @api.route("/donations/<donation_id>")
@@ -102,19 +327,28 @@ class DonationResource(MethodView):
         return {**row._asdict(), "campaign": campaign.slug}
 
 
+def receive_stripe_event(payload: bytes, signature: str | None) -> dict[str, Any]:
+    """Verify a webhook body, then apply it once; aborts 400 when it is not Stripe's."""
+    service = _service()
+    try:
+        event = verify_webhook(
+            payload,
+            signature,
+            service.settings.stripe_webhook_secret,
+            service.settings.webhook_tolerance_seconds,
+        )
+    except InvalidWebhook as error:
+        abort(400, message=str(error), errors={"headers": {"Stripe-Signature": [str(error)]}})
+    outcome = handlers.apply_stripe_event(
+        service.engine, event, current_correlation_id(), service.balance
+    )
+    return {"received": True, "event": event["id"], "outcome": outcome}
+
+
 @webhooks.route("/stripe", methods=["POST"])
 @webhooks.doc(summary="Stripe webhook endpoint (signed with the endpoint secret)")
 def stripe_webhook() -> Any:
     """Verify, deduplicate by Stripe event id, and apply a Stripe event."""
-    settings = _service().settings
-    try:
-        event = verify_webhook(
-            request.get_data(),
-            request.headers.get("Stripe-Signature"),
-            settings.stripe_webhook_secret,
-            settings.webhook_tolerance_seconds,
-        )
-    except InvalidWebhook as error:
-        abort(400, message=str(error), errors={"headers": {"Stripe-Signature": [str(error)]}})
-    outcome = handlers.apply_stripe_event(_service().engine, event, current_correlation_id())
-    return jsonify({"received": True, "event": event["id"], "outcome": outcome})
+    return jsonify(
+        receive_stripe_event(request.get_data(), request.headers.get("Stripe-Signature"))
+    )

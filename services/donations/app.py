@@ -5,16 +5,22 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from flask import Flask
+from flask_wtf.csrf import CSRFProtect
 from sqlalchemy import Engine
 
+from services.shared.auth import parse_tokens
 from services.shared.db import make_engine, ping
 from services.shared.kafka import broker_reachable
 from services.shared.web import create_service_app
 
 from .api import api, webhooks
 from .config import Settings
-from .domain import GiftLimits
-from .payments import StripeCheckout
+from .domain import GiftLimits, ProcessingFee
+from .pages import pages, security_headers
+from .payments import StripeBalance, StripeCheckout
+
+# Bodies above this are refused with 413 before any parsing (a gift is well under 4 KiB).
+MAX_BODY_BYTES = 64 * 1024
 
 
 @dataclass
@@ -25,6 +31,8 @@ class DonationsService:
     engine: Engine
     checkout: StripeCheckout
     limits: GiftLimits
+    fee: ProcessingFee
+    balance: StripeBalance
 
 
 def create_app(settings: Settings | None = None) -> Flask:
@@ -37,14 +45,36 @@ def create_app(settings: Settings | None = None) -> Flask:
             raise ConnectionError("Kafka unreachable")
 
     app, rest = create_service_app(
-        "donations", "difts donations", checks={"database": lambda: ping(engine), "broker": broker}
+        "donations",
+        "difts donations",
+        checks={"database": lambda: ping(engine), "broker": broker},
+        config={
+            "API_TOKENS": parse_tokens(settings.api_tokens),
+            "SECRET_KEY": settings.secret_key,
+            "MAX_CONTENT_LENGTH": MAX_BODY_BYTES,
+            "WTF_CSRF_TIME_LIMIT": 3600,
+        },
     )
+    checkout = StripeCheckout(settings.stripe_api_key, settings.stripe_api_base or None)
     app.extensions["donations"] = DonationsService(
         settings=settings,
         engine=engine,
-        checkout=StripeCheckout(settings.stripe_api_key, settings.stripe_api_base or None),
+        checkout=checkout,
         limits=GiftLimits(settings.min_amount, settings.max_amount),
+        fee=ProcessingFee(settings.fee_percent_bp, settings.fee_fixed),
+        balance=StripeBalance(checkout.client),
     )
+    rest.spec.components.security_scheme("bearerAuth", {"type": "http", "scheme": "bearer"})
     rest.register_blueprint(api)
     rest.register_blueprint(webhooks)
+    csrf = CSRFProtect(app)
+    # The JSON API (bearer tokens, no cookies) and Stripe's signed webhook are not forms.
+    csrf.exempt(api)
+    csrf.exempt(webhooks)
+    app.register_blueprint(pages)
+    if settings.test_checkout:
+        from .dev_checkout import dev_checkout
+
+        app.register_blueprint(dev_checkout)
+    app.after_request(security_headers)
     return app

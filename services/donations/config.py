@@ -2,12 +2,44 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 
+from services.shared.auth import DEFAULT_API_TOKENS
 from services.shared.config import DEFAULT_KAFKA, KAFKA_BOOTSTRAP_SERVERS, env, env_int, sqlite_url
 
 # Not a secret: the development default that make run, the README and tests sign with.
 DEVELOPMENT_WEBHOOK_SECRET = "whsec_difts_development_only"  # noqa: S105
+# Not a secret either: signs the donor pages' CSRF tokens in development; production sets one.
+DEVELOPMENT_SECRET_KEY = "difts-donations-development-only"  # noqa: S105
+
+
+def _env_bool(name: str, default: bool) -> bool:
+    raw = os.environ.get(name, "").strip().lower()
+    if not raw:
+        return default
+    if raw in ("1", "true", "yes", "on"):
+        return True
+    if raw in ("0", "false", "no", "off"):
+        return False
+    raise SystemExit(f"{name} must be 1/0, true/false, yes/no or on/off, got {raw!r}")
+
+
+def _is_stripe_mock(api_base: str, api_key: str) -> bool:
+    """True when the stripe library talks to a mock with a test key, never to real Stripe."""
+    return bool(api_base) and "api.stripe.com" not in api_base and api_key.startswith("sk_test_")
+
+
+def _preset_meals(raw: str) -> tuple[int, ...]:
+    try:
+        presets = tuple(int(part) for part in raw.split(",") if part.strip())
+    except ValueError as error:
+        raise SystemExit(
+            f"DONATION_PRESET_MEALS must be integers like 1,2,5,10: {raw!r}"
+        ) from error
+    if not presets or min(presets) < 1:
+        raise SystemExit("DONATION_PRESET_MEALS needs at least one positive number of meals")
+    return presets
 
 
 @dataclass(frozen=True)
@@ -23,6 +55,23 @@ class Settings:
     public_url: str
     min_amount: int
     max_amount: int
+    # Estimated processing fee a donor may choose to cover: basis points plus a fixed part.
+    fee_percent_bp: int = 150
+    fee_fixed: int = 25
+    preset_meals: tuple[int, ...] = (1, 2, 5, 10)
+    message_max_length: int = 280
+    # The development-only page that plays Stripe's hosted checkout; never with real Stripe.
+    test_checkout: bool = False
+    secret_key: str = DEVELOPMENT_SECRET_KEY
+    api_tokens: str = DEFAULT_API_TOKENS
+    consumer_group: str = "donations"
+
+    def __post_init__(self) -> None:
+        if self.test_checkout and not _is_stripe_mock(self.stripe_api_base, self.stripe_api_key):
+            raise SystemExit(
+                "DONATIONS_TEST_CHECKOUT is for stripe-mock only: it cannot be on with real "
+                "Stripe (a live key, or no STRIPE_API_BASE)"
+            )
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -38,4 +87,19 @@ class Settings:
             public_url=env("DONATIONS_PUBLIC_URL", "http://127.0.0.1:8001").rstrip("/"),
             min_amount=env_int("DONATION_MIN_AMOUNT", 100),
             max_amount=env_int("DONATION_MAX_AMOUNT", 1_000_000),
+            fee_percent_bp=env_int("DONATION_FEE_PERCENT_BP", 150),
+            fee_fixed=env_int("DONATION_FEE_FIXED", 25),
+            preset_meals=_preset_meals(env("DONATION_PRESET_MEALS", "1,2,5,10")),
+            message_max_length=env_int("DONATION_MESSAGE_MAX_LENGTH", 280),
+            # On by default only when the stripe library points at stripe-mock (make run).
+            test_checkout=_env_bool(
+                "DONATIONS_TEST_CHECKOUT",
+                _is_stripe_mock(
+                    env("STRIPE_API_BASE", "http://127.0.0.1:12111"),
+                    env("STRIPE_API_KEY", "sk_test_123"),
+                ),
+            ),
+            secret_key=env("DONATIONS_SECRET_KEY", DEVELOPMENT_SECRET_KEY),
+            api_tokens=env("DIFTS_API_TOKENS", DEFAULT_API_TOKENS),
+            consumer_group=env("DONATIONS_CONSUMER_GROUP", "donations"),
         )

@@ -1,28 +1,128 @@
-"""The demo campaign that `make run` seeds: Les Petites Cantines, 13.50 EUR a meal."""
+"""The demo campaign that `make run` seeds: Les Petites Cantines, 13.50 EUR a meal, with its
+story, what the money is used for, and the news posts its donors received."""
 
 from __future__ import annotations
+
+from datetime import UTC, datetime
 
 from sqlalchemy import Engine
 
 from services.shared.money import Money
 
-from .handlers import publish_campaign
+from . import store
+from .handlers import edit_campaign, publish_campaign, write_news_post
 
 SLUG = "petites-cantines"
 TITLE = "Participatory neighbourhood canteens to (re)connect people"
 CAUSE = "Les Petites Cantines"
+ACTION_ZONE = "Grand Est"
 SUMMARY = (
     "In each Petite Cantine, neighbours cook and share a meal together and everyone pays what "
     "they can. A Canteen Manager makes sure each person feels welcome. Every 13.50 EUR you "
     "give funds one meal and helps the network open and strengthen canteens."
 )
+STORY = """\
+Les Petites Cantines is a network of **participatory neighbourhood canteens**. Residents cook
+together, sit at the same table and share the meal. Each diner pays what they can: this free
+price covers most of the running costs, so nobody is turned away and nobody is singled out.
+
+In every canteen a *Canteen Manager* welcomes people, organises the kitchen with volunteers and
+makes sure each person finds a place. The aim is simple and ambitious: bring people together,
+and rebuild trust in oneself, in others and in the future.
+
+The association was co-founded by Diane Dupré la Tour. In 2023 the 13 canteens then open served
+**54,000 meals**; a 14th opened in Bruz, near Rennes, on 2 May 2024.
+
+The association is certified: its financial stability, its systemic impact and its contribution
+to the sustainable development goals were reviewed.
+"""
+MONEY_USES = (
+    "Developing the network: helping residents open new canteens (premises, community, "
+    "funding, business model, first hire).",
+    "Strengthening the network: supporting open canteens day to day (admin and finance, the "
+    "employer role, welcome, kitchen, supply, hygiene plan, diversity of diners).",
+    "Extending the reach: supporting other food projects for social cohesion, training "
+    "companies, spreading the impact.",
+    "Leading the network: mutual help, collective intelligence, the well-being of staff and "
+    "volunteers.",
+)
 MEAL_PRICE = Money(1350, "EUR")
 GOAL_MEALS = 2000
 
+# (seed key, date, title, body): the news posts donors received, oldest first.
+NEWS_POSTS = (
+    (
+        "bruz-2024",
+        datetime(2024, 5, 2, 10, tzinfo=UTC),
+        "A new Petite Cantine in Bruz!",
+        "Dear difteurs,\n\nOur **14th canteen** opened its doors today in Bruz, near Rennes. "
+        "Neighbours have been cooking together for weeks to get ready; the first lunch was "
+        "full.\n\nThank you: your meals make openings like this one possible.",
+    ),
+    (
+        "rencontre-2024",
+        datetime(2024, 9, 20, 10, tzinfo=UTC),
+        "La Rencontre 2024: three days together",
+        "Dear difteurs,\n\nFor three days the network's employees met to share what works, "
+        "what is hard, and what they want to try next. These days are how a canteen in one "
+        "town learns from a canteen in another.",
+    ),
+    (
+        "bagnolet-2024",
+        datetime(2024, 11, 16, 10, tzinfo=UTC),
+        "Opening of Petites Cantines Bagnolet",
+        "Dear difteurs,\n\nLes Petites Cantines Bagnolet is open! Find it at **85 Rue Sadi "
+        "Carnot, Bagnolet**, for lunch from Tuesday to Friday. Come and cook, or just come "
+        "and eat: everyone pays what they can.",
+    ),
+    (
+        "training-2025",
+        datetime(2025, 2, 5, 10, tzinfo=UTC),
+        "Training days for eight future canteens",
+        "Dear difteurs,\n\nOn 3 and 4 February, project leaders from eight territories "
+        "(Forez, Bordeaux, Villefranche, Romans, Mulhouse, La Réunion, Brignais and Tassin) "
+        "followed training modules 6 and 7 in Villeurbanne and Vieux Lyon.\n\nTwo more days "
+        "in Vieux Lyon brought together four teams: Bagnolet, Villefranche-sur-Saône and two "
+        "third places.",
+    ),
+    (
+        "la-recette-2025",
+        datetime(2025, 3, 10, 10, tzinfo=UTC),
+        "Four episodes of La Recette about the canteens",
+        "Dear difteurs,\n\nThe podcast *La Recette* devoted four episodes to the canteens: "
+        "the people who cook, the people who come, and why a shared table changes things. "
+        "A good listen for your next walk.",
+    ),
+    (
+        "seminar-2025",
+        datetime(2025, 4, 15, 10, tzinfo=UTC),
+        "Our annual seminar: Fragilities and Robustness",
+        "Dear difteurs,\n\nThis year's seminar asked how a network of small canteens stays "
+        "strong when each of them is fragile. Spoiler: by relying on each other. And the "
+        "co-founder's book, *Comme à la Maison*, tells how it all began.",
+    ),
+    (
+        "prix-solidaire-2025",
+        datetime(2025, 6, 12, 10, tzinfo=UTC),
+        "The network wins the Prix Solidaire of Futur(e)s Food 2025",
+        "Dear difteurs,\n\nLes Petites Cantines won the **Prix Solidaire** of Futur(e)s Food "
+        "2025, chosen among 225 projects. This prize is yours too: thank you for every meal.",
+    ),
+)
 
-def seed_demo_campaign(engine: Engine) -> tuple[str, bool]:
-    """Create and announce the demo campaign unless it exists; return (id, created)."""
-    return publish_campaign(
+
+def seed_demo_campaign(
+    engine: Engine, public_url: str = "http://127.0.0.1:8001"
+) -> tuple[str, bool]:
+    """Create and announce the demo campaign and its news posts unless they exist; return
+    (id, created). Run twice, it adds nothing."""
+    details = {
+        "cause_certified": True,
+        "action_zone": ACTION_ZONE,
+        "story_markdown": STORY,
+        "money_uses": list(MONEY_USES),
+    }
+    campaign_id, created = publish_campaign(
         engine,
         slug=SLUG,
         title=TITLE,
@@ -30,4 +130,23 @@ def seed_demo_campaign(engine: Engine) -> tuple[str, bool]:
         summary=SUMMARY,
         meal_price=MEAL_PRICE,
         goal_meals=GOAL_MEALS,
+        **details,
     )
+    if not created:
+        # A campaign seeded before the richer facts existed gets them once.
+        with engine.connect() as conn:
+            campaign = store.campaign_by_id(conn, campaign_id)
+        if campaign is not None and not campaign.story_markdown:
+            edit_campaign(engine, SLUG, details)
+    for key, when, title, body in NEWS_POSTS:
+        write_news_post(
+            engine,
+            SLUG,
+            title=title,
+            body_markdown=body,
+            public_url=public_url,
+            locale="en",
+            seed_key=f"demo-{key}",
+            published_at=when,
+        )
+    return campaign_id, created

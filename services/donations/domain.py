@@ -4,7 +4,8 @@ through its lifecycle. No Flask, no SQL, no Stripe."""
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import datetime
 from enum import StrEnum
 
 from services.shared.money import Money
@@ -34,7 +35,7 @@ class DonationStatus(StrEnum):
 
 @dataclass(frozen=True)
 class Campaign:
-    """A cause's fundraising campaign, as far as giving is concerned."""
+    """A cause's fundraising campaign: what donors read, and the price of one meal in force."""
 
     id: str
     slug: str
@@ -43,10 +44,66 @@ class Campaign:
     meal_price: Money
     goal_meals: int | None
     status: CampaignStatus
+    cause_certified: bool = False
+    action_zone: str = ""
+    summary: str = ""
+    story_markdown: str = ""
+    money_uses: tuple[str, ...] = field(default_factory=tuple)
 
     def accepts_gifts(self) -> bool:
         """Only a live campaign takes donations."""
         return self.status is CampaignStatus.LIVE
+
+    def can_publish(self) -> bool:
+        """A draft goes live once; a closed campaign stays closed."""
+        return self.status is CampaignStatus.DRAFT
+
+    def can_close(self) -> bool:
+        """Only a live campaign can be closed."""
+        return self.status is CampaignStatus.LIVE
+
+
+class CampaignRuleBroken(ValueError):
+    """A change a campaign's state does not allow; `field` names the input at fault."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(message)
+        self.field = field
+        self.message = message
+
+
+def check_meal_price_change(
+    campaign: Campaign, new_price: Money, effective_from: datetime, now: datetime
+) -> None:
+    """A live campaign's meal price changes only from a date not in the past, in the same
+    currency, so no gift already counted is re-priced silently."""
+    if campaign.status is CampaignStatus.CLOSED:
+        raise CampaignRuleBroken("campaign", f"campaign {campaign.slug!r} is closed")
+    if new_price.currency != campaign.meal_price.currency:
+        raise CampaignRuleBroken(
+            "currency", f"the meal price stays in {campaign.meal_price.currency}"
+        )
+    if new_price.amount < 1:
+        raise CampaignRuleBroken("meal_price", "a meal costs at least one minor unit")
+    if effective_from < now.replace(microsecond=0):
+        raise CampaignRuleBroken("effective_from", "a price change cannot take effect in the past")
+
+
+@dataclass(frozen=True)
+class ProcessingFee:
+    """The processor's estimated fee: a percentage (in basis points) plus a fixed part."""
+
+    percent_bp: int
+    fixed: int
+
+    def to_cover(self, gift: Money) -> Money:
+        """What a donor adds so that, after the estimated fee on the whole payment, the cause
+        receives `gift` whole: total = ceil((gift + fixed) / (1 - percent)); added = total -
+        gift. Integer arithmetic only."""
+        denominator = 10_000 - self.percent_bp
+        numerator = (gift.amount + self.fixed) * 10_000
+        total = -(-numerator // denominator)
+        return Money(total - gift.amount, gift.currency)
 
 
 @dataclass(frozen=True)
@@ -92,6 +149,19 @@ def price_gift(
     return gift
 
 
+def parse_major_amount(text: str, currency_exponent: int) -> int | None:
+    """A donor-typed amount such as "13,50", "13.5" or "20" in minor units; None if it is not
+    a plain positive decimal number with at most the currency's decimals."""
+    cleaned = text.strip().replace("\u00a0", "").replace(" ", "").replace(",", ".")
+    whole, _dot, fraction = cleaned.partition(".")
+    if not whole.isdigit() or len(whole) > 9:
+        return None
+    if _dot and (not fraction.isdigit() or len(fraction) > currency_exponent):
+        return None
+    fraction = fraction.ljust(currency_exponent, "0")
+    return int(whole) * 10**currency_exponent + (int(fraction) if fraction else 0)
+
+
 def meals_in(gift: Money, meal_price: Money) -> int:
     """How many whole meals a gift pays for on its own."""
     whole, _rest = gift.divmod(meal_price)
@@ -102,3 +172,28 @@ def succeeded_event_id(donation_id: str) -> str:
     """The id of a donation's succeeded event, the same however often it is produced, so
     that even a duplicated confirmation cannot be counted twice downstream."""
     return str(uuid.uuid5(_DONATION_EVENT_NAMESPACE, f"{donation_id}:succeeded"))
+
+
+def derived_event_id(*parts: str) -> str:
+    """A stable event id for one fact (a refund, a dispute's opening, a payout), so producing
+    it twice publishes the same event id and consumers count it once."""
+    return str(uuid.uuid5(_DONATION_EVENT_NAMESPACE, ":".join(parts)))
+
+
+def donation_id_for_retry(idempotency_key: str, campaign_slug: str) -> str:
+    """The donation id a retried request with the same Idempotency-Key gets again."""
+    return str(
+        uuid.uuid5(_DONATION_EVENT_NAMESPACE, f"idempotency:{campaign_slug}:{idempotency_key}")
+    )
+
+
+# Where a donation may go when Stripe reports an outcome. A paid checkout wins over an earlier
+# expiry or cancel (money did move); nothing leaves a final refund.
+SUCCEEDS_FROM = (
+    DonationStatus.PENDING,
+    DonationStatus.EXPIRED,
+    DonationStatus.CANCELED,
+    DonationStatus.FAILED,
+)
+ENDS_UNPAID_FROM = (DonationStatus.PENDING,)
+REFUNDABLE = (DonationStatus.SUCCEEDED, DonationStatus.DISPUTED, DonationStatus.REFUNDED)

@@ -105,3 +105,64 @@ def verify_webhook(
     ):
         raise InvalidWebhook("body is not a Stripe event")
     return event
+
+
+@dataclass(frozen=True)
+class PaymentFacts:
+    """What Stripe's balance transaction says about a payment: the charge, the processor's
+    fee and what is left for the cause (minor units of the payment's currency)."""
+
+    charge_id: str | None
+    balance_transaction_id: str | None
+    fee: int | None
+    net: int | None
+
+
+NO_FACTS = PaymentFacts(None, None, None, None)
+
+
+class StripeBalance:
+    """Reads balance transactions through the stripe library (stripe-mock locally, which
+    answers with its fixture values: fee 0, net 100, whatever the payment)."""
+
+    def __init__(self, client: stripe.StripeClient) -> None:
+        self.client = client
+
+    def payment_facts(self, payment_intent_id: str | None) -> PaymentFacts:
+        """The charge and balance transaction of a paid payment intent; unknown parts are None
+        (a payment is still counted when Stripe cannot be asked; the fee then travels null)."""
+        if not payment_intent_id:
+            return NO_FACTS
+        try:
+            intent = self.client.v1.payment_intents.retrieve(
+                payment_intent_id, params={"expand": ["latest_charge.balance_transaction"]}
+            )
+        except stripe.StripeError:
+            return NO_FACTS
+        charge = intent.latest_charge
+        if charge is None or isinstance(charge, str):
+            return PaymentFacts(charge, None, None, None)
+        txn = charge.balance_transaction
+        if txn is None or isinstance(txn, str):
+            return PaymentFacts(charge.id, txn, None, None)
+        return PaymentFacts(charge.id, txn.id, int(txn.fee), int(txn.net))
+
+    def transaction_fee(self, balance_transaction_id: str | None) -> int | None:
+        """The processor's fee on one balance transaction, if Stripe answers."""
+        if not balance_transaction_id:
+            return None
+        try:
+            txn = self.client.v1.balance_transactions.retrieve(balance_transaction_id)
+        except stripe.StripeError:
+            return None
+        return int(txn.fee)
+
+    def payout_transactions(self, payout_id: str) -> list[str]:
+        """The balance transactions a payout settles (every page)."""
+        try:
+            page = self.client.v1.balance_transactions.list(
+                params={"payout": payout_id, "limit": 100}
+            )
+            return [txn.id for txn in page.auto_paging_iter()]
+        except stripe.StripeError:
+            return []

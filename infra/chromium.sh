@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# infra/chromium.sh — Debian's chromium for the browser tests (Playwright drives it by its
+# executable path, so no browser is downloaded from elsewhere). Does nothing when present.
+set -euo pipefail
+
+if [ -x /usr/bin/chromium ]; then
+  echo "chromium: already installed ($(/usr/bin/chromium --version 2>/dev/null || echo unknown version))"
+  exit 0
+fi
+SUDO=""
+if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
+echo "chromium: updating the package lists (apt-get update)"
+$SUDO apt-get update -qq
+echo "chromium: installing Debian's chromium package (this can take a few minutes)"
+DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq chromium
+echo "chromium: installed ($(/usr/bin/chromium --version 2>/dev/null || echo unknown version))"
