@@ -49,5 +49,8 @@ export DIFTS_TEST_KAFKA="127.0.0.1:$KAFKA_PORT"
 export DIFTS_TEST_POSTGRES="postgresql+psycopg://difts:difts@127.0.0.1:$PGPORT/postgres"
 export DIFTS_TEST_STRIPE="http://127.0.0.1:$STRIPE_MOCK_PORT"
 
+step "Chromium for the browser tests (Debian's package)"
+bash infra/chromium.sh
+
 step "tests: unit, integration, e2e"
 "$BIN/pytest" tests "$@"

@@ -153,6 +153,8 @@ def parse_major_amount(text: str, currency_exponent: int) -> int | None:
     """A donor-typed amount such as "13,50", "13.5" or "20" in minor units; None if it is not
     a plain positive decimal number with at most the currency's decimals."""
     cleaned = text.strip().replace("\u00a0", "").replace(" ", "").replace(",", ".")
+    if not cleaned.isascii():
+        return None  # other scripts' digits are digits to Python, not to a payment form
     whole, _dot, fraction = cleaned.partition(".")
     if not whole.isdigit() or len(whole) > 9:
         return None

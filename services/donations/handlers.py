@@ -544,6 +544,10 @@ def _refund(
     donation, key = _donation_of_payment(conn, refund, charge)
     if donation is None or DonationStatus(donation.status) not in REFUNDABLE:
         return _Result("waiting", donation.id if donation else None, waiting_for=key)
+    known = conn.execute(select(store.refunds.c.id).where(store.refunds.c.id == refund_id)).first()
+    if known is not None:
+        # charge.refunded and refund.* describe the same refund: counted once, by its id.
+        return _Result("already_refunded", donation.id)
     currency = str(refund.get("currency") or donation.currency).upper()
     if currency != donation.currency or donation.amount_refunded + amount > donation.amount:
         log.error("refund does not fit its donation; not counted")

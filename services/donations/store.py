@@ -341,7 +341,10 @@ def waiting_events(conn: Connection, keys: list[str]) -> list[Any]:
     return list(
         conn.execute(
             select(stripe_events)
-            .where(stripe_events.c.outcome == "waiting", stripe_events.c.waiting_for.in_(wanted))
+            .where(
+                stripe_events.c.outcome.in_(("waiting", "unmatched")),
+                stripe_events.c.waiting_for.in_(wanted),
+            )
             .order_by(stripe_events.c.received_at)
         ).all()
     )
