@@ -403,11 +403,19 @@ def _checkout_paid(
         log.error("stripe reported another amount than the donation's; not counted")
         return _Result("amount_mismatch", donation.id)
     intent = _str(session.get("payment_intent"))
+    fee, net = payment.fee, payment.net
+    if payment.amount is not None and (
+        payment.amount != donation.amount or payment.currency != donation.currency
+    ):
+        # The balance transaction is not this payment's (stripe-mock answers every question
+        # with one fixture): a fee that does not belong to the gift must not be booked.
+        log.warning("balance transaction does not match the payment; fee and net left unknown")
+        fee, net = None, None
     paid = {
         "charge_id": payment.charge_id,
         "balance_transaction_id": payment.balance_transaction_id,
-        "fee": payment.fee,
-        "net": payment.net,
+        "fee": fee,
+        "net": net,
     }
     if not store.mark_succeeded(conn, donation.id, intent, now, paid):
         return _Result(f"already_{donation.status}", donation.id)

@@ -146,7 +146,16 @@ def _render(template: str, status: int = 200, **context: Any) -> tuple[str, int]
     def money(amount: int, currency: str) -> str:
         return Money(amount, currency).format(locale)
 
-    return render_template(template, t=t, money=money, locale=locale, **context), status
+    def percent(basis_points: int) -> str:
+        whole, hundredths = divmod(basis_points, 100)
+        mark = "," if locale == "fr" else "."
+        text = f"{whole}{mark}{hundredths:02d}".rstrip("0").rstrip(mark)
+        return f"{text}\u00a0%" if locale == "fr" else f"{text}%"
+
+    return (
+        render_template(template, t=t, money=money, percent=percent, locale=locale, **context),
+        status,
+    )
 
 
 def _campaign_or_404(conn: Any, slug: str) -> Any:

@@ -116,6 +116,9 @@ class PaymentFacts:
     balance_transaction_id: str | None
     fee: int | None
     net: int | None
+    # What the balance transaction itself is for, to check it describes this payment.
+    amount: int | None = None
+    currency: str | None = None
 
 
 NO_FACTS = PaymentFacts(None, None, None, None)
@@ -145,7 +148,14 @@ class StripeBalance:
         txn = charge.balance_transaction
         if txn is None or isinstance(txn, str):
             return PaymentFacts(charge.id, txn, None, None)
-        return PaymentFacts(charge.id, txn.id, int(txn.fee), int(txn.net))
+        return PaymentFacts(
+            charge.id,
+            txn.id,
+            int(txn.fee),
+            int(txn.net),
+            int(txn.amount),
+            str(txn.currency).upper(),
+        )
 
     def transaction_fee(self, balance_transaction_id: str | None) -> int | None:
         """The processor's fee on one balance transaction, if Stripe answers."""

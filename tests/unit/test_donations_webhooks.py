@@ -39,7 +39,9 @@ class FakeBalance:
 
     def payment_facts(self, payment_intent_id: str | None) -> PaymentFacts:
         self.asked.append(f"payment:{payment_intent_id}")
-        return PaymentFacts(f"ch_{payment_intent_id}", f"txn_{payment_intent_id}", 66, 2634)
+        return PaymentFacts(
+            f"ch_{payment_intent_id}", f"txn_{payment_intent_id}", 66, 2634, 2700, "EUR"
+        )
 
     def payout_transactions(self, payout_id: str) -> list[str]:
         self.asked.append(f"payout:{payout_id}")
@@ -185,6 +187,18 @@ def test_paid_checkout_succeeds_once_with_fee_and_net_from_the_balance(engine: E
     assert (data["fee"], data["net"]) == (66, 2634)
     assert (data["charge_id"], data["balance_transaction_id"]) == ("ch_pi_1", "txn_pi_1")
     assert data["consent_at"] is not None and data["updates_opt_in"] is True
+
+
+def test_a_balance_transaction_of_another_payment_gives_no_fee(engine: Engine) -> None:
+    class OtherPayment(FakeBalance):
+        def payment_facts(self, payment_intent_id: str | None) -> PaymentFacts:
+            return PaymentFacts("ch_fixture", "txn_fixture", 0, 100, 100, "USD")
+
+    donation_id = pending_donation(engine)
+    event = stripe_event("checkout.session.completed", session(donation_id, pi="pi_f"))
+    assert apply(engine, event, OtherPayment()) == "succeeded"
+    data = published(engine, DONATION_SUCCEEDED)[0]["data"]
+    assert (data["fee"], data["net"], data["charge_id"]) == (None, None, "ch_fixture")
 
 
 def test_delayed_payment_waits_for_async_success(engine: Engine) -> None:
