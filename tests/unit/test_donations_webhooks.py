@@ -323,9 +323,13 @@ def test_checkout_for_a_donation_not_yet_stored_is_applied_when_it_is(engine: En
         idempotency_key="key-1",
     )
     answer = handlers.start_donation(
-        engine, FakeCheckout(), handlers.GiftLimits(100, 10**6), gift, "http://t",
+        engine,
+        FakeCheckout(),
+        handlers.GiftLimits(100, 10**6),
+        gift,
+        "http://t",
         balance=FakeBalance(),
-    )  # fmt: skip
+    )
     assert answer["id"] == donation_id
     assert status_of(engine, donation_id) == "succeeded"
     assert len(published(engine, DONATION_SUCCEEDED)) == 1
