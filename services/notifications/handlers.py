@@ -174,8 +174,25 @@ def donation_succeeded(
     recipient = mask_email(donor["email"])
     if not queued:
         log.info("receipt for donation %s to %s already queued", data["donation_id"], recipient)
+    elif _skipped(conn, event.id, donor["email"], store.RECEIPT):
+        log.warning(
+            "receipt for donation %s to %s skipped: unsendable address",
+            data["donation_id"],
+            recipient,
+        )
     else:
         log.info("receipt for donation %s queued to %s", data["donation_id"], recipient)
+
+
+def _skipped(conn: Connection, event_id: str, email: str, kind: str) -> bool:
+    row = conn.execute(
+        select(store.deliveries.c.status).where(
+            store.deliveries.c.event_id == event_id,
+            store.deliveries.c.recipient == email,
+            store.deliveries.c.kind == kind,
+        )
+    ).first()
+    return row is not None and row.status == store.SKIPPED
 
 
 def donation_refunded(
@@ -332,7 +349,12 @@ def _fan_out(
 ) -> tuple[int, int]:
     queued = skipped = 0
     for donor in store.donors_of(conn, campaign_id):
-        email_ref = donor.email_ref or outbox.keys.email_ref(donor.email)
+        email_ref = donor.email_ref
+        if email_ref is None:
+            # A donor recorded before pseudonyms existed: give them one, or their unsubscribe
+            # link would find nobody.
+            email_ref = outbox.keys.email_ref(donor.email)
+            store.set_email_ref(conn, donor.email, email_ref)
         links = outbox.unsubscribe_links(email_ref, campaign_id)
         try:
             rendered = render(donor, links)

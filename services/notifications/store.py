@@ -312,6 +312,15 @@ def _wants_news(
     return consented > everywhere
 
 
+def set_email_ref(conn: Connection, email: str, email_ref: str) -> None:
+    """Give an address's donor rows their pseudonym, where they have none yet."""
+    conn.execute(
+        update(donors)
+        .where(donors.c.email == email.strip().lower(), donors.c.email_ref.is_(None))
+        .values(email_ref=email_ref)
+    )
+
+
 def still_wants_news(conn: Connection, campaign_id: str, email: str) -> bool:
     """Whether a donor may still get news and impact emails of a campaign, now."""
     row = conn.execute(

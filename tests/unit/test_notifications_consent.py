@@ -478,3 +478,18 @@ def test_erasure_removes_the_donor_and_leaves_a_pseudonym_in_the_log(
     # A second request changes nothing more.
     again = client.post("/api/v1/erasures", json={"email": "ada@example.org"}, headers=ADMIN)
     assert again.get_json()["donors_removed"] == 0
+
+
+def test_a_donor_recorded_before_pseudonyms_can_still_unsubscribe(
+    consumer: IdempotentConsumer, engine: Engine, client: FlaskClient
+) -> None:
+    consumer.apply(gift("ada@example.org", opt_in=True))
+    with engine.begin() as conn:  # as 0001 left it: no pseudonym
+        conn.execute(store.donors.update().values(email_ref=None))
+    consumer.apply(news())
+    [row] = rows(engine, "news")
+
+    assert client.post(unsubscribe_path(row)).status_code == 200
+
+    with engine.connect() as conn:
+        assert not store.still_wants_news(conn, "camp_1", "ada@example.org")
