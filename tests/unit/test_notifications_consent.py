@@ -8,6 +8,8 @@ from __future__ import annotations
 import email
 import email.policy
 import re
+import smtplib
+import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import replace
@@ -26,6 +28,7 @@ from services.notifications.config import Settings
 from services.notifications.consent import ConsentKeys, InvalidUnsubscribeLink
 from services.notifications.consumer import letterhead
 from services.notifications.handlers import event_handlers
+from services.notifications.sender import RetryPolicy, Sender
 from services.shared.consumer import IdempotentConsumer
 from services.shared.db import make_engine, upgrade
 from services.shared.envelope import new_event
@@ -36,6 +39,7 @@ from services.shared.events import (
     MILESTONE_REACHED,
     UPDATE_PUBLISHED,
 )
+from tests.unit.test_notifications_delivery import ScriptedRelay, ScriptedSmtp
 
 NOW = datetime(2025, 3, 14, 10, 0, tzinfo=UTC)
 ADMIN = {"Authorization": "Bearer dev-admin-token"}
@@ -493,3 +497,72 @@ def test_a_donor_recorded_before_pseudonyms_can_still_unsubscribe(
 
     with engine.connect() as conn:
         assert not store.still_wants_news(conn, "camp_1", "ada@example.org")
+
+
+# --- the sender's manners with news ----------------------------------------------------------
+
+
+def a_sender(engine: Engine, *sessions: ScriptedSmtp | OSError, rate: float = 0.0) -> Sender:
+    relay = ScriptedRelay(host="relay.test", port=25, timeout=1, sessions=list(sessions))
+    return Sender(
+        engine,
+        relay,
+        "thanks@difts.localhost",
+        RetryPolicy(max_attempts=3, first_delay=timedelta(seconds=30)),
+        rate=rate,
+    )
+
+
+def test_the_sender_keeps_to_its_rate(consumer: IdempotentConsumer, engine: Engine) -> None:
+    for n in range(6):
+        consumer.apply(gift(f"donor-{n}@example.org", opt_in=False))
+    session = ScriptedSmtp(replies=[])
+
+    started = time.monotonic()
+    assert a_sender(engine, session, rate=20).send_due() == 6
+    took = time.monotonic() - started
+
+    assert len(session.sent) == 6
+    assert took >= 5 / 20 * 0.9  # six messages at 20/s: five intervals of 50 ms
+
+
+def test_news_whose_donor_unsubscribed_after_it_was_claimed_is_skipped_not_sent(
+    consumer: IdempotentConsumer, engine: Engine
+) -> None:
+    consumer.apply(gift("ada@example.org", opt_in=True))
+    consumer.apply(gift("bob@example.org", opt_in=True))
+    consumer.apply(news())
+    # Ada unsubscribes while her email sits in a sender's claimed batch: only her donor row
+    # changes (the page's skip of pending rows has nothing left to catch).
+    with engine.begin() as conn:
+        conn.execute(
+            store.donors.update()
+            .where(store.donors.c.email == "ada@example.org")
+            .values(unsubscribed_at=datetime.now(UTC))
+        )
+    session = ScriptedSmtp(replies=[])
+
+    while a_sender(engine, session).send_due(now=datetime.now(UTC) + timedelta(seconds=1)):
+        pass
+
+    sent = sorted(to[0] for _from, to, _msg in session.sent)
+    assert sent == ["ada@example.org", "bob@example.org", "bob@example.org"]  # 2 receipts, 1 news
+    statuses = {(row.kind, row.recipient): row.status for row in rows(engine)}
+    assert statuses[("news", "ada@example.org")] == "skipped"
+    assert statuses[("news", "bob@example.org")] == "sent"
+
+
+def test_a_421_retries_that_email_later_and_hands_the_rest_back_unattempted(
+    consumer: IdempotentConsumer, engine: Engine
+) -> None:
+    soon = datetime.now(UTC) + timedelta(seconds=1)
+    consumer.apply(gift("a@example.org", opt_in=False))
+    consumer.apply(gift("b@example.org", opt_in=False))
+    closing = smtplib.SMTPDataError(421, b"4.3.2 Service shutting down")
+    session = ScriptedSmtp(replies=[closing, None])
+
+    a_sender(engine, session).send_due(now=soon)
+
+    assert session.sent == []  # the second email was not tried on a closed session
+    states = sorted((row.status, row.attempts, row.last_error or "") for row in rows(engine))
+    assert states == [("pending", 0, ""), ("pending", 1, "421 4.3.2 Service shutting down")]
