@@ -29,6 +29,7 @@ from services.shared.events import (
     MEAL_PRICE_CHANGED,
     PAYOUT_PAID,
     UPDATE_PUBLISHED,
+    InvalidEventData,
 )
 from services.shared.money import Money
 from services.shared.outbox import add_to_outbox
@@ -289,7 +290,16 @@ def apply_stripe_event(
     with engine.begin() as conn:
         if not store.record_stripe_event(conn, event["id"], event["type"], now):
             return "duplicate"
-        result = _apply(conn, event, facts, now, correlation_id)
+        try:
+            with conn.begin_nested():
+                result = _apply(conn, event, facts, now, correlation_id)
+        except InvalidEventData:
+            # Signed by Stripe, yet not something our events can carry (an unsupported
+            # currency, say): nothing of it is applied, and it is kept for a person to see.
+            log.error("stripe event could not be expressed as a difts event; kept")
+            result = _Result("unreadable", waiting_for=None)
+            store.set_stripe_event_outcome(conn, event["id"], "unreadable", None, json.dumps(event))
+            return result.outcome
         _settle(conn, event, result)
         if result.unlocks:
             _replay_waiting(conn, result.unlocks, balance, correlation_id)

@@ -400,3 +400,13 @@ def test_payout_paid_lists_its_balance_transactions_once(engine: Engine) -> None
 def test_unhandled_types_are_recorded_and_ignored(engine: Engine) -> None:
     assert apply(engine, stripe_event("customer.created", {"id": "cus_1"})) == "ignored"
     assert published(engine) == []
+
+
+def test_a_signed_event_our_events_cannot_carry_is_kept_not_applied(engine: Engine) -> None:
+    payout = {"id": "po_zz", "amount": 500, "currency": "zzz", "arrival_date": 1}
+    assert apply(engine, stripe_event("payout.paid", payout)) == "unreadable"
+    assert published(engine) == []
+    with engine.connect() as conn:
+        assert conn.execute(select(store.payouts)).first() is None
+        kept = conn.execute(select(store.stripe_events.c.payload)).scalar()
+    assert kept and "po_zz" in kept

@@ -1,0 +1,151 @@
+"""The donor pages and the edges of the API on SQLite with stripe-mock: locale and money
+formatting, CSRF, security headers, the test checkout only where it may exist, bad input."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from flask.testing import FlaskClient
+from sqlalchemy import func, select
+
+from services.donations import store
+from services.donations.app import create_app
+from services.donations.config import Settings
+from services.donations.demo import SLUG, seed_demo_campaign
+from services.shared.db import make_engine, upgrade
+
+MIGRATIONS = Path(__file__).resolve().parents[2] / "services/donations/migrations"
+
+
+def settings_for(url: str, stripe_mock_url: str, **overrides: Any) -> Settings:
+    values: dict[str, Any] = {
+        "database_url": url,
+        "kafka_bootstrap_servers": "127.0.0.1:9",
+        "stripe_api_key": "sk_test_123",
+        "stripe_api_base": stripe_mock_url,
+        "stripe_webhook_secret": "whsec_pages",
+        "webhook_tolerance_seconds": 300,
+        "public_url": "http://donations.test",
+        "min_amount": 100,
+        "max_amount": 1_000_000,
+        **overrides,
+    }
+    return Settings(**values)
+
+
+@pytest.fixture
+def pages(tmp_path: Path, stripe_mock_url: str) -> Iterator[dict[str, Any]]:
+    url = f"sqlite:///{tmp_path / 'donations.db'}"
+    upgrade(url, MIGRATIONS)
+    engine = make_engine(url)
+    seed_demo_campaign(engine)
+    app = create_app(settings_for(url, stripe_mock_url, test_checkout=True))
+    yield {"client": app.test_client(), "engine": engine, "url": url, "stripe": stripe_mock_url}
+    engine.dispose()
+
+
+def csrf_token(html: str) -> str:
+    found = re.search(r'name="csrf_token" value="([^"]+)"', html)
+    assert found, "no CSRF token in the form"
+    return found.group(1)
+
+
+def donations_stored(engine: Any) -> int:
+    with engine.connect() as conn:
+        return int(conn.execute(select(func.count()).select_from(store.donations)).scalar() or 0)
+
+
+def test_campaign_page_speaks_the_donors_language(pages: dict[str, Any]) -> None:
+    client: FlaskClient = pages["client"]
+    french = client.get(f"/campaigns/{SLUG}", headers={"Accept-Language": "fr-FR,fr;q=0.9"})
+    assert french.status_code == 200
+    assert "13,50\u00a0€ financent un repas" in french.text
+    assert "Association labellisée" in french.text and "Grand Est" in french.text
+    assert "Opening of Petites Cantines Bagnolet" in french.text
+    english = client.get(f"/campaigns/{SLUG}", headers={"Accept-Language": "en-GB"})
+    assert "€13.50 funds one meal" in english.text
+    csp = english.headers["Content-Security-Policy"]
+    assert "script-src 'self' https://js.stripe.com" in csp
+    assert (
+        "frame-ancestors 'none'" in csp and "form-action 'self' https://checkout.stripe.com" in csp
+    )
+    assert english.headers["X-Frame-Options"] == "DENY"
+
+
+def test_news_post_page_renders_markdown_safely(pages: dict[str, Any]) -> None:
+    client: FlaskClient = pages["client"]
+    posts = client.get(f"/api/v1/campaigns/{SLUG}/news").json
+    page = client.get(posts[0]["url"].removeprefix("http://donations.test"))
+    assert page.status_code == 200
+    assert "<strong>" in page.text and posts[0]["title"] in page.text
+
+
+def test_the_giving_form_needs_its_csrf_token(pages: dict[str, Any]) -> None:
+    client: FlaskClient = pages["client"]
+    refused = client.post(f"/campaigns/{SLUG}/give", data={"meals": "2", "email": "a@b.org"})
+    assert refused.status_code == 400
+    assert donations_stored(pages["engine"]) == 0
+
+
+def test_the_giving_form_names_the_field_at_fault(pages: dict[str, Any]) -> None:
+    client: FlaskClient = pages["client"]
+    token = csrf_token(client.get(f"/campaigns/{SLUG}").text)
+    reply = client.post(
+        f"/campaigns/{SLUG}/give",
+        data={"csrf_token": token, "meals": "custom", "custom_amount": "12,345", "email": "x"},
+    )
+    assert reply.status_code == 422
+    assert 'data-field="amount"' in reply.text and 'data-field="donor"' in reply.text
+    assert donations_stored(pages["engine"]) == 0
+
+
+def test_the_form_gift_goes_to_the_test_checkout_and_back(pages: dict[str, Any]) -> None:
+    client: FlaskClient = pages["client"]
+    token = csrf_token(client.get(f"/campaigns/{SLUG}").text)
+    form = {"csrf_token": token, "meals": "custom", "custom_amount": "20,00", "email": "a@b.org"}
+    reply = client.post(f"/campaigns/{SLUG}/give", data={**form, "cover_fee": "on"})
+    assert reply.status_code == 303 and "/test-checkout/" in reply.location
+    checkout = client.get(reply.location)
+    assert "20,5" in checkout.text or "20.5" in checkout.text  # 20.00 EUR plus the fee
+    back = client.post(reply.location, data={"csrf_token": token, "outcome": "cancel"})
+    assert back.location.endswith("/canceled")
+    canceled = client.get(back.location)
+    assert 'data-status="canceled"' in canceled.text
+
+
+def test_the_test_checkout_does_not_exist_in_production(
+    tmp_path: Path, stripe_mock_url: str
+) -> None:
+    url = f"sqlite:///{tmp_path / 'prod.db'}"
+    upgrade(url, MIGRATIONS)
+    client = create_app(settings_for(url, stripe_mock_url, test_checkout=False)).test_client()
+    assert client.get("/test-checkout/anything").status_code == 404
+    with pytest.raises(SystemExit):
+        settings_for(url, "", stripe_api_key="sk_live_x", test_checkout=True)
+    with pytest.raises(SystemExit):
+        settings_for(url, stripe_mock_url, stripe_api_key="sk_live_x", test_checkout=True)
+
+
+def test_bad_api_input_is_refused_with_the_field_named(pages: dict[str, Any]) -> None:
+    client: FlaskClient = pages["client"]
+    path = f"/api/v1/campaigns/{SLUG}/donations"
+    too_big = client.post(
+        path, data=b"{" + b" " * (70 * 1024) + b"}", headers={"Content-Type": "application/json"}
+    )
+    assert too_big.status_code == 413
+    unknown = client.post(
+        "/api/v1/campaigns/nope/donations", json={"meals": 1, "donor": {"email": "a@b.org"}}
+    )
+    assert unknown.status_code == 404
+    long_message = client.post(
+        path, json={"meals": 1, "donor": {"email": "a@b.org"}, "public_message": "x" * 281}
+    )
+    assert long_message.status_code == 422
+    assert "public_message" in long_message.json["errors"]["json"]
+    not_json = client.post(path, data=b"{", headers={"Content-Type": "application/json"})
+    assert not_json.status_code in (400, 422)
+    assert donations_stored(pages["engine"]) == 0
