@@ -19,6 +19,7 @@ from services.shared.worker import run_loops
 from . import handlers, store
 from .config import Settings
 from .demo import seed_demo_campaign
+from .payments import StripeBalance, StripeCheckout
 
 log = logging.getLogger(__name__)
 
@@ -61,17 +62,21 @@ def worker(_args: argparse.Namespace) -> None:
         make_producer(settings.kafka_bootstrap_servers, "donations-dead-letters"),
     )
 
+    balance = StripeBalance(
+        StripeCheckout(settings.stripe_api_key, settings.stripe_api_base or None).client
+    )
+
     def scheduled_posts(stop: threading.Event) -> None:
+        """Publish news posts when due; retry kept Stripe events."""
         while not stop.is_set():
             try:
                 handlers.publish_due_posts(engine, settings.public_url)
+                handlers.apply_kept_events(engine, balance)
             except Exception:  # noqa: BLE001 - a database hiccup must not end the loop
-                log.exception("publishing scheduled news posts failed; retrying")
+                log.exception("scheduled posts or kept stripe events failed; retrying")
             stop.wait(5.0)
 
-    run_loops(
-        {"outbox-relay": relay.run, "meals-funded": meals.run, "scheduled-posts": scheduled_posts}
-    )
+    run_loops({"outbox-relay": relay.run, "meals-funded": meals.run, "scheduled": scheduled_posts})
 
 
 if __name__ == "__main__":

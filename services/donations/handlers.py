@@ -334,14 +334,62 @@ def _replay_waiting(
             continue
         seen.add(key)
         for row in store.waiting_events(conn, [key]):
-            event = json.loads(row.payload)
+            result = _retry_kept(conn, row, balance, correlation_id)
+            if result is not None:
+                pending.extend(result.unlocks)
+
+
+def _retry_kept(
+    conn: Connection, row: Any, balance: Balance | None, correlation_id: str | None
+) -> _Result | None:
+    """Apply one kept event again; None if it still waits for the same thing."""
+    event = json.loads(row.payload)
+    try:
+        with conn.begin_nested():
             result = _apply(
                 conn, event, _facts_for(event, balance), datetime.now(UTC), correlation_id
             )
-            if result.outcome in _KEPT_OUTCOMES and result.waiting_for == key:
-                continue  # still waiting for the same thing: leave it as it is
-            _settle(conn, event, result)
-            pending.extend(result.unlocks)
+    except InvalidEventData:
+        log.error("kept stripe event could not be expressed as a difts event")
+        store.set_stripe_event_outcome(conn, event["id"], "unreadable", None, row.payload)
+        return None
+    if result.outcome in _KEPT_OUTCOMES and result.waiting_for == row.waiting_for:
+        return None  # still waiting for the same thing: leave it as it is
+    _settle(conn, event, result)
+    return result
+
+
+def apply_kept_events(engine: Engine, balance: Balance | None = None, limit: int = 200) -> int:
+    """Try every kept event again, each in its own transaction; return how many applied.
+
+    The worker runs this now and then, so an event kept while the one it follows was being
+    committed in a concurrent request is not left waiting for ever."""
+    with engine.connect() as conn:
+        rows = conn.execute(
+            select(store.stripe_events.c.id)
+            .where(store.stripe_events.c.outcome.in_(_KEPT_OUTCOMES))
+            .order_by(store.stripe_events.c.received_at)
+            .limit(limit)
+        ).scalars()
+        kept = list(rows)
+    applied = 0
+    for event_id in kept:
+        with engine.begin() as conn:
+            row = conn.execute(
+                select(store.stripe_events)
+                .where(
+                    store.stripe_events.c.id == event_id,
+                    store.stripe_events.c.outcome.in_(_KEPT_OUTCOMES),
+                )
+                .with_for_update(skip_locked=True)
+            ).first()
+            if row is None:
+                continue
+            result = _retry_kept(conn, row, balance, None)
+            if result is not None:
+                applied += 1
+                _replay_waiting(conn, result.unlocks, balance, None)
+    return applied
 
 
 def _apply(
@@ -560,6 +608,9 @@ def _refund(
         # A failed or canceled refund gives nothing back.
         return _Result(f"refund_{refund.get('status')}")
     donation, key = _donation_of_payment(conn, refund, charge)
+    if donation is not None:
+        # Two refunds of one donation at once must add up, not overwrite each other.
+        donation = store.donation_row(conn, donation.id, lock=True)
     if donation is None or DonationStatus(donation.status) not in REFUNDABLE:
         return _Result("waiting", donation.id if donation else None, waiting_for=key)
     known = conn.execute(select(store.refunds.c.id).where(store.refunds.c.id == refund_id)).first()
@@ -1165,6 +1216,7 @@ __all__ = [
     "IdempotencyConflict",
     "UnknownCampaign",
     "UnknownPost",
+    "apply_kept_events",
     "apply_stripe_event",
     "cancel_donation",
     "change_meal_price",

@@ -270,9 +270,10 @@ def public_messages(conn: Connection, campaign_id: str, limit: int = 20) -> list
     )
 
 
-def donation_row(conn: Connection, donation_id: str) -> Any | None:
-    """The stored donation, if any."""
-    return conn.execute(select(donations).where(donations.c.id == donation_id)).first()
+def donation_row(conn: Connection, donation_id: str, lock: bool = False) -> Any | None:
+    """The stored donation, if any; `lock` holds its row until the transaction ends."""
+    query = select(donations).where(donations.c.id == donation_id)
+    return conn.execute(query.with_for_update() if lock else query).first()
 
 
 def donation_by_payment(

@@ -410,3 +410,19 @@ def test_a_signed_event_our_events_cannot_carry_is_kept_not_applied(engine: Engi
         assert conn.execute(select(store.payouts)).first() is None
         kept = conn.execute(select(store.stripe_events.c.payload)).scalar()
     assert kept and "po_zz" in kept
+
+
+def test_the_worker_applies_an_event_kept_while_its_payment_was_being_committed(
+    engine: Engine,
+) -> None:
+    donation_id = pending_donation(engine)
+    early = stripe_event("refund.created", refund("re_race", 700, "pi_race"))
+    assert apply(engine, early) == "waiting"
+    # As if the paid checkout committed in a concurrent request that could not see the
+    # kept refund yet: the donation succeeded, and nothing replayed the refund.
+    with engine.begin() as conn:
+        store.mark_succeeded(conn, donation_id, "pi_race", datetime.now(UTC))
+    assert handlers.apply_kept_events(engine, FakeBalance()) == 1
+    assert handlers.apply_kept_events(engine, FakeBalance()) == 0
+    [refunded] = published(engine, DONATION_REFUNDED)
+    assert (refunded["data"]["refund_id"], refunded["data"]["amount"]) == ("re_race", 700)
