@@ -131,3 +131,36 @@ def test_no_signed_stripe_event_gets_a_server_error(donations_app: Any) -> None:
         assert reply.status_code < 500, (event, reply.text)
 
     no_server_error()
+
+
+FORM_FIELDS = [
+    "meals",
+    "custom_amount",
+    "email",
+    "name",
+    "anonymous",
+    "public_message",
+    "show_message",
+    "updates_opt_in",
+    "cover_fee",
+]
+FORM_VALUES = st.text(max_size=40) | st.sampled_from(
+    ["2", "custom", "on", "13,50", "0", "-1", "99999999", "a@b.org", "1e9", "x" * 400]
+)
+
+
+def test_no_giving_form_input_gets_a_server_error(donations_app: Any) -> None:
+    """The donor form, with a valid CSRF token and anything in its fields, answers a page."""
+    client = donations_app.test_client()
+    page = client.get("/campaigns/petites-cantines").text
+    token = page.split('name="csrf_token" value="', 1)[1].split('"', 1)[0]
+
+    @given(form=st.dictionaries(st.sampled_from(FORM_FIELDS), FORM_VALUES, max_size=9))
+    @settings(
+        max_examples=150, deadline=None, suppress_health_check=list(HealthCheck), database=None
+    )
+    def no_server_error(form: dict[str, str]) -> None:
+        reply = client.post("/campaigns/petites-cantines/give", data={**form, "csrf_token": token})
+        assert reply.status_code < 500, (form, reply.text[:500])
+
+    no_server_error()
