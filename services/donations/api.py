@@ -38,7 +38,8 @@ IDEMPOTENCY_HEADER = "Idempotency-Key"
 ADMIN = {"security": [{"bearerAuth": []}]}
 
 
-def _service() -> Any:
+def donations_service() -> Any:
+    """The running service's settings, database and Stripe clients."""
     return current_app.extensions["donations"]
 
 
@@ -56,7 +57,7 @@ def _is_admin() -> bool:
 
 def giving_options(campaign: Campaign) -> dict[str, Any]:
     """What the donation form offers: presets, limits and the fee estimate's terms."""
-    settings = _service().settings
+    settings = donations_service().settings
     return {
         "preset_meals": list(settings.preset_meals),
         "min_amount": settings.min_amount,
@@ -96,7 +97,7 @@ def post_view(post: Any, campaign_slug: str) -> dict[str, Any]:
         **post._asdict(),
         "campaign": campaign_slug,
         "body_html": render_markdown(post.body_markdown),
-        "url": handlers.post_url(_service().settings.public_url, campaign_slug, post.id),
+        "url": handlers.post_url(donations_service().settings.public_url, campaign_slug, post.id),
     }
 
 
@@ -129,11 +130,11 @@ class Campaigns(MethodView):
         slug = body.pop("slug")
         try:
             campaign = handlers.create_campaign(
-                _service().engine, slug=slug, meal_price=price, values=body
+                donations_service().engine, slug=slug, meal_price=price, values=body
             )
         except CampaignRuleBroken as error:
             _refuse(error)
-        with _service().engine.connect() as conn:
+        with donations_service().engine.connect() as conn:
             return campaign_view(conn, campaign)
 
 
@@ -142,7 +143,7 @@ class CampaignResource(MethodView):
     @api.response(200, CampaignSchema)
     def get(self, slug: str) -> dict[str, Any]:
         """A campaign's public facts, meals funded so far, and the giving options."""
-        with _service().engine.connect() as conn:
+        with donations_service().engine.connect() as conn:
             return campaign_view(conn, _visible_campaign(conn, slug))
 
     @require_role("admin")
@@ -152,10 +153,10 @@ class CampaignResource(MethodView):
     def patch(self, body: dict[str, Any], slug: str) -> dict[str, Any]:
         """Edit a campaign (admin); a live campaign's new facts are announced."""
         try:
-            campaign = handlers.edit_campaign(_service().engine, slug, body)
+            campaign = handlers.edit_campaign(donations_service().engine, slug, body)
         except (CampaignRuleBroken, handlers.UnknownCampaign) as error:
             _refuse(error)
-        with _service().engine.connect() as conn:
+        with donations_service().engine.connect() as conn:
             return campaign_view(conn, campaign)
 
 
@@ -166,10 +167,10 @@ class CampaignResource(MethodView):
 def publish(slug: str) -> dict[str, Any]:
     """Publish a draft campaign: it takes gifts and is announced (admin)."""
     try:
-        campaign = handlers.go_live(_service().engine, slug)
+        campaign = handlers.go_live(donations_service().engine, slug)
     except (CampaignRuleBroken, handlers.UnknownCampaign) as error:
         _refuse(error)
-    with _service().engine.connect() as conn:
+    with donations_service().engine.connect() as conn:
         return campaign_view(conn, campaign)
 
 
@@ -180,10 +181,10 @@ def publish(slug: str) -> dict[str, Any]:
 def close(slug: str) -> dict[str, Any]:
     """Close a live campaign: it takes no more gifts (admin)."""
     try:
-        campaign = handlers.close_campaign(_service().engine, slug)
+        campaign = handlers.close_campaign(donations_service().engine, slug)
     except (CampaignRuleBroken, handlers.UnknownCampaign) as error:
         _refuse(error)
-    with _service().engine.connect() as conn:
+    with donations_service().engine.connect() as conn:
         return campaign_view(conn, campaign)
 
 
@@ -196,7 +197,7 @@ def meal_price(body: dict[str, Any], slug: str) -> dict[str, Any]:
     """Change the meal price from a date on, and announce it (admin)."""
     try:
         return handlers.change_meal_price(
-            _service().engine,
+            donations_service().engine,
             slug,
             Money(body["meal_price"], body["currency"]),
             body["effective_from"],
@@ -210,7 +211,7 @@ class CampaignNews(MethodView):
     @api.response(200, NewsPostSchema(many=True))
     def get(self, slug: str) -> list[dict[str, Any]]:
         """A campaign's published news posts, newest first."""
-        with _service().engine.connect() as conn:
+        with donations_service().engine.connect() as conn:
             campaign = _visible_campaign(conn, slug)
             return [post_view(post, slug) for post in store.published_posts(conn, campaign.id)]
 
@@ -222,13 +223,13 @@ class CampaignNews(MethodView):
         """Write a news post: published now, or by the worker at `publish_at` (admin)."""
         try:
             post = handlers.write_news_post(
-                _service().engine,
+                donations_service().engine,
                 slug,
                 title=body["title"],
                 body_markdown=body["body_markdown"],
                 publish_at=body.get("publish_at"),
                 locale=body["locale"],
-                public_url=_service().settings.public_url,
+                public_url=donations_service().settings.public_url,
             )
         except (CampaignRuleBroken, handlers.UnknownCampaign) as error:
             _refuse(error)
@@ -260,7 +261,7 @@ class CampaignDonations(MethodView):
 
 def start_gift(body: dict[str, Any], slug: str) -> dict[str, Any]:
     """Turn a validated gift into a pending donation, or abort with the field at fault."""
-    service = _service()
+    service = donations_service()
     key = request.headers.get(IDEMPOTENCY_HEADER)
     if key is not None and not 1 <= len(key) <= 200:
         abort(
@@ -319,7 +320,7 @@ class DonationResource(MethodView):
     @api.response(200, DonationSchema)
     def get(self, donation_id: str) -> dict[str, Any]:
         """A donation's status (its id is the donor's unguessable reference)."""
-        with _service().engine.connect() as conn:
+        with donations_service().engine.connect() as conn:
             row = store.donation_row(conn, donation_id)
             campaign = store.campaign_by_id(conn, row.campaign_id) if row else None
         if row is None or campaign is None:
@@ -329,7 +330,7 @@ class DonationResource(MethodView):
 
 def receive_stripe_event(payload: bytes, signature: str | None) -> dict[str, Any]:
     """Verify a webhook body, then apply it once; aborts 400 when it is not Stripe's."""
-    service = _service()
+    service = donations_service()
     try:
         event = verify_webhook(
             payload,

@@ -17,8 +17,8 @@ from flask import Blueprint, abort, current_app, redirect, request
 from werkzeug.wrappers import Response
 
 from . import store
-from .api import _service
-from .pages import _render
+from .api import donations_service
+from .pages import render_page
 
 dev_checkout = Blueprint("test_checkout", __name__, url_prefix="/test-checkout")
 
@@ -56,7 +56,7 @@ def completed_event(donation: Any) -> dict[str, Any]:
 
 
 def _pending(donation_id: str) -> Any:
-    with _service().engine.connect() as conn:
+    with donations_service().engine.connect() as conn:
         donation = store.donation_row(conn, donation_id)
         campaign = store.campaign_by_id(conn, donation.campaign_id) if donation else None
     if donation is None or campaign is None:
@@ -68,7 +68,7 @@ def _pending(donation_id: str) -> Any:
 def page(donation_id: str) -> Any:
     """The pretend payment page."""
     donation, campaign = _pending(donation_id)
-    return _render("test_checkout.html", donation=donation, campaign=campaign)
+    return render_page("test_checkout.html", donation=donation, campaign=campaign)
 
 
 @dev_checkout.post("/<donation_id>")
@@ -78,7 +78,7 @@ def pay(donation_id: str) -> Response:
     if request.form.get("outcome") == "cancel":
         # Like Stripe's "back" link: the donor returns to the cancel URL, nothing is paid.
         return redirect(f"/donations/{donation_id}/canceled", 303)
-    settings = _service().settings
+    settings = donations_service().settings
     payload = json.dumps(completed_event(donation)).encode()
     signature = stripe_signature(payload, settings.stripe_webhook_secret, int(time.time()))
     # Through the app's own webhook endpoint, so verification and deduplication are the real

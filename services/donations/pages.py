@@ -13,7 +13,7 @@ from werkzeug.wrappers import Response
 from services.shared.money import CURRENCY_EXPONENTS, Money
 
 from . import handlers, store
-from .api import _service, campaign_view, start_gift
+from .api import campaign_view, donations_service, start_gift
 from .domain import CampaignStatus, ProcessingFee, parse_major_amount
 from .markdown_text import render_markdown
 from .schemas import DonationRequestSchema
@@ -136,7 +136,8 @@ def page_locale() -> str:
     return request.accept_languages.best_match(LOCALES) or "fr"
 
 
-def _render(template: str, status: int = 200, **context: Any) -> tuple[str, int]:
+def render_page(template: str, status: int = 200, **context: Any) -> tuple[str, int]:
+    """A donor page in the donor's language, with money and percentages written for it."""
     locale = page_locale()
     texts = TEXTS[locale]
 
@@ -166,8 +167,8 @@ def _campaign_or_404(conn: Any, slug: str) -> Any:
 
 
 def _campaign_page(slug: str, errors: dict[str, Any] | None = None, form: Any = None) -> Any:
-    settings = _service().settings
-    with _service().engine.connect() as conn:
+    settings = donations_service().settings
+    with donations_service().engine.connect() as conn:
         campaign = _campaign_or_404(conn, slug)
         view = campaign_view(conn, campaign)
         posts = store.published_posts(conn, campaign.id, limit=10)
@@ -178,7 +179,7 @@ def _campaign_page(slug: str, errors: dict[str, Any] | None = None, form: Any = 
         (amount, fee.to_cover(Money(amount, campaign.meal_price.currency)).amount)
         for _meals, amount in presets[:2]
     ]
-    return _render(
+    return render_page(
         "campaign.html",
         422 if errors else 200,
         campaign=view,
@@ -195,11 +196,11 @@ def _campaign_page(slug: str, errors: dict[str, Any] | None = None, form: Any = 
 @pages.get("/")
 def index() -> Any:
     """The live campaigns."""
-    with _service().engine.connect() as conn:
+    with donations_service().engine.connect() as conn:
         rows = conn.execute(
             store.campaigns.select().where(store.campaigns.c.status == CampaignStatus.LIVE.value)
         ).all()
-    return _render("index.html", campaigns=rows)
+    return render_page("index.html", campaigns=rows)
 
 
 @pages.get("/campaigns/<slug>")
@@ -233,7 +234,7 @@ def _form_to_gift(form: Any, currency: str) -> dict[str, Any]:
 @pages.post("/campaigns/<slug>/give")
 def give(slug: str) -> Any:
     """The giving form: validate, start the donation, send the donor to pay."""
-    with _service().engine.connect() as conn:
+    with donations_service().engine.connect() as conn:
         campaign = _campaign_or_404(conn, slug)
     body = _form_to_gift(request.form, campaign.meal_price.currency)
     try:
@@ -250,7 +251,7 @@ def give(slug: str) -> Any:
         if error.code and error.code >= 500:
             raise
         return _campaign_page(slug, errors=errors, form=request.form)
-    if _service().settings.test_checkout:
+    if donations_service().settings.test_checkout:
         return redirect(url_for("test_checkout.page", donation_id=donation["id"]), 303)
     return redirect(donation["checkout_url"], 303)
 
@@ -258,24 +259,24 @@ def give(slug: str) -> Any:
 @pages.get("/campaigns/<slug>/news/<post_id>")
 def news_post(slug: str, post_id: str) -> Any:
     """One published news post."""
-    with _service().engine.connect() as conn:
+    with donations_service().engine.connect() as conn:
         campaign = _campaign_or_404(conn, slug)
         post = store.post_row(conn, post_id)
     if post is None or post.campaign_id != campaign.id or post.published_at is None:
         abort(404)
-    return _render(
+    return render_page(
         "post.html", campaign=campaign, post=post, body_html=render_markdown(post.body_markdown)
     )
 
 
 def _donation_page(donation_id: str, template: str) -> Any:
-    with _service().engine.connect() as conn:
+    with donations_service().engine.connect() as conn:
         donation = store.donation_row(conn, donation_id)
         campaign = store.campaign_by_id(conn, donation.campaign_id) if donation else None
         meals = store.meals_funded(conn, campaign.id) if campaign else 0
     if donation is None or campaign is None:
         abort(404)
-    return _render(template, donation=donation, campaign=campaign, meals_funded=meals)
+    return render_page(template, donation=donation, campaign=campaign, meals_funded=meals)
 
 
 @pages.get("/donations/<donation_id>/thanks")
@@ -287,7 +288,7 @@ def thanks(donation_id: str) -> Any:
 @pages.get("/donations/<donation_id>/canceled")
 def canceled(donation_id: str) -> Any:
     """The donor left the payment page: a pending donation becomes canceled."""
-    if handlers.cancel_donation(_service().engine, donation_id) is None:
+    if handlers.cancel_donation(donations_service().engine, donation_id) is None:
         abort(404)
     return _donation_page(donation_id, "canceled.html")
 
