@@ -10,15 +10,25 @@ from services.shared.consumer import Handler, IdempotentConsumer
 from services.shared.events import (
     CAMPAIGN_PUBLISHED,
     CAMPAIGNS_TOPIC,
+    DISPUTE_CLOSED,
+    DISPUTE_OPENED,
+    DONATION_REFUNDED,
     DONATION_SUCCEEDED,
     DONATIONS_TOPIC,
+    MEAL_PRICE_CHANGED,
+    PAYOUT_PAID,
 )
 
 from . import handlers, store
 
 HANDLERS: dict[str, Handler] = {
     CAMPAIGN_PUBLISHED: handlers.campaign_published,
+    MEAL_PRICE_CHANGED: handlers.meal_price_changed,
     DONATION_SUCCEEDED: handlers.donation_succeeded,
+    DONATION_REFUNDED: handlers.donation_refunded,
+    DISPUTE_OPENED: handlers.dispute_opened,
+    DISPUTE_CLOSED: handlers.dispute_closed,
+    PAYOUT_PAID: handlers.payout_paid,
 }
 
 

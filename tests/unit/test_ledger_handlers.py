@@ -96,10 +96,12 @@ def summary(engine: Engine, slug: str = "petites-cantines") -> dict[str, Any]:
     return found
 
 
-def announcements(engine: Engine) -> list[dict[str, Any]]:
+def announcements(engine: Engine, event_type: str = MEALS_FUNDED) -> list[dict[str, Any]]:
     with engine.connect() as conn:
         payloads = conn.execute(
-            select(store.outbox.c.payload).order_by(store.outbox.c.seq)
+            select(store.outbox.c.payload)
+            .where(store.outbox.c.event_type == event_type)
+            .order_by(store.outbox.c.seq)
         ).scalars()
         return [json.loads(payload) for payload in payloads]
 
