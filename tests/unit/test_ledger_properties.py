@@ -1,0 +1,165 @@
+"""Properties of the books over random histories: gifts (with fees and donor cover), partial
+refunds, disputes won and lost, and replays of any event already seen. Whatever the history,
+every entry balances, no money appears or vanishes, and the meals are the formula's."""
+
+from __future__ import annotations
+
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from sqlalchemy import Engine
+
+from services.ledger import store, views
+from services.ledger.consumer import build_consumer
+from services.shared.consumer import IdempotentConsumer
+from services.shared.db import make_engine
+from services.shared.envelope import CloudEvent
+from tests.unit.test_ledger_books import (
+    CAMPAIGN,
+    FUND,
+    dispute_closed,
+    dispute_opened,
+    gift,
+    published,
+    refund,
+)
+
+MEAL_PRICE = 1350
+
+
+@dataclass
+class Gift:
+    """What the test itself expects of one gift, computed without the ledger."""
+
+    amount: int
+    covered: int
+    fee: int
+    returned: int = 0
+    dispute: str | None = None  # "open", "won" or "lost"
+
+    def kept_by_fund(self) -> int:
+        covered_back = self.returned * self.covered // self.amount
+        return self.amount - self.covered - (self.returned - covered_back)
+
+
+@dataclass
+class History:
+    gifts: list[Gift] = field(default_factory=list)
+    events: list[CloudEvent] = field(default_factory=list)
+    clearing: int = 0
+    disputed: int = 0
+
+
+steps = st.lists(
+    st.one_of(
+        st.tuples(
+            st.just("gift"),
+            st.integers(min_value=100, max_value=50_000),
+            st.integers(min_value=0, max_value=500),
+            st.integers(min_value=0, max_value=400),
+        ),
+        st.tuples(st.just("refund"), st.integers(0, 50), st.floats(0.05, 1.0), st.integers(0, 1)),
+        st.tuples(st.just("dispute"), st.integers(0, 50), st.sampled_from(["won", "lost"])),
+        st.tuples(st.just("replay"), st.integers(0, 200)),
+    ),
+    max_size=25,
+)
+
+
+def fresh_ledger(directory: str) -> tuple[Engine, IdempotentConsumer]:
+    engine = make_engine(f"sqlite:///{Path(directory) / 'ledger.db'}")
+    store.metadata.create_all(engine)
+    ledger = build_consumer(engine, "127.0.0.1:1", "ledger", dead_letter_producer=None)  # type: ignore[arg-type]
+    return engine, ledger
+
+
+def run(history: History, ledger: IdempotentConsumer, step: tuple[Any, ...]) -> None:
+    kind = step[0]
+    number = len(history.events)
+    if kind == "gift":
+        _, amount, covered, fee = step
+        covered = min(covered, amount - 1)
+        history.gifts.append(Gift(amount, covered, fee))
+        event = gift(f"d-{len(history.gifts)}", amount, fee=fee, fee_covered=covered)
+        history.clearing += amount - fee
+    elif kind == "refund" and history.gifts:
+        _, which, share, fee_back = step
+        target = history.gifts[which % len(history.gifts)]
+        left = target.amount - target.returned
+        if left == 0 or target.dispute in ("open", "lost"):
+            return
+        amount = max(1, int(left * share))
+        fee_refunded = min(target.fee, amount) if fee_back and amount == left else 0
+        target.returned += amount
+        donation = f"d-{history.gifts.index(target) + 1}"
+        event = refund(donation, f"re_{number}", amount, target.returned, fee_refunded)
+        history.clearing -= amount - fee_refunded
+    elif kind == "dispute" and history.gifts:
+        _, which, outcome = step
+        target = history.gifts[which % len(history.gifts)]
+        donation = f"d-{history.gifts.index(target) + 1}"
+        amount = target.amount - target.returned
+        if target.dispute is not None or amount == 0:
+            return
+        opened = dispute_opened(donation, f"dp_{donation}", amount, fee=1500)
+        assert ledger.apply(opened.to_json().encode()).status == "applied"
+        history.events.append(opened)
+        history.clearing -= amount + 1500
+        event = dispute_closed(donation, f"dp_{donation}", outcome, amount)
+        target.dispute = outcome
+        if outcome == "won":
+            history.clearing += amount
+        else:
+            target.returned += amount
+    elif kind == "replay" and history.events:
+        event = history.events[step[1] % len(history.events)]
+        assert ledger.apply(event.to_json().encode()).status == "duplicate"
+        return
+    else:
+        return
+    assert ledger.apply(event.to_json().encode()).status == "applied"
+    history.events.append(event)
+
+
+@settings(
+    max_examples=60,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+)
+@given(history_steps=steps)
+def test_any_history_balances_conserves_money_and_counts_meals_by_the_formula(
+    history_steps: list[tuple[Any, ...]],
+) -> None:
+    with tempfile.TemporaryDirectory() as directory:
+        engine, ledger = fresh_ledger(directory)
+        try:
+            history = History()
+            assert ledger.apply(published(meal_price=MEAL_PRICE).to_json().encode()).status
+            for step in history_steps:
+                run(history, ledger, step)
+
+            with engine.connect() as conn:
+                assert views.unbalanced_entries(conn) == []
+                trial = views.trial_balance(conn)
+                found = views.campaign_finance_summary(conn, "petites-cantines")
+            assert trial["balanced"]
+            balances = {row["account"]: row["balance"] for row in trial["accounts"]}
+            assert found is not None
+
+            # No money appears or vanishes: Stripe's side and the fund's side add up.
+            assert balances.get("assets:stripe-clearing", 0) == history.clearing
+            eligible = sum(g.kept_by_fund() for g in history.gifts)
+            assert -balances.get(FUND, 0) == eligible
+            covered = sum(g.covered - g.returned * g.covered // g.amount for g in history.gifts)
+            assert -balances.get("income:donor-covered-fees", 0) == covered
+            # Meals are the formula, with the remainder carried, never below zero.
+            assert found["meals_funded"] == eligible // MEAL_PRICE >= 0
+            assert found["remainder"] == eligible % MEAL_PRICE
+            assert found["donated"] == sum(g.amount for g in history.gifts)
+            assert CAMPAIGN == found["campaign_id"]
+        finally:
+            engine.dispose()
