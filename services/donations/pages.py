@@ -75,7 +75,14 @@ TEXTS: dict[str, dict[str, str]] = {
         "signs and posts the webhook Stripe would send. It does not exist in production.",
         "pay_test": "Pay {amount}",
         "campaigns": "Campaigns",
-        "form_errors": "Please check: {fields}",
+        "form_errors": "Please check the form:",
+        "error_amount": "Choose a number of meals, or type an amount such as 20 or 13.50, "
+        "within the limits.",
+        "error_meals": "Choose a number of meals.",
+        "error_donor": "Give a valid email address (and a name of at most 200 characters).",
+        "error_public_message": "The message is too long.",
+        "error_campaign": "This campaign no longer takes gifts.",
+        "error_other": "Something in the form is not valid: {field}.",
     },
     "fr": {
         "certified": "Association labellisée",
@@ -123,7 +130,14 @@ TEXTS: dict[str, dict[str, str]] = {
         "payer signe et envoie le webhook que Stripe enverrait. Elle n'existe pas en production.",
         "pay_test": "Payer {amount}",
         "campaigns": "Campagnes",
-        "form_errors": "Vérifiez : {fields}",
+        "form_errors": "Vérifiez le formulaire :",
+        "error_amount": "Choisissez un nombre de repas, ou un montant comme 20 ou 13,50, "
+        "dans les limites.",
+        "error_meals": "Choisissez un nombre de repas.",
+        "error_donor": "Indiquez une adresse e-mail valide (et un nom de 200 caractères au plus).",
+        "error_public_message": "Le message est trop long.",
+        "error_campaign": "Cette campagne ne reçoit plus de dons.",
+        "error_other": "Un champ du formulaire n'est pas valide : {field}.",
     },
 }
 
@@ -144,6 +158,10 @@ def render_page(template: str, status: int = 200, **context: Any) -> tuple[str, 
     def t(key: str, **values: Any) -> str:
         return texts[key].format(**values)
 
+    def field_error(field: str) -> str:
+        known = f"error_{field}"
+        return t(known) if known in texts else t("error_other", field=field)
+
     def money(amount: int, currency: str) -> str:
         return Money(amount, currency).format(locale)
 
@@ -154,7 +172,15 @@ def render_page(template: str, status: int = 200, **context: Any) -> tuple[str, 
         return f"{text}\u00a0%" if locale == "fr" else f"{text}%"
 
     return (
-        render_template(template, t=t, money=money, percent=percent, locale=locale, **context),
+        render_template(
+            template,
+            t=t,
+            money=money,
+            percent=percent,
+            field_error=field_error,
+            locale=locale,
+            **context,
+        ),
         status,
     )
 
