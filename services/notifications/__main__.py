@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import argparse
 import logging
-from datetime import timedelta
+import threading
+from datetime import UTC, datetime, timedelta
 from email.utils import parseaddr
 from pathlib import Path
 
@@ -18,7 +19,8 @@ from services.shared.logs import configure_logging
 from services.shared.worker import run_loops
 
 from .config import Settings
-from .consumer import build_consumer
+from .consumer import build_consumer, outbox
+from .handlers import release_overdue_receipts
 from .sender import RetryPolicy, Sender, SmtpRelay
 
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -64,7 +66,17 @@ def worker(_args: argparse.Namespace) -> None:
     engine = make_engine(settings.database_url)
     consumer = build_consumer(settings, engine)
     sender = build_sender(settings, engine)
-    run_loops({"consumer": consumer.run, "sender": sender.run})
+    writer = outbox(settings)
+
+    def release_receipts(stop: threading.Event) -> None:
+        """Queue receipts that waited long enough for the ledger, every second."""
+        while not stop.wait(1.0):
+            try:
+                release_overdue_receipts(engine, writer, datetime.now(UTC))
+            except Exception:  # noqa: BLE001 - a database hiccup: try again next second
+                log.exception("releasing held receipts failed")
+
+    run_loops({"consumer": consumer.run, "sender": sender.run, "receipts": release_receipts})
 
 
 def main() -> None:

@@ -51,6 +51,7 @@ class Settings:
     send_batch: int = 20
     send_lease: int = 120
     retry_first_delay: float = 30.0
+    receipt_wait: int = 20
 
     def tokens(self) -> dict[str, frozenset[str]]:
         """The bearer tokens of the admin API: DIFTS_API_TOKENS, plus the older
@@ -91,4 +92,7 @@ class Settings:
             # claimed and not sent goes out again once this has passed.
             send_lease=env_int("NOTIFICATIONS_SEND_LEASE", 120),
             retry_first_delay=_env_float("SMTP_RETRY_FIRST_DELAY", 30.0),
+            # Once the ledger books a campaign's gifts, a receipt waits up to this long for
+            # the booking, so it states the meals the ledger counted; 0: never waits.
+            receipt_wait=env_int("NOTIFICATIONS_RECEIPT_WAIT", 20),
         )

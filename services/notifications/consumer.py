@@ -3,6 +3,8 @@ shared idempotent consumer (effects and event ids in one transaction, offsets af
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from sqlalchemy import Engine
 
 from services.shared.consumer import IdempotentConsumer
@@ -12,7 +14,7 @@ from services.shared.kafka import make_producer
 from . import store
 from .config import Settings
 from .consent import ConsentKeys
-from .handlers import event_handlers
+from .handlers import Outbox, event_handlers
 from .messages import Letterhead
 
 TOPICS = (DONATIONS_TOPIC, CAMPAIGNS_TOPIC, LEDGER_TOPIC)
@@ -38,9 +40,22 @@ def build_consumer(
         processed=store.processed,
         group_id=group,
         topics=TOPICS,
-        handlers=event_handlers(letterhead(settings), ConsentKeys(settings.signing_secret)),
+        handlers=event_handlers(
+            letterhead(settings),
+            ConsentKeys(settings.signing_secret),
+            timedelta(seconds=settings.receipt_wait),
+        ),
         bootstrap_servers=settings.kafka_bootstrap_servers,
         dead_letter_producer=make_producer(
             settings.kafka_bootstrap_servers, f"{group}-dead-letters"
         ),
+    )
+
+
+def outbox(settings: Settings) -> Outbox:
+    """How the handlers write emails, for loops outside the consumer (held receipts)."""
+    return Outbox(
+        letterhead(settings),
+        ConsentKeys(settings.signing_secret),
+        timedelta(seconds=settings.receipt_wait),
     )

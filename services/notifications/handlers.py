@@ -8,22 +8,25 @@ double anyone; the sender then works through the rows at its own pace."""
 
 from __future__ import annotations
 
+import json
 import logging
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from functools import partial
 from typing import Any
 
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection, Engine, select
 
 from services.shared.consumer import Handler, PoisonEvent
 from services.shared.envelope import CloudEvent
 from services.shared.events import (
     CAMPAIGN_PUBLISHED,
+    DONATION_BOOKED,
     DONATION_REFUNDED,
     DONATION_SUCCEEDED,
     MILESTONE_REACHED,
     UPDATE_PUBLISHED,
+    load_data,
 )
 from services.shared.money import Money
 
@@ -57,6 +60,8 @@ class Outbox:
 
     letterhead: Letterhead
     keys: ConsentKeys
+    # How long a receipt may wait for the ledger's booking of its gift (0: never waits).
+    receipt_wait: timedelta = timedelta(0)
 
     def unsubscribe_links(self, email_ref: str, campaign_id: str) -> UnsubscribeLinks:
         """Links for one donor: out of this campaign's news, or out of every campaign's."""
@@ -73,7 +78,7 @@ class Outbox:
 def _queue(
     conn: Connection,
     outbox: Outbox,
-    event: CloudEvent,
+    event_id: str,
     rendered: RenderedEmail,
     recipient: tuple[str, str],
     kind: str,
@@ -100,7 +105,7 @@ def _queue(
     return store.add_delivery(
         conn,
         store.NewDelivery(
-            event_id=event.id,
+            event_id=event_id,
             recipient=email,
             kind=kind,
             campaign_id=campaign_id,
@@ -124,7 +129,6 @@ def donation_succeeded(
     queue exactly one receipt to them. A receipt that cannot be addressed is logged as
     skipped, with why."""
     donor = data["donor"]
-    currency = data["currency"]
     store.record_donor(
         conn,
         store.DonorFacts(
@@ -147,6 +151,39 @@ def donation_succeeded(
             data.get("campaign_cause", ""),
         ),
     )
+    booking = store.booking_of(conn, data["donation_id"])
+    if (
+        booking is None
+        and outbox.receipt_wait > timedelta(0)
+        and store.ledger_books(conn, data["campaign_id"])
+    ):
+        # The ledger books this campaign's gifts: give it a moment, so the receipt states the
+        # meals the ledger counted for this gift.
+        store.hold_receipt(
+            conn,
+            data["donation_id"],
+            event.id,
+            data["campaign_id"],
+            donor["email"],
+            json.dumps(event.data),
+            datetime.now(UTC) + outbox.receipt_wait,
+        )
+        log.info("receipt for donation %s waits for the ledger", data["donation_id"])
+        return
+    queue_receipt(conn, outbox, event.id, data, booking)
+
+
+def queue_receipt(
+    conn: Connection,
+    outbox: Outbox,
+    event_id: str,
+    data: dict[str, Any],
+    booking: store.Booking | None,
+) -> None:
+    """Queue the one receipt of a succeeded donation (`data` as its event carried it), with
+    the ledger's count of meals when its booking is known."""
+    donor = data["donor"]
+    currency = data["currency"]
     rendered = render_receipt(
         Receipt(
             donation_id=data["donation_id"],
@@ -158,13 +195,19 @@ def donation_succeeded(
             donor_name=donor["name"],
             locale=donor["locale"],
             given_at=data["succeeded_at"],
+            booked_meals=booking.meals if booking and booking.currency == currency else None,
+            carried=(
+                Money(booking.remainder, currency)
+                if booking and booking.currency == currency
+                else None
+            ),
         ),
         outbox.letterhead,
     )
     queued = _queue(
         conn,
         outbox,
-        event,
+        event_id,
         rendered,
         (donor["name"], donor["email"]),
         store.RECEIPT,
@@ -174,7 +217,7 @@ def donation_succeeded(
     recipient = mask_email(donor["email"])
     if not queued:
         log.info("receipt for donation %s to %s already queued", data["donation_id"], recipient)
-    elif _skipped(conn, event.id, donor["email"], store.RECEIPT):
+    elif _skipped(conn, event_id, donor["email"], store.RECEIPT):
         log.warning(
             "receipt for donation %s to %s skipped: unsendable address",
             data["donation_id"],
@@ -182,6 +225,42 @@ def donation_succeeded(
         )
     else:
         log.info("receipt for donation %s queued to %s", data["donation_id"], recipient)
+
+
+def donation_booked(
+    conn: Connection, _event: CloudEvent, data: dict[str, Any], outbox: Outbox
+) -> None:
+    """The ledger booked a gift: keep what it did, and let its receipt go if it was waiting."""
+    booking = store.Booking(
+        data["donation_id"], data["campaign_id"], data["meals"], data["remainder"], data["currency"]
+    )
+    store.record_booking(conn, booking, datetime.now(UTC))
+    held = store.take_held_receipt(conn, data["donation_id"])
+    if held is not None:
+        queue_receipt(
+            conn,
+            outbox,
+            held.event_id,
+            load_data(DONATION_SUCCEEDED, json.loads(held.data)),
+            booking,
+        )
+
+
+def release_overdue_receipts(engine: Engine, outbox: Outbox, now: datetime) -> int:
+    """Queue the receipts that waited long enough for the ledger, counting meals from the gift
+    alone; returns how many."""
+    released = 0
+    with engine.begin() as conn:
+        for donation_id in store.overdue_held_receipts(conn, now):
+            held = store.take_held_receipt(conn, donation_id)
+            if held is None:
+                continue
+            data = load_data(DONATION_SUCCEEDED, json.loads(held.data))
+            queue_receipt(conn, outbox, held.event_id, data, store.booking_of(conn, donation_id))
+            released += 1
+    if released:
+        log.info("%d receipt(s) released without the ledger's booking", released)
+    return released
 
 
 def _skipped(conn: Connection, event_id: str, email: str, kind: str) -> bool:
@@ -226,7 +305,7 @@ def donation_refunded(
     _queue(
         conn,
         outbox,
-        event,
+        event.id,
         rendered,
         (donor["name"], donor["email"]),
         store.REFUND,
@@ -364,7 +443,7 @@ def _fan_out(
         added = _queue(
             conn,
             outbox,
-            event,
+            event.id,
             rendered,
             (donor.name, donor.email),
             kind,
@@ -381,10 +460,15 @@ def _fan_out(
     return queued, skipped
 
 
-def event_handlers(letterhead: Letterhead, keys: ConsentKeys | None = None) -> dict[str, Handler]:
+def event_handlers(
+    letterhead: Letterhead,
+    keys: ConsentKeys | None = None,
+    receipt_wait: timedelta = timedelta(0),
+) -> dict[str, Handler]:
     """The events this service acts on, by type; every other type is skipped."""
-    outbox = Outbox(letterhead, keys or ConsentKeys(DEVELOPMENT_SIGNING_SECRET))
+    outbox = Outbox(letterhead, keys or ConsentKeys(DEVELOPMENT_SIGNING_SECRET), receipt_wait)
     return {
+        DONATION_BOOKED: partial(donation_booked, outbox=outbox),
         DONATION_SUCCEEDED: partial(donation_succeeded, outbox=outbox),
         DONATION_REFUNDED: partial(donation_refunded, outbox=outbox),
         CAMPAIGN_PUBLISHED: partial(campaign_published, _outbox=outbox),

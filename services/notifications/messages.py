@@ -128,6 +128,11 @@ class Receipt:
     donor_name: str
     locale: str
     given_at: datetime
+    # What the ledger says the gift did (the change it made to the campaign's meal counter,
+    # and what is carried to the next meal), when its booking is known; else the receipt
+    # works it out from the gift alone.
+    booked_meals: int | None = None
+    carried: Money | None = None
 
 
 @dataclass(frozen=True)
@@ -209,6 +214,8 @@ def render_receipt(receipt: Receipt, letterhead: Letterhead) -> RenderedEmail:
     """The thank-you receipt of one donation, in the donor's language."""
     lang = language(receipt.locale)
     meals, towards_next = receipt.amount.divmod(receipt.meal_price)
+    if receipt.booked_meals is not None and receipt.carried is not None:
+        meals, towards_next = receipt.booked_meals, receipt.carried
     context = {
         "donor_name": one_line(receipt.donor_name),
         "campaign_title": one_line(receipt.campaign_title),

@@ -169,6 +169,32 @@ deliveries = Table(
     ),
 )
 
+# 0003: the meals the ledger says each gift funded, for the receipt.
+bookings = Table(
+    "bookings",
+    metadata,
+    Column("donation_id", String(200), primary_key=True),
+    Column("campaign_id", String(200), nullable=False),
+    Column("meals", Integer, nullable=False),
+    Column("remainder", BigInteger, nullable=False),
+    Column("currency", String(3), nullable=False),
+    Column("booked_at", DateTime(timezone=True), nullable=False),
+    Index("ix_bookings_campaign_id", "campaign_id"),
+)
+
+# 0003: a succeeded donation's receipt, held a few seconds for its booking (event data as JSON).
+held_receipts = Table(
+    "held_receipts",
+    metadata,
+    Column("donation_id", String(200), primary_key=True),
+    Column("event_id", String(200), nullable=False),
+    Column("campaign_id", String(200), nullable=False),
+    Column("recipient", String(320), nullable=False),
+    Column("data", Text, nullable=False),
+    Column("release_at", DateTime(timezone=True), nullable=False),
+    Index("ix_held_receipts_release_at", "release_at"),
+)
+
 processed = processed_events_table(metadata)
 
 
@@ -377,6 +403,8 @@ def erase_donor(conn: Connection, email: str, email_ref: str, now: datetime) -> 
     removed = conn.execute(
         donors.delete().where(or_(donors.c.email == address, donors.c.email_ref == email_ref))
     ).rowcount
+    # A receipt held for the ledger carries the donor's name and address: it goes too.
+    conn.execute(held_receipts.delete().where(func.lower(held_receipts.c.recipient) == address))
     mine = or_(
         func.lower(deliveries.c.recipient) == address, deliveries.c.recipient_ref == email_ref
     )
@@ -637,3 +665,104 @@ def resend(conn: Connection, delivery_id: str, now: datetime) -> str | None:
         .values(status=PENDING, next_attempt_at=now, last_error=None, sent_at=None)
     )
     return None
+
+
+# --- receipts that wait for the ledger ------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Booking:
+    """What the ledger says one gift did."""
+
+    donation_id: str
+    campaign_id: str
+    meals: int
+    remainder: int
+    currency: str
+
+
+def record_booking(conn: Connection, booking: Booking, now: datetime) -> None:
+    """Keep the ledger's word on a gift (the first word: bookings do not change)."""
+    insert_statement = _insert(conn, bookings).values(
+        donation_id=booking.donation_id,
+        campaign_id=booking.campaign_id,
+        meals=booking.meals,
+        remainder=booking.remainder,
+        currency=booking.currency,
+        booked_at=now,
+    )
+    conn.execute(insert_statement.on_conflict_do_nothing(index_elements=["donation_id"]))
+
+
+def booking_of(conn: Connection, donation_id: str) -> Booking | None:
+    """The ledger's booking of a gift, if it arrived."""
+    row = conn.execute(select(bookings).where(bookings.c.donation_id == donation_id)).first()
+    if row is None:
+        return None
+    return Booking(row.donation_id, row.campaign_id, row.meals, row.remainder, row.currency)
+
+
+def ledger_books(conn: Connection, campaign_id: str) -> bool:
+    """Whether the ledger has been booking this campaign's gifts (so a booking will come)."""
+    return (
+        conn.execute(
+            select(bookings.c.donation_id).where(bookings.c.campaign_id == campaign_id).limit(1)
+        ).first()
+        is not None
+    )
+
+
+def hold_receipt(
+    conn: Connection,
+    donation_id: str,
+    event_id: str,
+    campaign_id: str,
+    recipient: str,
+    data: str,
+    release_at: datetime,
+) -> None:
+    """Keep a receipt back until its booking arrives or `release_at`, whichever is first."""
+    statement = _insert(conn, held_receipts).values(
+        donation_id=donation_id,
+        event_id=event_id,
+        campaign_id=campaign_id,
+        recipient=recipient,
+        data=data,
+        release_at=release_at,
+    )
+    conn.execute(statement.on_conflict_do_nothing(index_elements=["donation_id"]))
+
+
+@dataclass(frozen=True)
+class HeldReceipt:
+    """A receipt taken out of the hold, to be queued now by whoever took it."""
+
+    donation_id: str
+    event_id: str
+    data: str
+
+
+def take_held_receipt(conn: Connection, donation_id: str) -> HeldReceipt | None:
+    """Take one held receipt out (None if there is none, or another transaction took it)."""
+    row = conn.execute(
+        select(held_receipts).where(held_receipts.c.donation_id == donation_id)
+    ).first()
+    if row is None:
+        return None
+    taken = conn.execute(
+        held_receipts.delete().where(held_receipts.c.donation_id == donation_id)
+    ).rowcount
+    return HeldReceipt(row.donation_id, row.event_id, row.data) if taken else None
+
+
+def overdue_held_receipts(conn: Connection, now: datetime, limit: int = 100) -> list[str]:
+    """Donations whose receipt waited long enough for the ledger."""
+    query = (
+        select(held_receipts.c.donation_id)
+        .where(held_receipts.c.release_at <= now)
+        .order_by(held_receipts.c.release_at)
+        .limit(limit)
+    )
+    if is_postgres(conn):
+        query = query.with_for_update(skip_locked=True)
+    return [row.donation_id for row in conn.execute(query)]

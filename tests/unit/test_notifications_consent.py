@@ -27,13 +27,14 @@ from services.notifications.app import create_app
 from services.notifications.config import Settings
 from services.notifications.consent import ConsentKeys, InvalidUnsubscribeLink
 from services.notifications.consumer import letterhead
-from services.notifications.handlers import event_handlers
+from services.notifications.handlers import Outbox, event_handlers, release_overdue_receipts
 from services.notifications.sender import RetryPolicy, Sender
 from services.shared.consumer import IdempotentConsumer
 from services.shared.db import make_engine, upgrade
 from services.shared.envelope import new_event
 from services.shared.events import (
     CAMPAIGN_PUBLISHED,
+    DONATION_BOOKED,
     DONATION_REFUNDED,
     DONATION_SUCCEEDED,
     MILESTONE_REACHED,
@@ -566,3 +567,94 @@ def test_a_421_retries_that_email_later_and_hands_the_rest_back_unattempted(
     assert session.sent == []  # the second email was not tried on a closed session
     states = sorted((row.status, row.attempts, row.last_error or "") for row in rows(engine))
     assert states == [("pending", 0, ""), ("pending", 1, "421 4.3.2 Service shutting down")]
+
+
+# --- receipts that state the ledger's count of meals ---------------------------------------
+
+
+def booked(donation_id: str, meals: int, remainder: int, campaign: str = "camp_1") -> bytes:
+    body = {
+        "donation_id": donation_id,
+        "campaign_id": campaign,
+        "campaign_slug": f"slug-{campaign}",
+        "amount": 2000,
+        "currency": "EUR",
+        "meal_price": 1350,
+        "meals": meals,
+        "meals_funded": meals,
+        "remainder": remainder,
+    }
+    return new_event(DONATION_BOOKED, "difts/ledger", body).to_json().encode()
+
+
+@pytest.fixture
+def waiting_consumer(settings: Settings, engine: Engine) -> IdempotentConsumer:
+    """The consumer as the worker builds it: receipts wait up to 30 s for the ledger."""
+    handlers = event_handlers(
+        letterhead(settings), ConsentKeys(settings.signing_secret), timedelta(seconds=30)
+    )
+    return IdempotentConsumer(
+        engine, store.processed, "notifications-unit", ("t",), handlers, "unused:9092", None
+    )  # type: ignore[arg-type]
+
+
+def receipt_text(engine: Engine, donation_id: str) -> str:
+    [row] = [row for row in rows(engine, "receipt") if row.donation_id == donation_id]
+    return parsed(row).get_body(("plain",)).get_content()  # type: ignore[union-attr]
+
+
+def test_once_the_ledger_books_a_campaign_a_receipt_waits_and_states_its_count_of_meals(
+    waiting_consumer: IdempotentConsumer, engine: Engine
+) -> None:
+    # The first gift of a campaign: nothing says the ledger is there, no wait.
+    waiting_consumer.apply(gift("ada@example.org", opt_in=False, donation_id="don_1"))
+    assert "It funds 2 meals" in receipt_text(engine, "don_1")
+    waiting_consumer.apply(booked("don_1", meals=2, remainder=0))
+
+    # The ledger's word wins over the gift's own arithmetic: 2 meals, and 3.00 EUR carried.
+    waiting_consumer.apply(gift("bob@example.org", opt_in=False, donation_id="don_2"))
+    assert [row.donation_id for row in rows(engine, "receipt")] == ["don_1"]  # held
+    waiting_consumer.apply(booked("don_2", meals=2, remainder=300))
+
+    text = receipt_text(engine, "don_2")
+    assert "It funds 2 meals" in text
+    assert "The remaining €3.00 goes towards the next meal." in text
+    with engine.connect() as conn:
+        assert conn.execute(select(store.held_receipts)).all() == []
+
+
+def test_a_booking_that_came_first_is_on_the_receipt_at_once(
+    waiting_consumer: IdempotentConsumer, engine: Engine
+) -> None:
+    waiting_consumer.apply(booked("don_1", meals=3, remainder=50))
+    waiting_consumer.apply(gift("ada@example.org", opt_in=False, donation_id="don_1"))
+
+    assert "It funds 3 meals" in receipt_text(engine, "don_1")
+
+
+def test_a_receipt_the_ledger_leaves_waiting_goes_out_with_the_gifts_own_count(
+    waiting_consumer: IdempotentConsumer, engine: Engine, settings: Settings
+) -> None:
+    waiting_consumer.apply(booked("don_0", meals=1, remainder=0))
+    waiting_consumer.apply(gift("ada@example.org", opt_in=False, donation_id="don_1"))
+    writer = Outbox(letterhead(settings), ConsentKeys(settings.signing_secret))
+
+    assert release_overdue_receipts(engine, writer, datetime.now(UTC)) == 0  # not yet
+    assert release_overdue_receipts(engine, writer, datetime.now(UTC) + timedelta(minutes=1)) == 1
+
+    assert "It funds 2 meals" in receipt_text(engine, "don_1")
+    # The late booking finds nothing held, and queues nothing more.
+    waiting_consumer.apply(booked("don_1", meals=2, remainder=0))
+    assert len(rows(engine, "receipt")) == 1
+
+
+def test_erasure_removes_a_receipt_held_for_the_ledger(
+    waiting_consumer: IdempotentConsumer, engine: Engine, client: FlaskClient
+) -> None:
+    waiting_consumer.apply(booked("don_0", meals=1, remainder=0))
+    waiting_consumer.apply(gift("ada@example.org", opt_in=False, donation_id="don_1"))
+
+    client.post("/api/v1/erasures", json={"email": "ada@example.org"}, headers=ADMIN)
+
+    with engine.connect() as conn:
+        assert conn.execute(select(store.held_receipts)).all() == []
