@@ -172,19 +172,23 @@ def bench_consume(bootstrap: str, workdir: Path, count: int) -> tuple[float, flo
     consumer = build_consumer(engine, bootstrap, group, dead_letters)
     stop = threading.Event()
     handled = [0]
-    handle = consumer.handle
+    handle_batch = consumer.handle_batch
 
-    def counting_handle(message: Any) -> Any:
-        handled[0] += 1
-        return handle(message)
+    def counting_handle_batch(messages: list[Any]) -> Any:
+        outcomes = handle_batch(messages)
+        handled[0] += len(messages)
+        return outcomes
 
-    consumer.handle = counting_handle  # type: ignore[method-assign]
+    consumer.handle_batch = counting_handle_batch  # type: ignore[method-assign]
     start = time.perf_counter()
     thread = threading.Thread(target=consumer.run, args=(stop,), daemon=True)
     thread.start()
     # Half the records repeat an event id (the relay republished what the bare producer
     # sent): the ledger applies `count` and recognises `count` duplicates.
+    deadline = time.monotonic() + 600
     while handled[0] < total:
+        if time.monotonic() > deadline or not thread.is_alive():
+            raise SystemExit(f"bench: the ledger consumer handled {handled[0]} of {total}")
         time.sleep(0.02)
     measured = time.perf_counter() - start
     stop.set()

@@ -81,8 +81,14 @@ class IdempotentConsumer:
         self.dead_letter_topic = dead_letter_topic(group_id)
 
     def apply(self, raw: bytes) -> Outcome:
-        """Apply one message's value to the database. Raises only on database trouble, which
-        is transient: the caller retries the message rather than dead-lettering it."""
+        """Apply one message's value in a transaction of its own. Raises only on database
+        trouble, which is transient: the caller retries rather than dead-lettering."""
+        with self.engine.begin() as conn:
+            return self._apply_in(conn, raw)
+
+    def _apply_in(self, conn: Connection, raw: bytes) -> Outcome:
+        """Apply one message inside the caller's transaction, in a savepoint of its own, so an
+        event that fails leaves the others of its batch untouched."""
         try:
             event = CloudEvent.from_json(raw)
         except InvalidEnvelope as error:
@@ -97,7 +103,7 @@ class IdempotentConsumer:
             except InvalidEventData as error:
                 return Outcome("dead_lettered", event.id, str(error))
             try:
-                with self.engine.begin() as conn:
+                with conn.begin_nested():
                     if not _claim(conn, self.processed, event):
                         log.info("duplicate event %s ignored", event.id)
                         return Outcome("duplicate", event.id)
@@ -108,33 +114,39 @@ class IdempotentConsumer:
                 # Either another instance claimed the same id at the same moment (a
                 # duplicate), or the event's own data breaks a constraint: retrying could
                 # never help, so it goes to dead letters.
-                with self.engine.connect() as conn:
-                    seen = conn.execute(
-                        select(self.processed.c.event_id).where(
-                            self.processed.c.event_id == event.id
-                        )
-                    ).first()
+                seen = conn.execute(
+                    select(self.processed.c.event_id).where(self.processed.c.event_id == event.id)
+                ).first()
                 if seen:
                     return Outcome("duplicate", event.id)
                 return Outcome("dead_lettered", event.id, f"constraint violated: {error.orig}")
             except DataError as error:
                 return Outcome("dead_lettered", event.id, f"data refused: {error.orig}")
+            except DBAPIError:
+                # The database is down, busy or not migrated: retry, never dead-letter that.
+                raise
+            except Exception as error:  # noqa: BLE001 - a handler bug must not stop the consumer
+                log.exception("handler failed; dead-lettering")
+                return Outcome("dead_lettered", event.id, f"{type(error).__name__}: {error}")
             log.info("applied %s", event.type)
             return Outcome("applied", event.id)
 
     def handle(self, message: Any) -> Outcome:
         """Apply one Kafka record, sending it to the dead-letter topic if it cannot be."""
-        try:
-            outcome = self.apply(message.value)
-        except DBAPIError:
-            # The database is down, busy or not migrated: retry, never dead-letter for that.
-            raise
-        except Exception as error:  # noqa: BLE001 - a handler bug must not stop the consumer
-            log.exception("handler failed; dead-lettering")
-            outcome = Outcome("dead_lettered", None, f"{type(error).__name__}: {error}")
-        if outcome.status == "dead_lettered":
-            self._dead_letter(message, outcome.reason or "unknown")
-        return outcome
+        return self.handle_batch([message])[0]
+
+    def handle_batch(self, messages: list[Any]) -> list[Outcome]:
+        """Apply records in one database transaction (one commit instead of one per event),
+        each in its own savepoint; then send what could not be applied to dead letters.
+
+        A database error rolls the whole batch back and is raised: nothing was recorded, so
+        the batch is retried from the last committed offset."""
+        with self.engine.begin() as conn:
+            outcomes = [self._apply_in(conn, message.value) for message in messages]
+        for message, outcome in zip(messages, outcomes, strict=True):
+            if outcome.status == "dead_lettered":
+                self._dead_letter(message, outcome.reason or "unknown")
+        return outcomes
 
     def _dead_letter(self, message: Any, reason: str) -> None:
         log.warning(
@@ -180,8 +192,7 @@ class IdempotentConsumer:
                 while not stop.is_set():
                     batches = consumer.poll(timeout_ms=500)
                     for records in batches.values():
-                        for record in records:
-                            self.handle(record)
+                        self.handle_batch(records)
                     if batches:
                         consumer.commit()
                     backoff = 0.5

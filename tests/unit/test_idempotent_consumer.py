@@ -156,3 +156,28 @@ def test_database_trouble_is_raised_for_a_retry_and_nothing_is_recorded(
     assert dead(consumer) == []
     with consumer.engine.connect() as conn:
         assert conn.execute(select(processed)).all() == []
+
+
+def test_a_batch_applies_its_good_events_around_a_poisoned_one(
+    consumer: IdempotentConsumer,
+) -> None:
+    first = event(campaign_id="c-1", slug="one").to_json().encode()
+    poisoned = event(campaign_id="c-2", slug="two", meal_price=999).to_json().encode()
+    third = event(campaign_id="c-3", slug="three").to_json().encode()
+    outcomes = consumer.handle_batch(
+        [Record(first), Record(poisoned, offset=1), Record(third, offset=2), Record(first, 3)]
+    )
+    assert [o.status for o in outcomes] == ["applied", "dead_lettered", "applied", "duplicate"]
+    assert sorted(row.slug for row in rows(consumer)) == ["one", "three"]
+    assert [headers["original-offset"] for _, _, headers in dead(consumer)] == [b"1"]
+
+
+def test_database_trouble_rolls_the_whole_batch_back_for_a_retry(
+    consumer: IdempotentConsumer,
+) -> None:
+    good = event(campaign_id="c-1", slug="one").to_json().encode()
+    broken = event(campaign_id="c-2", slug="two", meal_price=777).to_json().encode()
+    with pytest.raises(OperationalError):
+        consumer.handle_batch([Record(good), Record(broken, offset=1)])
+    assert rows(consumer) == []
+    assert consumer.handle_batch([Record(good)])[0].status == "applied"
