@@ -30,13 +30,16 @@ from services.notifications import store
 from services.notifications.__main__ import MIGRATIONS, build_sender
 from services.notifications.app import create_app
 from services.notifications.config import Settings
-from services.notifications.consumer import TOPICS, build_consumer
+from services.notifications.consumer import TOPICS, build_consumer, outbox
+from services.notifications.handlers import release_overdue_receipts
 from services.shared.db import make_engine, upgrade
 from services.shared.envelope import CloudEvent, new_event
 from services.shared.events import (
     CAMPAIGNS_TOPIC,
+    DONATION_BOOKED,
     DONATION_SUCCEEDED,
     DONATIONS_TOPIC,
+    LEDGER_TOPIC,
     UPDATE_PUBLISHED,
 )
 from services.shared.kafka import make_producer
@@ -448,3 +451,82 @@ def test_the_at_least_once_window_is_one_message_accepted_just_before_the_kill(
         assert repeated == {first_to: 2}
         copies = [m for m in news_to(mailbox, title) if first_to in m.get_all("X-Sink-Rcpt-To", [])]
         assert copies[0]["Message-ID"] == copies[1]["Message-ID"]
+
+
+# --- receipts that wait for the ledger ------------------------------------------------------
+
+
+def booked(campaign_id: str, donation_id: str, meals: int, remainder: int) -> CloudEvent:
+    """What the ledger publishes once it booked a gift."""
+    return new_event(
+        DONATION_BOOKED,
+        "difts/ledger",
+        {
+            "donation_id": donation_id,
+            "campaign_id": campaign_id,
+            "campaign_slug": campaign_id,
+            "amount": 2700,
+            "currency": "EUR",
+            "meal_price": 1350,
+            "meals": meals,
+            "meals_funded": meals,
+            "remainder": remainder,
+        },
+    )
+
+
+def test_receipts_state_the_ledgers_meals_and_do_not_wait_for_it_forever(
+    settings: Settings, engine: Engine, mailbox: Mailbox, kafka_bootstrap: str, campaign_id: str
+) -> None:
+    settings = replace(settings, receipt_wait=3)
+    first, second, third = a_donor(), a_donor(), a_donor()
+    gifts = [gift(campaign_id, donor, opt_in=False) for donor in (first, second, third)]
+    writer = outbox(settings)
+
+    def release(stop: Any) -> None:
+        while not stop.wait(0.5):
+            release_overdue_receipts(engine, writer, datetime.now(UTC))
+
+    with (
+        running(build_consumer(settings, engine).run),
+        running(build_sender(settings, engine).run),
+        running(release),
+    ):
+        # The ledger books the first gift; from then on receipts of this campaign wait for it.
+        publish(kafka_bootstrap, DONATIONS_TOPIC, campaign_id, gifts[0])
+        mailbox.wait_for(1, to=first, timeout=WAIT)
+        publish(
+            kafka_bootstrap,
+            LEDGER_TOPIC,
+            campaign_id,
+            booked(campaign_id, gifts[0].data["donation_id"], 2, 0),
+        )
+        wait_until(lambda: deliveries_of(engine, kind="receipt") and _booked(engine), "a booking")
+        publish(kafka_bootstrap, DONATIONS_TOPIC, campaign_id, gifts[1], gifts[2])
+        wait_until(lambda: _held(engine) == 2, "two receipts held for the ledger")
+        publish(
+            kafka_bootstrap,
+            LEDGER_TOPIC,
+            campaign_id,
+            booked(campaign_id, gifts[1].data["donation_id"], 3, 150),
+        )
+        [to_second] = mailbox.wait_for(1, to=second, timeout=WAIT)
+        # Nobody books the third gift: its receipt goes out after the wait, counted alone.
+        [to_third] = mailbox.wait_for(1, to=third, timeout=WAIT)
+        time.sleep(1.0)
+
+    assert "It funds 3 meals" in body_text(to_second)
+    assert "The remaining €1.50 goes towards the next meal." in body_text(to_second)
+    assert "It funds 2 meals" in body_text(to_third)
+    assert len(mailbox.messages()) == 3
+    assert _held(engine) == 0
+
+
+def _booked(engine: Engine) -> int:
+    with engine.connect() as conn:
+        return len(conn.execute(select(store.bookings)).all())
+
+
+def _held(engine: Engine) -> int:
+    with engine.connect() as conn:
+        return len(conn.execute(select(store.held_receipts)).all())
