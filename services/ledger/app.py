@@ -11,7 +11,7 @@ from services.shared.db import make_engine, ping
 from services.shared.kafka import broker_reachable
 from services.shared.web import create_service_app
 
-from .api import api
+from .api import api, finance
 from .config import Settings
 
 
@@ -33,8 +33,12 @@ def create_app(settings: Settings | None = None) -> Flask:
             raise ConnectionError("Kafka unreachable")
 
     app, rest = create_service_app(
-        "ledger", "difts ledger", checks={"database": lambda: ping(engine), "broker": broker}
+        "ledger",
+        "difts ledger",
+        checks={"database": lambda: ping(engine), "broker": broker},
+        config={"API_TOKENS": settings.tokens()},
     )
     app.extensions["ledger"] = LedgerService(settings=settings, engine=engine)
     rest.register_blueprint(api)
+    rest.register_blueprint(finance)
     return app

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from services.shared.auth import DEFAULT_API_TOKENS, parse_tokens
 from services.shared.config import DEFAULT_KAFKA, KAFKA_BOOTSTRAP_SERVERS, env, sqlite_url
 
 
@@ -14,6 +15,15 @@ class Settings:
     database_url: str
     kafka_bootstrap_servers: str
     consumer_group: str
+    # Bearer tokens (token:role,...): the finance API wants the finance role.
+    api_tokens: str = DEFAULT_API_TOKENS
+    # Reconciliation and re-sync read Stripe's balance transactions (stripe-mock locally).
+    stripe_api_key: str = "sk_test_123"
+    stripe_api_base: str = "http://127.0.0.1:12111"
+
+    def tokens(self) -> dict[str, frozenset[str]]:
+        """The bearer tokens and their roles."""
+        return parse_tokens(self.api_tokens)
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -22,4 +32,7 @@ class Settings:
             database_url=env("LEDGER_DATABASE_URL", sqlite_url("ledger")),
             kafka_bootstrap_servers=env(KAFKA_BOOTSTRAP_SERVERS, DEFAULT_KAFKA),
             consumer_group=env("LEDGER_CONSUMER_GROUP", "ledger"),
+            api_tokens=env("DIFTS_API_TOKENS", DEFAULT_API_TOKENS),
+            stripe_api_key=env("STRIPE_API_KEY", "sk_test_123"),
+            stripe_api_base=env("STRIPE_API_BASE", "http://127.0.0.1:12111"),
         )

@@ -356,6 +356,11 @@ def gift_of(conn: Connection, donation_id: str, lock: bool = False) -> Row[Any] 
     return conn.execute(statement.with_for_update() if lock else statement).first()
 
 
+def gift_by_charge(conn: Connection, charge_id: str) -> Row[Any] | None:
+    """The booked gift paid by a Stripe charge, if any."""
+    return conn.execute(select(gifts).where(gifts.c.charge_id == charge_id)).first()
+
+
 def insert_gift(conn: Connection, **values: Any) -> None:
     """Remember a booked gift."""
     conn.execute(gifts.insert().values(**values))
