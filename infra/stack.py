@@ -210,6 +210,7 @@ def run() -> None:
             f"""
 difts is running. Ctrl-C stops everything this command started.
 
+  campaign page  {stack.url("donations")}/campaigns/petites-cantines   (give in a browser)
   donations      {stack.url("donations")}   (API: /api/v1/campaigns/petites-cantines,
                                         OpenAPI: /openapi.json, Stripe webhook: /webhooks/stripe)
   ledger         {stack.url("ledger")}   (/api/v1/campaigns/petites-cantines/summary)
