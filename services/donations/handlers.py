@@ -210,9 +210,25 @@ def cancel_donation(engine: Engine, donation_id: str) -> str | None:
         row = store.donation_row(conn, donation_id)
         if row is None:
             return None
-        if store.end_unpaid(conn, donation_id, DonationStatus.CANCELED, datetime.now(UTC)):
-            return DonationStatus.CANCELED.value
-        return str(row.status)
+        now = datetime.now(UTC)
+        if not store.end_unpaid(conn, donation_id, DonationStatus.CANCELED, now):
+            return str(row.status)
+        data = {
+            "donation_id": row.id,
+            "campaign_id": row.campaign_id,
+            "status": DonationStatus.CANCELED.value,
+            "reason": "the donor left the checkout page",
+            "failed_at": now.isoformat(),
+        }
+        _publish_donation_event(
+            conn,
+            row,
+            DONATION_FAILED,
+            data,
+            derived_event_id(row.id, DonationStatus.CANCELED.value),
+            row.correlation_id,
+        )
+        return DonationStatus.CANCELED.value
 
 
 # --- Stripe webhooks ------------------------------------------------------------------------

@@ -158,11 +158,14 @@ class DonationSucceededV1(_EventData):
 
 
 class DonationFailedV1(_EventData):
-    """A delayed payment failed, or a checkout expired: the donation will not be paid."""
+    """A delayed payment failed, a checkout expired, or the donor left it: the donation will
+    not be paid (unless Stripe still confirms it, which wins)."""
 
     donation_id = fields.String(required=True)
     campaign_id = fields.String(required=True)
-    status = fields.String(required=True, validate=validate.OneOf(["failed", "expired"]))
+    status = fields.String(
+        required=True, validate=validate.OneOf(["failed", "expired", "canceled"])
+    )
     reason = fields.String(load_default="")
     failed_at = fields.AwareDateTime(required=True)
 

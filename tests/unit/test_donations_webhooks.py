@@ -248,6 +248,8 @@ def test_abandoned_checkout_is_canceled_never_succeeded(engine: Engine) -> None:
     assert handlers.cancel_donation(engine, donation_id) == "canceled"
     assert status_of(engine, donation_id) == "canceled"
     assert published(engine, DONATION_SUCCEEDED) == []
+    [event] = published(engine, DONATION_FAILED)  # announced once, however often the page loads
+    assert event["data"]["status"] == "canceled"
 
 
 def test_charge_refunded_and_refund_created_count_one_refund_once(engine: Engine) -> None:
