@@ -40,6 +40,7 @@ from services.shared.events import (
     DONATION_SUCCEEDED,
     DONATIONS_TOPIC,
     LEDGER_TOPIC,
+    MILESTONE_REACHED,
     UPDATE_PUBLISHED,
 )
 from services.shared.kafka import make_producer
@@ -545,3 +546,49 @@ def _booked(engine: Engine) -> int:
 def _held(engine: Engine) -> int:
     with engine.connect() as conn:
         return len(conn.execute(select(store.held_receipts)).all())
+
+
+def test_a_milestone_is_told_once_to_each_donor_who_asked_for_news(
+    settings: Settings, engine: Engine, mailbox: Mailbox, kafka_bootstrap: str, campaign_id: str
+) -> None:
+    asked, silent = a_donor(), a_donor()
+    publish(
+        kafka_bootstrap,
+        DONATIONS_TOPIC,
+        campaign_id,
+        gift(campaign_id, asked, opt_in=True),
+        gift(campaign_id, silent, opt_in=False),
+    )
+
+    def reached(event_id: str) -> CloudEvent:
+        return new_event(
+            MILESTONE_REACHED,
+            "difts/ledger",
+            {
+                "campaign_id": campaign_id,
+                "campaign_slug": campaign_id,
+                "milestone": "meals-500",
+                "kind": "meals",
+                "value": 500,
+                "meals_funded": 500,
+                "goal_meals": 1000,
+                "reached_at": datetime.now(UTC).isoformat(),
+            },
+            event_id=event_id,
+        )
+
+    with running(build_consumer(settings, engine).run), running(build_sender(settings, engine).run):
+        mailbox.wait_for(1, to=silent, timeout=WAIT)
+        mailbox.wait_for(1, to=asked, timeout=WAIT)
+        # The milestone, redelivered, and announced once more under another id.
+        once, again = reached(str(uuid.uuid4())), reached(str(uuid.uuid4()))
+        publish(kafka_bootstrap, LEDGER_TOPIC, campaign_id, once, once, again)
+        mailbox.wait_for(2, to=asked, timeout=WAIT)
+        time.sleep(1.5)
+
+    [impact] = [m for m in mailbox.messages(to=asked) if "500 meals" in str(m["Subject"])]
+    assert impact["Subject"] == "Together you funded 500 meals for Les Petites Cantines"
+    assert "The goal is 1000 meals." in body_text(impact)
+    assert impact["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+    assert len(mailbox.messages(to=asked)) == 2  # the receipt and one impact email
+    assert len(mailbox.messages(to=silent)) == 1  # the receipt only
