@@ -9,9 +9,8 @@ from flask_wtf.csrf import CSRFProtect
 from sqlalchemy import Engine
 
 from services.shared.auth import parse_tokens
-from services.shared.db import make_engine, ping
-from services.shared.kafka import broker_reachable
-from services.shared.web import create_service_app
+from services.shared.db import make_engine
+from services.shared.web import create_service_app, dependency_checks
 
 from .api import api, webhooks
 from .config import Settings
@@ -40,14 +39,10 @@ def create_app(settings: Settings | None = None) -> Flask:
     settings = settings or Settings.from_env()
     engine = make_engine(settings.database_url)
 
-    def broker() -> None:
-        if not broker_reachable(settings.kafka_bootstrap_servers):
-            raise ConnectionError("Kafka unreachable")
-
     app, rest = create_service_app(
         "donations",
         "difts donations",
-        checks={"database": lambda: ping(engine), "broker": broker},
+        checks=dependency_checks(engine, settings.kafka_bootstrap_servers),
         config={
             "API_TOKENS": parse_tokens(settings.api_tokens),
             "SECRET_KEY": settings.secret_key,

@@ -11,8 +11,11 @@ from typing import Any
 
 from flask import Flask, Response, g, jsonify, request
 from flask_smorest import Api
+from sqlalchemy import Engine
 from werkzeug.exceptions import HTTPException
 
+from .db import ping
+from .kafka import broker_reachable
 from .logs import correlation_id
 
 log = logging.getLogger(__name__)
@@ -125,6 +128,16 @@ def create_service_app(
         )
 
     return app, api
+
+
+def dependency_checks(engine: Engine, bootstrap_servers: str) -> dict[str, ReadinessCheck]:
+    """The readiness checks of a service: its database answers and the broker is reachable."""
+
+    def broker() -> None:
+        if not broker_reachable(bootstrap_servers):
+            raise ConnectionError("Kafka unreachable")
+
+    return {"database": lambda: ping(engine), "broker": broker}
 
 
 def _field_names(messages: Any) -> list[str]:
