@@ -11,14 +11,20 @@ from hypothesis import strategies as st
 from services.ledger.domain import (
     STRIPE_CLEARING,
     EntryKind,
+    GiftBooking,
     JournalEntry,
     JournalLine,
     MealTally,
+    PricePeriod,
     UnbalancedEntry,
     campaign_fund,
+    count_meals,
     credit,
     debit,
     donation_entry,
+    milestones_crossed,
+    posting_date,
+    return_to_donor,
 )
 from services.shared.money import Money
 
@@ -150,3 +156,94 @@ def test_meals_are_the_floor_of_the_total_and_per_gift_meals_add_up_to_the_count
     assert tally.remainder == eur(total % meal_price)
     assert counted == tally.meals_funded
     assert tally.meals_funded * meal_price + tally.remainder.amount == total
+
+
+# --- price periods, returns, milestones, posting dates ------------------------------------------
+
+
+def test_one_price_period_counts_the_plain_formula_and_a_new_price_counts_from_its_date() -> None:
+
+    january = datetime(2026, 1, 1, tzinfo=UTC)
+    february = datetime(2026, 2, 1, tzinfo=UTC)
+    only = count_meals([PricePeriod(january, MEAL, eur(4100))])
+    assert (only.meals_funded, only.remainder) == (3, eur(50))
+
+    # 41.00 at 13.50 = 3 meals, 0.50 carried into February at 10.00: with 19.50, 2 meals.
+    both = count_meals(
+        [PricePeriod(february, eur(1000), eur(1950)), PricePeriod(january, MEAL, eur(4100))]
+    )
+    assert (both.meals_funded, both.remainder, both.meal_price) == (5, eur(0), eur(1000))
+
+
+@given(
+    periods=st.lists(
+        st.tuples(st.integers(1, 20_000), st.integers(0, 500_000)), min_size=1, max_size=8
+    )
+)
+def test_meals_over_price_periods_never_round_a_cent_away(periods: list[tuple[int, int]]) -> None:
+
+    dated = [
+        PricePeriod(datetime(2026, 1 + n, 1, tzinfo=UTC), eur(price), eur(eligible))
+        for n, (price, eligible) in enumerate(periods[:8])
+    ]
+    counted = count_meals(dated)
+
+    # Replay the fold by hand: what was eligible is exactly meals at their prices + remainder.
+    carried, meals, spent = 0, 0, 0
+    for price, eligible in periods[:8]:
+        whole, carried = divmod(carried + eligible, price)
+        meals += whole
+        spent += whole * price
+    assert (counted.meals_funded, counted.remainder.amount) == (meals, carried)
+    assert spent + counted.remainder.amount == sum(eligible for _, eligible in periods[:8])
+    assert 0 <= counted.remainder.amount < periods[-1][0]
+
+
+@given(
+    amount=st.integers(1, 1_000_000),
+    covered_share=st.floats(0, 0.5),
+    cuts=st.lists(st.floats(0.01, 1.0), min_size=1, max_size=6),
+)
+def test_returns_of_a_whole_gift_split_the_donor_cover_to_the_cent(
+    amount: int, covered_share: float, cuts: list[float]
+) -> None:
+
+    covered = min(int(amount * covered_share), amount - 1)
+    gift = GiftBooking(eur(amount), eur(covered), eur(0))
+    returned, from_covered, from_fund = 0, 0, 0
+    for cut in cuts:
+        left = amount - returned
+        if left == 0:
+            break
+        part = max(1, int(left * cut))
+        back = return_to_donor(gift, eur(returned), eur(part))
+        assert back.total == eur(part)
+        assert back.from_covered_fees.amount >= 0 and back.from_fund.amount >= 0
+        returned += part
+        from_covered += back.from_covered_fees.amount
+        from_fund += back.from_fund.amount
+    if returned < amount:
+        back = return_to_donor(gift, eur(returned), eur(amount - returned))
+        from_covered += back.from_covered_fees.amount
+        from_fund += back.from_fund.amount
+    assert (from_covered, from_fund) == (covered, amount - covered)
+
+
+def test_milestones_are_quarters_of_the_goal_and_every_hundred_meals() -> None:
+
+    assert [m.name for m in milestones_crossed(0, 250, 1000)] == [
+        "goal-25",
+        "meals-100",
+        "meals-200",
+    ]
+    assert [m.name for m in milestones_crossed(2, 3, 10)] == ["goal-25"]
+    assert milestones_crossed(5, 3, 10) == []
+
+
+def test_an_entry_dated_in_a_closed_month_posts_at_the_start_of_the_next_open_one() -> None:
+
+    late = datetime(2026, 1, 31, 23, 0, tzinfo=UTC)
+    assert posting_date(late, set()) == (late, None)
+    assert posting_date(late, {"2026-01", "2026-02"}) == (datetime(2026, 3, 1, tzinfo=UTC), late)
+    december = datetime(2025, 12, 5, tzinfo=UTC)
+    assert posting_date(december, {"2025-12"})[0] == datetime(2026, 1, 1, tzinfo=UTC)
