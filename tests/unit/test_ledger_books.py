@@ -11,7 +11,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, delete, select, update
+from sqlalchemy.exc import IntegrityError
 
 from services.ledger import handlers, store, views
 from services.ledger.__main__ import MIGRATIONS
@@ -474,3 +475,14 @@ def test_every_hundred_meals_is_a_milestone(engine: Engine, ledger: IdempotentCo
 
     reached = [m["data"]["milestone"] for m in outbox(engine, MILESTONE_REACHED)]
     assert reached == ["meals-100", "meals-200"]
+
+
+def test_the_database_refuses_to_change_or_delete_a_journal_line(
+    engine: Engine, ledger: IdempotentConsumer
+) -> None:
+    apply(ledger, published(), gift("d-1", 2700))
+
+    for statement in (update(store.journal_lines).values(amount=1), delete(store.journal_entries)):
+        with pytest.raises(IntegrityError, match="append-only"), engine.begin() as conn:
+            conn.execute(statement)
+    assert balances(engine) == {"assets:stripe-clearing": 2700, FUND: -2700}
