@@ -124,6 +124,13 @@ class PaymentFacts:
 NO_FACTS = PaymentFacts(None, None, None, None)
 
 
+def _id_of(value: Any) -> str | None:
+    """The id of an expandable Stripe field: the string itself, or the object's id."""
+    if value is None or isinstance(value, str):
+        return value
+    return str(getattr(value, "id", "")) or None
+
+
 class StripeBalance:
     """Reads balance transactions through the stripe library (stripe-mock locally, which
     answers with its fixture values: fee 0, net 100, whatever the payment)."""
@@ -145,6 +152,10 @@ class StripeBalance:
         charge = intent.latest_charge
         if charge is None or isinstance(charge, str):
             return PaymentFacts(charge, None, None, None)
+        if _id_of(getattr(charge, "payment_intent", None)) != payment_intent_id:
+            # Not this payment's own charge (stripe-mock answers every intent with one fixture
+            # charge): booking it would make every later gift look like a duplicate charge.
+            return NO_FACTS
         txn = charge.balance_transaction
         if txn is None or isinstance(txn, str):
             return PaymentFacts(charge.id, txn, None, None)

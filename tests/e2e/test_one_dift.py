@@ -106,6 +106,23 @@ def test_a_27_euro_gift_funds_2_meals_and_sends_one_receipt(system: RunningSyste
     assert summary(system)["meals_funded"] == 2
 
 
+def test_every_paid_gift_is_booked_not_only_the_first(system: RunningSystem) -> None:
+    before = summary(system)
+    for meals in (1, 3):
+        donation = give(system, f"gift-{uuid.uuid4().hex[:8]}@example.org", meals=meals)
+        paid = checkout_completed_event(donation["id"], campaign_id(system), 1350 * meals)
+        assert post_webhook(system, encode(paid)).json()["outcome"] == "succeeded"
+    wait_for(
+        lambda: summary(system).get("donations") == before["donations"] + 2,
+        60,
+        system,
+        "both gifts booked",
+    )
+    after = summary(system)
+    assert after["donated"] == before["donated"] + 1350 * 4
+    assert after["meals_funded"] == before["meals_funded"] + 4
+
+
 def test_a_webhook_with_a_bad_signature_changes_nothing(system: RunningSystem) -> None:
     email = f"eve-{uuid.uuid4().hex[:8]}@example.org"
     donation = give(system, email, meals=1)
