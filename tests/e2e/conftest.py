@@ -70,6 +70,7 @@ def system(
             "NOTIFICATIONS_ADMIN_TOKEN": ADMIN_TOKEN,
             "DIFTS_API_TOKENS": f"{ADMIN_TOKEN}:admin,{FINANCE_TOKEN}:finance",
             "DONATIONS_PUBLIC_URL": f"http://127.0.0.1:{ports['donations']}",
+            "NOTIFICATIONS_PUBLIC_URL": f"http://127.0.0.1:{ports['notifications']}",
             # The development-only page that plays Stripe's checkout, for the browser test.
             "DONATIONS_TEST_CHECKOUT": "1",
         }
