@@ -18,7 +18,6 @@ from sqlalchemy import (
     DateTime,
     Index,
     Integer,
-    MetaData,
     String,
     Table,
     Text,
@@ -35,18 +34,9 @@ from sqlalchemy import (
 from sqlalchemy.dialects import postgresql, sqlite
 
 from services.shared.consumer import processed_events_table
-from services.shared.db import is_postgres
+from services.shared.db import is_postgres, service_metadata
 
-# Named constraints let Alembic alter SQLite tables (batch mode) and PostgreSQL alike.
-metadata = MetaData(
-    naming_convention={
-        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
-        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
-        "ck": "ck_%(table_name)s_%(constraint_name)s",
-        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
-        "pk": "pk_%(table_name)s",
-    }
-)
+metadata = service_metadata()
 
 PENDING, SENT, FAILED, SKIPPED = "pending", "sent", "failed", "skipped"
 STATUSES = (PENDING, SENT, FAILED, SKIPPED)
