@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import uuid
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -188,8 +189,14 @@ def donation_succeeded(conn: Connection, event: CloudEvent, data: dict[str, Any]
     periods = _periods(conn, campaign_id, campaign.meal_price)
     before = count_meals(periods)
     period = period_for(periods, effective_at)
-    store.add_eligible(conn, campaign_id, period.starts_at, max(0, gift.fund_share.amount))
-    after = count_meals(store.price_periods(conn, campaign_id))
+    share = Money(max(0, gift.fund_share.amount), amount.currency)
+    store.add_eligible(conn, campaign_id, period.starts_at, share.amount)
+    after = count_meals(
+        [
+            replace(p, eligible=p.eligible + share) if p.starts_at == period.starts_at else p
+            for p in periods
+        ]
+    )
     gift_meals = after.meals_funded - before.meals_funded
     store.insert_gift(
         conn,
