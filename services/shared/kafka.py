@@ -44,7 +44,7 @@ def broker_reachable(bootstrap_servers: str, timeout: float = 1.0) -> bool:
 
 def ensure_topics(
     bootstrap_servers: str,
-    consumer_groups: tuple[str, ...] = ("ledger", "notifications"),
+    consumer_groups: tuple[str, ...] = ("donations", "ledger", "notifications"),
     partitions: int = PARTITIONS,
     timeout: float = 60.0,
 ) -> list[str]:
