@@ -12,10 +12,11 @@
 # lives in $DIFTS_VAR/kafka. Topics are NOT created here: the Python code does it.
 set -euo pipefail
 
-INFRA_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-REPO_DIR=$(dirname "$INFRA_DIR")
-DIFTS_VAR=${DIFTS_VAR:-$REPO_DIR/var}
-DIFTS_CACHE=${DIFTS_CACHE:-$REPO_DIR/.cache}
+SERVICE=kafka
+# shellcheck source=lib.sh source-path=SCRIPTDIR
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+
+DIFTS_CACHE=$(abs_dir "${DIFTS_CACHE:-$REPO_DIR/.cache}")
 KAFKA_PORT=${KAFKA_PORT:-9092}
 KAFKA_CONTROLLER_PORT=${KAFKA_CONTROLLER_PORT:-9093}
 KAFKA_WAIT_TIMEOUT=${KAFKA_WAIT_TIMEOUT:-90}
@@ -27,13 +28,6 @@ KAFKA_JVM_OPTS=${KAFKA_JVM_OPTS:--XX:+UseSerialGC -XX:TieredStopAtLevel=1 -XX:+E
 # (start-up ~4.5 s -> ~2.7 s). Off by default under CI=true, where every machine is
 # new and the archive would only cost time; KAFKA_CDS=0/1 forces it.
 if [ "${CI:-}" = true ]; then KAFKA_CDS=${KAFKA_CDS:-0}; else KAFKA_CDS=${KAFKA_CDS:-1}; fi
-
-log() { echo "kafka: $*" >&2; }
-die() { echo "kafka: ERROR: $*" >&2; exit 1; }
-
-mkdir -p "$DIFTS_VAR" "$DIFTS_CACHE"
-DIFTS_VAR=$(cd "$DIFTS_VAR" && pwd)
-DIFTS_CACHE=$(cd "$DIFTS_CACHE" && pwd)
 
 POM="$INFRA_DIR/kafka/pom.xml"
 LOG4J_CONF="$INFRA_DIR/kafka/log4j2.properties"
@@ -49,23 +43,14 @@ CDS_PENDING="$STATE/cds.pending"
 CLUSTER_ID_FILE="$STATE/cluster.id"
 OUT="$LOGS/kafka.out"
 
-# --- prerequisites ----------------------------------------------------------
+# What infra/lib.sh's daemon_* need to know.
+PROC_MATCH='kafka\.Kafka'
+PORT_VARS=(KAFKA_PORT KAFKA_CONTROLLER_PORT)
+ADDR="127.0.0.1:$KAFKA_PORT"
+WAIT_TIMEOUT=$KAFKA_WAIT_TIMEOUT
+STATUS_HINT="starting, or stuck: see $LOGS/server.log"
 
-apt_install() { # apt_install PACKAGE... (we are root on the dev/CI machines)
-  if [ "$(id -u)" != 0 ] || ! command -v apt-get >/dev/null; then
-    die "'$*' is missing; install it (Debian: sudo apt-get install -y $*) and retry"
-  fi
-  log "installing $* with apt-get (first run only)..."
-  mkdir -p "$STATE"
-  # One apt at a time, even when kafka.sh / postgres.sh run in parallel.
-  if ! flock -w 600 /tmp/difts-apt.lock sh -c \
-      'apt-get -o DPkg::Lock::Timeout=300 update -qq &&
-       DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=300 install -y -qq "$@"' \
-      apt-install "$@" >"$STATE/apt.log" 2>&1; then
-    tail -n 20 "$STATE/apt.log" >&2
-    die "apt-get install $* failed (log: $STATE/apt.log); install it by hand and retry"
-  fi
-}
+# --- prerequisites ----------------------------------------------------------
 
 JAVA_VERSION_TEXT=""
 ensure_tools() {
@@ -104,25 +89,17 @@ resolve_jars() {
   log "jars ready in $LIBS"
 }
 
-# --- process helpers ----------------------------------------------------------
-
-# Prints the pid from the pid file if that process is alive and is our broker.
-running_pid() {
-  local pid
-  pid=$(cat "$PIDFILE" 2>/dev/null) || return 1
-  [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null || return 1
-  grep -qa 'kafka\.Kafka' "/proc/$pid/cmdline" 2>/dev/null || return 1
-  echo "$pid"
-}
+# --- readiness ------------------------------------------------------------------
 
 # probe TIMEOUT [PID]: poll until the broker answers an ApiVersions and a
 # Metadata request listing at least one broker. Exit 0 = ready, 1 = timeout,
 # 2 = PID died. Only the Python standard library is used.
 probe() {
-  python3 - "$KAFKA_PORT" "$1" "${2:-0}" <<'PY'
-import os, socket, struct, sys, time
+  probe_loop "$1" "${2:-0}" "$KAFKA_PORT" <<'PY'
+import socket, struct, sys
 
-port, timeout, pid = int(sys.argv[1]), float(sys.argv[2]), int(sys.argv[3])
+port = int(sys.argv[3])
+INTERVAL = 0.3
 
 def recvn(s, n):
     buf = b""
@@ -161,25 +138,6 @@ def check():
         r = rpc(s, 3, v, 2, struct.pack(">ib", 0, 0))   # no topics, no auto-create
         _throttle, nbrokers = struct.unpack(">ii", r[:8])
         return None if nbrokers >= 1 else "no broker registered yet"
-
-deadline = time.monotonic() + timeout
-last = "not tried"
-while True:
-    try:
-        last = check()
-        if last is None:
-            sys.exit(0)
-    except (OSError, ValueError, struct.error) as e:
-        last = "%s: %s" % (type(e).__name__, e)
-    if pid:
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            sys.exit(2)
-    if time.monotonic() >= deadline:
-        print("last probe: %s" % last, file=sys.stderr)
-        sys.exit(1)
-    time.sleep(0.3)
 PY
 }
 
@@ -239,7 +197,7 @@ while True:
 }
 
 # Prints the JVM flags for the class-data sharing archive: use it if this
-# JVM + jar set has one, else ask the JVM to write one when it exits (cmd_stop
+# JVM + jar set has one, else ask the JVM to write one when it exits (after_stop
 # moves it into place after a clean exit).
 cds_opts() {
   [ "$KAFKA_CDS" = 1 ] || return 0
@@ -257,8 +215,8 @@ cds_opts() {
   fi
 }
 
-# After a clean stop, keep the archive the JVM wrote on exit.
-cds_finish() { # cds_finish clean|killed
+# After a clean stop, keep the archive the JVM wrote on exit (called by daemon_stop).
+after_stop() { # after_stop clean|killed
   [ -f "$CDS_PENDING" ] || return 0
   local tmp final
   read -r tmp final <"$CDS_PENDING" || true
@@ -270,136 +228,46 @@ cds_finish() { # cds_finish clean|killed
   rm -f "$CDS_PENDING"
 }
 
-port_in_use() { # port_in_use PORT: something accepts TCP connections on 127.0.0.1:PORT
-  (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
-}
-
-# --- subcommands --------------------------------------------------------------
-
-wait_ready() { # wait_ready PID
-  local rc=0
-  probe "$KAFKA_WAIT_TIMEOUT" "${1:-0}" || rc=$?
-  case $rc in
-    0) return 0 ;;
-    2) tail -n 30 "$OUT" >&2 2>/dev/null || true
-       die "the broker exited during start-up; see $LOGS/server.log and $OUT" ;;
-    *) die "the broker did not answer on 127.0.0.1:$KAFKA_PORT within ${KAFKA_WAIT_TIMEOUT}s; see $LOGS/server.log and $OUT ('$0 stop' to clean up)" ;;
-  esac
-}
-
-cmd_start() {
-  mkdir -p "$STATE"
-  exec 9>"$STATE/.lock"
-  flock 9
-  local pid
-  if pid=$(running_pid); then
-    if probe 1 "$pid" 2>/dev/null; then
-      log "already running (pid $pid) on 127.0.0.1:$KAFKA_PORT"
-      return 0
-    fi
-    log "already starting (pid $pid); waiting until it answers..."
-    wait_ready "$pid"
-    log "ready on 127.0.0.1:$KAFKA_PORT (pid $pid)"
-    return 0
+stopping_note() { # the first stop writes the archive
+  if [ -f "$CDS_PENDING" ]; then
+    echo "; this first stop also saves a class-data archive for faster starts, ~5 s"
   fi
-  rm -f "$PIDFILE"
-  local p
-  for p in "$KAFKA_PORT" "$KAFKA_CONTROLLER_PORT"; do
-    port_in_use "$p" && die "port $p on 127.0.0.1 is taken by another process (not ours: no live pid in $PIDFILE); stop it or set KAFKA_PORT / KAFKA_CONTROLLER_PORT"
-  done
+}
 
+# --- start ----------------------------------------------------------------------
+
+prepare() {
   ensure_tools
   resolve_jars
   write_properties
   ensure_formatted
+}
 
-  local t0=$SECONDS cds
+launch() {
+  local cds
   rm -f "$CDS_PENDING"
   cds=$(cds_opts)
   log "starting broker on 127.0.0.1:$KAFKA_PORT (logs: $LOGS)..."
   : >"$OUT"   # this run's JVM output only; server.log keeps the history
-  # shellcheck disable=SC2086,SC2016  # *_OPTS are word lists; $$ is for the inner bash
-  nohup setsid bash -c 'echo $$ >"$1"; shift; exec "$@"' kafka-start "$PIDFILE" \
-    java $KAFKA_HEAP_OPTS $KAFKA_JVM_OPTS $cds \
-      -Dlog4j2.configurationFile="$LOG4J_CONF" -Dkafka.logs.dir="$LOGS" \
-      -cp "$LIBS/*" kafka.Kafka "$PROPS" \
-    >"$OUT" 2>&1 </dev/null 9>&- &
-  # The child writes its own pid (it becomes java through exec); wait for it.
-  for _ in $(seq 50); do [ -s "$PIDFILE" ] && break; sleep 0.1; done
-  pid=$(cat "$PIDFILE" 2>/dev/null) || die "the broker process did not start; see $OUT"
-  wait_ready "$pid"
-  log "ready on 127.0.0.1:$KAFKA_PORT (pid $pid, $((SECONDS - t0))s)"
+  # shellcheck disable=SC2086  # *_OPTS are word lists
+  spawn "$OUT" java $KAFKA_HEAP_OPTS $KAFKA_JVM_OPTS $cds \
+    -Dlog4j2.configurationFile="$LOG4J_CONF" -Dkafka.logs.dir="$LOGS" \
+    -cp "$LIBS/*" kafka.Kafka "$PROPS"
 }
 
-cmd_stop() {
-  local pid
-  # Let a 'start' in progress finish first, so that it is what gets stopped.
-  mkdir -p "$STATE"
-  exec 9>"$STATE/.lock"
-  flock -w 120 9 || log "a start seems stuck (lock held for 120 s); stopping anyway"
-  if ! pid=$(running_pid); then
-    rm -f "$PIDFILE"
-    cds_finish killed
-    log "not running"
-    return 0
-  fi
-  if [ -f "$CDS_PENDING" ]; then
-    log "stopping (pid $pid; this first stop also saves a class-data archive for faster starts, ~5 s)..."
-  else
-    log "stopping (pid $pid)..."
-  fi
-  kill -TERM "$pid" 2>/dev/null || true
-  for _ in $(seq 200); do
-    kill -0 "$pid" 2>/dev/null || break
-    sleep 0.1
-  done
-  if kill -0 "$pid" 2>/dev/null; then
-    log "still alive after 20s, sending SIGKILL"
-    kill -KILL "$pid" 2>/dev/null || true
-    for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-    cds_finish killed
-  else
-    cds_finish clean
-  fi
-  rm -f "$PIDFILE"
-  log "stopped"
-}
-
-cmd_status() {
-  local pid
-  if pid=$(running_pid) && probe 1 "$pid" 2>/dev/null; then
-    log "running (pid $pid) on 127.0.0.1:$KAFKA_PORT"
-    return 0
-  fi
-  if [ -n "${pid:-}" ]; then
-    log "process $pid is alive but not answering on 127.0.0.1:$KAFKA_PORT (starting, or stuck: see $LOGS/server.log)"
-  else
-    log "not running"
-  fi
-  return 1
-}
-
-cmd_wait() {
-  local pid
-  if ! pid=$(running_pid); then
-    # A concurrent 'start' may still be resolving jars: it holds the lock.
-    mkdir -p "$STATE"
-    exec 9>"$STATE/.lock"
-    if ! flock -n 9; then
-      log "a start is in progress; waiting for it..."
-      flock -w "$KAFKA_WAIT_TIMEOUT" 9 || die "the start in progress did not finish within ${KAFKA_WAIT_TIMEOUT}s"
-    fi
-    exec 9>&-
-    pid=$(running_pid) || die "not running; start it with '$0 start'"
-  fi
-  wait_ready "$pid"
-  log "ready on 127.0.0.1:$KAFKA_PORT (pid $pid)"
+start_failed() { # start_failed nopid|exited|timeout
+  case $1 in
+    nopid) die "the broker process did not start; see $OUT" ;;
+    exited) tail -n 30 "$OUT" >&2 2>/dev/null || true
+            die "the broker exited during start-up; see $LOGS/server.log and $OUT" ;;
+    timeout) die "the broker did not answer on 127.0.0.1:$KAFKA_PORT within ${KAFKA_WAIT_TIMEOUT}s; see $LOGS/server.log and $OUT ('$0 stop' to clean up)" ;;
+  esac
 }
 
 case "${1:-}" in
-  start) cmd_start ;;
-  stop) cmd_stop ;;
-  status) cmd_status ;;
-  wait) cmd_wait ;;
-  *) echo "usage: $0 {start|stop|status|wait}" >&2; exit 2 ;;
+  start) daemon_start ;;
+  stop) daemon_stop ;;
+  status) daemon_status ;;
+  wait) daemon_wait ;;
+  *) usage 'start|stop|status|wait' ;;
 esac

@@ -22,17 +22,13 @@
 # the next start.
 set -euo pipefail
 
-INFRA_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-REPO_DIR=$(dirname "$INFRA_DIR")
-DIFTS_VAR=${DIFTS_VAR:-$REPO_DIR/var}
+SERVICE=postgres
+# shellcheck source=lib.sh source-path=SCRIPTDIR
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+
 PGPORT=${PGPORT:-55432}
 PG_WAIT_TIMEOUT=${PG_WAIT_TIMEOUT:-30}
 
-log() { echo "postgres: $*" >&2; }
-die() { echo "postgres: ERROR: $*" >&2; exit 1; }
-
-mkdir -p "$DIFTS_VAR"
-DIFTS_VAR=$(cd "$DIFTS_VAR" && pwd)
 STATE="$DIFTS_VAR/pg"
 mkdir -p "$STATE"
 
@@ -62,18 +58,11 @@ find_pg_bin() { # prints the newest /usr/lib/postgresql/*/bin that has initdb
 ensure_postgres() {
   PGBIN=$(find_pg_bin || true)
   if [ -z "$PGBIN" ]; then
-    if [ "$AS_ROOT" != 1 ] || ! command -v apt-get >/dev/null; then
+    can_apt ||
       die "PostgreSQL is not installed (no /usr/lib/postgresql/*/bin/initdb); sudo apt-get install -y postgresql, then retry"
-    fi
     log "installing PostgreSQL with apt-get (first run, ~1 min)..."
-    # One apt at a time, even when kafka.sh / postgres.sh run in parallel.
-    if ! flock -w 600 /tmp/difts-apt.lock sh -c \
-        'apt-get -o DPkg::Lock::Timeout=300 update -qq &&
-         DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=300 install -y -qq postgresql' \
-        >"$STATE/apt.log" 2>&1; then
-      tail -n 20 "$STATE/apt.log" >&2
+    apt_run postgresql ||
       die "apt-get install postgresql failed (log: $STATE/apt.log); install it by hand (apt-get install -y postgresql) and retry"
-    fi
     PGBIN=$(find_pg_bin || true)
     [ -n "$PGBIN" ] || die "postgresql installed but no /usr/lib/postgresql/*/bin/initdb found"
   fi
@@ -171,8 +160,7 @@ SQL
 # --- subcommands --------------------------------------------------------------
 
 cmd_start() {
-  exec 9>"$STATE/.lock"
-  flock 9
+  lock_state
   ensure_postgres
   locate_cluster
   if server_running; then
@@ -185,7 +173,7 @@ cmd_start() {
     log "already running on 127.0.0.1:$PGPORT"
     return 0
   fi
-  if (exec 3<>"/dev/tcp/127.0.0.1/$PGPORT") 2>/dev/null; then
+  if port_in_use "$PGPORT"; then
     die "port $PGPORT on 127.0.0.1 is taken by another process (not this cluster); stop it or set PGPORT"
   fi
   ensure_cluster
@@ -214,9 +202,7 @@ cmd_start() {
 }
 
 cmd_stop() {
-  # Let a 'start' in progress finish first, so that it is what gets stopped.
-  exec 9>"$STATE/.lock"
-  flock -w 120 9 || log "a start seems stuck (lock held for 120 s); stopping anyway"
+  lock_for_stop
   PGBIN=$(find_pg_bin || true)
   [ -n "$PGBIN" ] || { log "not running (PostgreSQL not installed)"; return 0; }
   locate_cluster
@@ -263,5 +249,5 @@ case "${1:-}" in
   stop) cmd_stop ;;
   status) cmd_status ;;
   createdb) cmd_createdb "${2:-}" ;;
-  *) echo "usage: $0 {start|stop|status|createdb NAME}" >&2; exit 2 ;;
+  *) usage 'start|stop|status|createdb NAME' ;;
 esac
