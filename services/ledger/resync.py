@@ -62,23 +62,8 @@ def resync_from_stripe(
     booked: list[str] = []
     already: list[str] = []
     needs_a_person: list[dict[str, str]] = []
-    events: list[tuple[str, CloudEvent]] = []
-    for row in missing:
-        try:
-            event = _rebuild(engine, balance.client, row)
-        except (LookupError, stripe.StripeError) as error:
-            needs_a_person.append(
-                {"balance_transaction": row["balance_transaction"], "reason": str(error)}
-            )
-            continue
-        events.append((row["balance_transaction"], event))
-    if payout_id is not None:
-        with engine.connect() as conn:
-            if store.entry_of(conn, ["payout"], payout_id) is None:
-                events.append((payout_id, _payout_event(balance, payout_id)))
-            else:
-                already.append(payout_id)
-    for what, event in events:
+
+    def book(what: str, event: CloudEvent) -> None:
         outcome = consumer.apply(event.to_json().encode())
         if outcome.status == "applied":
             booked.append(what)
@@ -86,6 +71,24 @@ def resync_from_stripe(
             already.append(what)
         else:
             needs_a_person.append({"balance_transaction": what, "reason": outcome.reason or ""})
+
+    # Oldest first and one at a time, so a refund finds the gift re-synced just before it.
+    for row in sorted(missing, key=lambda found: found["created"]):
+        try:
+            event = _rebuild(engine, balance.client, row)
+        except (LookupError, stripe.StripeError) as error:
+            needs_a_person.append(
+                {"balance_transaction": row["balance_transaction"], "reason": str(error)}
+            )
+            continue
+        book(row["balance_transaction"], event)
+    if payout_id is not None:
+        with engine.connect() as conn:
+            known = store.entry_of(conn, ["payout"], payout_id) is not None
+        if known:
+            already.append(payout_id)
+        else:
+            book(payout_id, _payout_event(balance, payout_id))
     if progress is not None:
         progress(len(stripe_side))
     return {

@@ -1,0 +1,143 @@
+"""Re-sync on the embedded SQLite database, with a fake of the stripe library's client (the
+integration tests use stripe-mock, whose fixture charge carries no donation metadata): a
+missed gift and a missed refund are booked once, through the idempotent consumer."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+from sqlalchemy import Engine
+
+from services.ledger import views
+from services.ledger.__main__ import MIGRATIONS
+from services.ledger.consumer import build_consumer
+from services.ledger.reconciliation import StripeBalance
+from services.ledger.resync import resync_from_stripe
+from services.shared.consumer import IdempotentConsumer
+from services.shared.db import make_engine, upgrade
+from tests.unit.test_ledger_books import published
+
+CREATED = 1_768_478_400  # 2026-01-15T12:00:00Z
+
+
+class Metadata(dict[str, str]):
+    def to_dict(self) -> dict[str, str]:
+        return dict(self)
+
+
+class FakeList:
+    def __init__(self, items: list[Any]) -> None:
+        self.items = items
+
+    def auto_paging_iter(self) -> Iterator[Any]:
+        return iter(self.items)
+
+
+class FakeStripe:
+    """The few calls re-sync makes, answering from fixed objects."""
+
+    def __init__(self) -> None:
+        self.transactions = [
+            SimpleNamespace(
+                id="txn_gift",
+                type="charge",
+                source="ch_missed",
+                currency="eur",
+                amount=2700,
+                fee=64,
+                net=2636,
+                created=CREATED,
+            ),
+            SimpleNamespace(
+                id="txn_refund",
+                type="refund",
+                source="re_missed",
+                currency="eur",
+                amount=-700,
+                fee=0,
+                net=-700,
+                created=CREATED + 3600,
+            ),
+            SimpleNamespace(
+                id="txn_stranger",
+                type="charge",
+                source="ch_stranger",
+                currency="eur",
+                amount=500,
+                fee=20,
+                net=480,
+                created=CREATED,
+            ),
+        ]
+        charges = {
+            "ch_missed": SimpleNamespace(
+                metadata=Metadata(donation_id="d-missed", campaign_id="c-1"),
+                amount=2700,
+                currency="eur",
+                receipt_email="donor@example.org",
+                billing_details=None,
+                payment_intent="pi_missed",
+                created=CREATED,
+            ),
+            "ch_stranger": SimpleNamespace(
+                metadata=Metadata(),
+                amount=500,
+                currency="eur",
+                receipt_email=None,
+                billing_details=None,
+                payment_intent=None,
+                created=CREATED,
+            ),
+        }
+        by_id = {t.id: t for t in self.transactions}
+        self.v1 = SimpleNamespace(
+            balance_transactions=SimpleNamespace(
+                list=lambda params: FakeList(self.transactions),
+                retrieve=lambda txn: by_id[txn],
+            ),
+            charges=SimpleNamespace(retrieve=lambda charge: charges[charge]),
+            refunds=SimpleNamespace(
+                retrieve=lambda refund: SimpleNamespace(amount=700, charge="ch_missed")
+            ),
+        )
+
+
+@pytest.fixture
+def engine(tmp_path: Path) -> Iterator[Engine]:
+    url = f"sqlite:///{tmp_path / 'ledger.db'}"
+    upgrade(url, MIGRATIONS)
+    engine = make_engine(url)
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture
+def ledger(engine: Engine) -> IdempotentConsumer:
+    consumer = build_consumer(engine, "127.0.0.1:1", "ledger", dead_letter_producer=None)  # type: ignore[arg-type]
+    assert consumer.apply(published().to_json().encode()).status == "applied"
+    return consumer
+
+
+def test_resync_books_a_missed_gift_and_its_refund_once_and_lists_what_it_cannot(
+    engine: Engine, ledger: IdempotentConsumer
+) -> None:
+    balance = StripeBalance("sk_test_123", "http://127.0.0.1:1")
+    balance.client = FakeStripe()  # type: ignore[assignment]
+
+    first = resync_from_stripe(engine, ledger, balance)
+    again = resync_from_stripe(engine, ledger, balance)
+
+    assert first["booked"] == ["txn_gift", "txn_refund"]
+    assert [p["balance_transaction"] for p in first["needs_a_person"]] == ["txn_stranger"]
+    assert again["booked"] == [] and again["missing_from_ledger"] == 1
+    with engine.connect() as conn:
+        summary = views.campaign_finance_summary(conn, "petites-cantines")
+        [gift] = views.journal(conn, stripe_id="txn_gift")
+    assert summary is not None
+    assert (summary["donated"], summary["fees"], summary["refunded"]) == (2700, 64, 700)
+    assert summary["meals_funded"] == 1  # 27.00 - 7.00 = 20.00 at 13.50
+    assert gift["balance_transaction_id"] == "txn_gift"
