@@ -13,7 +13,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import Engine
 
-from services.ledger import store, views
+from services.ledger import handlers, store, views
 from services.ledger.consumer import build_consumer
 from services.shared.consumer import IdempotentConsumer
 from services.shared.db import make_engine
@@ -38,12 +38,22 @@ class Gift:
     amount: int
     covered: int
     fee: int
+    policy: str = "platform"
     returned: int = 0
+    fee_back_to_fund: int = 0
     dispute: str | None = None  # "open", "won" or "lost"
 
+    @property
+    def charged_to_fund(self) -> int:
+        return max(0, self.fee - self.covered) if self.policy == "campaign" else 0
+
     def kept_by_fund(self) -> int:
+        """What the fund holds of this gift (below zero when it bore a fee and gave all back)."""
         covered_back = self.returned * self.covered // self.amount
-        return self.amount - self.covered - (self.returned - covered_back)
+        given_back = self.returned - covered_back
+        return (
+            self.amount - self.covered - self.charged_to_fund - given_back + self.fee_back_to_fund
+        )
 
 
 @dataclass
@@ -52,6 +62,7 @@ class History:
     events: list[CloudEvent] = field(default_factory=list)
     clearing: int = 0
     disputed: int = 0
+    policy: str = "platform"
 
 
 steps = st.lists(
@@ -83,7 +94,7 @@ def run(history: History, ledger: IdempotentConsumer, step: tuple[Any, ...]) -> 
     if kind == "gift":
         _, amount, covered, fee = step
         covered = min(covered, amount - 1)
-        history.gifts.append(Gift(amount, covered, fee))
+        history.gifts.append(Gift(amount, covered, fee, history.policy))
         event = gift(f"d-{len(history.gifts)}", amount, fee=fee, fee_covered=covered)
         history.clearing += amount - fee
     elif kind == "refund" and history.gifts:
@@ -95,6 +106,9 @@ def run(history: History, ledger: IdempotentConsumer, step: tuple[Any, ...]) -> 
         amount = max(1, int(left * share))
         fee_refunded = min(target.fee, amount) if fee_back and amount == left else 0
         target.returned += amount
+        target.fee_back_to_fund += min(
+            fee_refunded, target.charged_to_fund - target.fee_back_to_fund
+        )
         donation = f"d-{history.gifts.index(target) + 1}"
         event = refund(donation, f"re_{number}", amount, target.returned, fee_refunded)
         history.clearing -= amount - fee_refunded
@@ -131,15 +145,17 @@ def run(history: History, ledger: IdempotentConsumer, step: tuple[Any, ...]) -> 
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
 )
-@given(history_steps=steps)
+@given(history_steps=steps, policy=st.sampled_from(["platform", "campaign"]))
 def test_any_history_balances_conserves_money_and_counts_meals_by_the_formula(
-    history_steps: list[tuple[Any, ...]],
+    history_steps: list[tuple[Any, ...]], policy: str
 ) -> None:
     with tempfile.TemporaryDirectory() as directory:
         engine, ledger = fresh_ledger(directory)
         try:
-            history = History()
+            history = History(policy=policy)
             assert ledger.apply(published(meal_price=MEAL_PRICE).to_json().encode()).status
+            with engine.begin() as conn:
+                handlers.set_fee_policy(conn, "petites-cantines", policy)
             for step in history_steps:
                 run(history, ledger, step)
 
@@ -153,8 +169,10 @@ def test_any_history_balances_conserves_money_and_counts_meals_by_the_formula(
 
             # No money appears or vanishes: Stripe's side and the fund's side add up.
             assert balances.get("assets:stripe-clearing", 0) == history.clearing
-            eligible = sum(g.kept_by_fund() for g in history.gifts)
-            assert -balances.get(FUND, 0) == eligible
+            assert -balances.get(FUND, 0) == sum(g.kept_by_fund() for g in history.gifts)
+            eligible = sum(max(0, g.kept_by_fund()) for g in history.gifts)
+            charged = sum(g.charged_to_fund - g.fee_back_to_fund for g in history.gifts)
+            assert -balances.get("income:fees-charged-to-campaigns", 0) == charged
             covered = sum(g.covered - g.returned * g.covered // g.amount for g in history.gifts)
             assert -balances.get("income:donor-covered-fees", 0) == covered
             # Meals are the formula, with the remainder carried, never below zero.
