@@ -160,6 +160,7 @@ def start_donation(
         campaign_id=campaign.id,
         campaign_title=campaign.title,
         gift=total,
+        fee_covered=fee_covered,
         donor_email=gift.donor_email,
         success_url=f"{public_url}/donations/{donation_id}/thanks",
         cancel_url=f"{public_url}/donations/{donation_id}/canceled",

@@ -30,6 +30,48 @@ class CheckoutSession:
     url: str
 
 
+def checkout_session_params(
+    *,
+    donation_id: str,
+    campaign_id: str,
+    campaign_title: str,
+    gift: Money,
+    donor_email: str,
+    success_url: str,
+    cancel_url: str,
+    fee_covered: Money | None = None,
+) -> dict[str, Any]:
+    """What we ask Stripe Checkout for: a donation (`submit_type=donate`) of `gift`, with the
+    donation and campaign ids (and the donor-covered fee) on the session and on the payment
+    intent, hence on its charge: a finance re-sync can then book a payment whose webhook never
+    arrived."""
+    metadata = {
+        "donation_id": donation_id,
+        "campaign_id": campaign_id,
+        "fee_covered": str(fee_covered.amount if fee_covered else 0),
+    }
+    return {
+        "mode": "payment",
+        "submit_type": "donate",
+        "client_reference_id": donation_id,
+        "customer_email": donor_email,
+        "metadata": metadata,
+        "payment_intent_data": {"metadata": metadata},
+        "line_items": [
+            {
+                "quantity": 1,
+                "price_data": {
+                    "currency": gift.currency.lower(),
+                    "unit_amount": gift.amount,
+                    "product_data": {"name": f"Donation to {campaign_title}"},
+                },
+            }
+        ],
+        "success_url": success_url,
+        "cancel_url": cancel_url,
+    }
+
+
 class StripeCheckout:
     """Creates Checkout Sessions through the stripe library (stripe-mock locally)."""
 
@@ -47,30 +89,20 @@ class StripeCheckout:
         donor_email: str,
         success_url: str,
         cancel_url: str,
+        fee_covered: Money | None = None,
     ) -> CheckoutSession:
         """A one-off donation payment; Stripe's idempotency key is derived from the donation
         id, so a retried request never opens a second session."""
-        metadata = {"donation_id": donation_id, "campaign_id": campaign_id}
-        params: dict[str, Any] = {
-            "mode": "payment",
-            "submit_type": "donate",
-            "client_reference_id": donation_id,
-            "customer_email": donor_email,
-            "metadata": metadata,
-            "payment_intent_data": {"metadata": metadata},
-            "line_items": [
-                {
-                    "quantity": 1,
-                    "price_data": {
-                        "currency": gift.currency.lower(),
-                        "unit_amount": gift.amount,
-                        "product_data": {"name": f"Donation to {campaign_title}"},
-                    },
-                }
-            ],
-            "success_url": success_url,
-            "cancel_url": cancel_url,
-        }
+        params = checkout_session_params(
+            donation_id=donation_id,
+            campaign_id=campaign_id,
+            campaign_title=campaign_title,
+            gift=gift,
+            donor_email=donor_email,
+            success_url=success_url,
+            cancel_url=cancel_url,
+            fee_covered=fee_covered,
+        )
         try:
             session = self.client.v1.checkout.sessions.create(
                 params=params,  # type: ignore[arg-type]

@@ -7,9 +7,8 @@ from dataclasses import dataclass
 from flask import Flask
 from sqlalchemy import Engine
 
-from services.shared.db import make_engine, ping
-from services.shared.kafka import broker_reachable
-from services.shared.web import create_service_app
+from services.shared.db import make_engine
+from services.shared.web import create_service_app, dependency_checks
 
 from .api import api, finance
 from .config import Settings
@@ -28,14 +27,10 @@ def create_app(settings: Settings | None = None) -> Flask:
     settings = settings or Settings.from_env()
     engine = make_engine(settings.database_url)
 
-    def broker() -> None:
-        if not broker_reachable(settings.kafka_bootstrap_servers):
-            raise ConnectionError("Kafka unreachable")
-
     app, rest = create_service_app(
         "ledger",
         "difts ledger",
-        checks={"database": lambda: ping(engine), "broker": broker},
+        checks=dependency_checks(engine, settings.kafka_bootstrap_servers),
         config={"API_TOKENS": settings.tokens()},
     )
     app.extensions["ledger"] = LedgerService(settings=settings, engine=engine)

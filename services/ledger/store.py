@@ -21,7 +21,6 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
-    MetaData,
     Row,
     String,
     Table,
@@ -34,21 +33,13 @@ from sqlalchemy import (
 from sqlalchemy.dialects import postgresql, sqlite
 
 from services.shared.consumer import processed_events_table
+from services.shared.db import service_metadata
 from services.shared.money import Money
 from services.shared.outbox import outbox_table
 
 from .domain import JournalEntry, PricePeriod, posting_date
 
-# Constraint names fixed here so migrations name them the same on every database.
-metadata = MetaData(
-    naming_convention={
-        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
-        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
-        "ck": "ck_%(table_name)s_%(constraint_name)s",
-        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
-        "pk": "pk_%(table_name)s",
-    }
-)
+metadata = service_metadata()
 
 # BIGSERIAL on PostgreSQL; SQLite only autoincrements an INTEGER PRIMARY KEY.
 _Id = BigInteger().with_variant(Integer, "sqlite")

@@ -11,6 +11,7 @@ from services.donations.domain import (
     price_gift,
     succeeded_event_id,
 )
+from services.donations.payments import checkout_session_params
 from services.shared.money import Money
 
 LIMITS = GiftLimits(min_amount=100, max_amount=1_000_000)
@@ -67,3 +68,21 @@ def test_a_gift_pays_for_whole_meals_only() -> None:
 def test_a_donation_has_one_succeeded_event_id_however_often_it_is_confirmed() -> None:
     assert succeeded_event_id("d-1") == succeeded_event_id("d-1")
     assert succeeded_event_id("d-1") != succeeded_event_id("d-2")
+
+
+def test_a_checkout_carries_the_donation_to_the_charge_for_a_later_resync() -> None:
+    params = checkout_session_params(
+        donation_id="d-1",
+        campaign_id="c-1",
+        campaign_title="Canteens",
+        gift=Money(2767, "EUR"),
+        fee_covered=Money(67, "EUR"),
+        donor_email="ada@example.org",
+        success_url="https://difts.test/thanks",
+        cancel_url="https://difts.test/canceled",
+    )
+    assert (params["mode"], params["submit_type"]) == ("payment", "donate")
+    assert params["client_reference_id"] == "d-1"
+    expected = {"donation_id": "d-1", "campaign_id": "c-1", "fee_covered": "67"}
+    assert params["metadata"] == params["payment_intent_data"]["metadata"] == expected
+    assert params["line_items"][0]["price_data"]["unit_amount"] == 2767
