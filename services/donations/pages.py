@@ -253,7 +253,9 @@ def _form_to_gift(form: Any, currency: str) -> dict[str, Any]:
         amount = parse_major_amount(form.get("custom_amount", ""), CURRENCY_EXPONENTS[currency])
         body["amount"] = amount if amount is not None else "invalid"
     else:
-        body["meals"] = int(choice) if choice.isdigit() and len(choice) < 6 else "invalid"
+        # ASCII digits only: "¹" and other scripts' digits are digits to str.isdigit, not to int.
+        plain_count = choice.isascii() and choice.isdigit() and len(choice) < 6
+        body["meals"] = int(choice) if plain_count else "invalid"
     return body
 
 
