@@ -23,6 +23,7 @@ from services.shared.events import (
     DISPUTE_CLOSED,
     DISPUTE_OPENED,
     DONATION_FAILED,
+    DONATION_REFUND_FAILED,
     DONATION_REFUNDED,
     DONATION_SUCCEEDED,
     DONATIONS_TOPIC,
@@ -240,6 +241,8 @@ CHECKOUT_FAILED = "checkout.session.async_payment_failed"
 CHECKOUT_EXPIRED = "checkout.session.expired"
 CHARGE_REFUNDED = "charge.refunded"
 REFUND_EVENTS = {"refund.created", "refund.updated", "refund.failed", "charge.refund.updated"}
+# A refund in one of these states never gave the money back.
+REFUND_FAILURES = ("failed", "canceled")
 DISPUTE_CREATED = "charge.dispute.created"
 DISPUTE_CLOSED_TYPE = "charge.dispute.closed"
 PAYOUT_PAID_TYPE = "payout.paid"
@@ -621,9 +624,16 @@ def _refund(
     amount = refund.get("amount")
     if refund_id is None or not isinstance(amount, int) or isinstance(amount, bool) or amount < 1:
         return _Result("ignored")
-    if refund.get("status") not in (None, "succeeded", "pending"):
-        # A failed or canceled refund gives nothing back.
-        return _Result(f"refund_{refund.get('status')}")
+    status = refund.get("status")
+    if status in REFUND_FAILURES:
+        return _refund_failed(conn, refund, charge, refund_id, str(status), now, correlation_id)
+    if status not in (None, "succeeded", "pending"):
+        # A refund still waiting for the donor's action gives nothing back yet.
+        return _Result(f"refund_{status}")
+    known = conn.execute(select(store.refunds).where(store.refunds.c.id == refund_id)).first()
+    if known is not None and known.status == store.REFUND_FAILED:
+        # Its failure came first (webhooks are not ordered): it never counts.
+        return _Result("refund_already_failed", known.donation_id)
     donation, key = _donation_of_payment(conn, refund, charge)
     if donation is not None:
         # Two refunds of one donation at once must add up, not overwrite each other.
@@ -644,6 +654,7 @@ def _refund(
         "amount": amount,
         "currency": currency,
         "created_at": now,
+        "status": store.REFUND_COUNTED,
     }
     if not insert_if_absent(conn, store.refunds, row, key="id"):
         return _Result("already_refunded", donation.id)
@@ -685,6 +696,80 @@ def _refund(
         correlation_id,
     )
     return _Result("refunded" if fully else "partially_refunded", donation.id)
+
+
+def _refund_failed(
+    conn: Connection,
+    refund: dict[str, Any],
+    charge: dict[str, Any] | None,
+    refund_id: str,
+    status: str,
+    now: datetime,
+    correlation_id: str | None,
+) -> _Result:
+    """A refund failed or was canceled at Stripe: the money never went back to the donor.
+    Counted already, it is undone once (amount_refunded, a refunded donation back to
+    succeeded) and announced; not counted yet, it is remembered so that it never counts."""
+    known = conn.execute(select(store.refunds).where(store.refunds.c.id == refund_id)).first()
+    if known is None:
+        donation, key = _donation_of_payment(conn, refund, charge)
+        if donation is None:
+            # Remembered only against a known donation: wait for it, like the refund would.
+            return _Result("waiting", waiting_for=key)
+        currency = str(refund.get("currency") or donation.currency).upper()
+        row = {
+            "id": refund_id,
+            "donation_id": donation.id,
+            "amount": int(refund["amount"]),
+            "currency": currency,
+            "created_at": now,
+            "status": store.REFUND_FAILED,
+            "failed_at": now,
+        }
+        if insert_if_absent(conn, store.refunds, row, key="id"):
+            return _Result(f"refund_{status}", donation.id)
+        known = conn.execute(select(store.refunds).where(store.refunds.c.id == refund_id)).one()
+    if known.status == store.REFUND_FAILED:
+        return _Result("refund_already_failed", known.donation_id)
+    # Two changes of one donation at once must not overwrite each other.
+    donation = store.donation_row(conn, known.donation_id, lock=True)
+    assert donation is not None  # refunds reference donations by foreign key
+    marked = conn.execute(
+        update(store.refunds)
+        .where(store.refunds.c.id == refund_id, store.refunds.c.status == store.REFUND_COUNTED)
+        .values(status=store.REFUND_FAILED, failed_at=now)
+    )
+    if marked.rowcount != 1:
+        return _Result("refund_already_failed", donation.id)
+    total = max(0, donation.amount_refunded - known.amount)
+    back_to = (
+        DonationStatus.SUCCEEDED.value
+        if donation.status == DonationStatus.REFUNDED.value
+        else donation.status
+    )
+    store.set_donation(conn, donation.id, amount_refunded=total, status=back_to)
+    campaign = store.campaign_by_id(conn, donation.campaign_id)
+    data = {
+        "donation_id": donation.id,
+        "campaign_id": donation.campaign_id,
+        "campaign_slug": campaign.slug if campaign else "",
+        "refund_id": refund_id,
+        "amount": known.amount,
+        "currency": known.currency,
+        "total_refunded": total,
+        "balance_transaction_id": _str(refund.get("failure_balance_transaction")),
+        "failed_at": now.isoformat(),
+    }
+    _publish_donation_event(
+        conn,
+        donation,
+        DONATION_REFUND_FAILED,
+        data,
+        derived_event_id(refund_id, "refund_failed"),
+        correlation_id,
+    )
+    log.warning("counted refund failed at Stripe; reversed", extra={"donation_id": donation.id})
+    return _Result("refund_reversed", donation.id)
 
 
 def _dispute_fees(dispute: dict[str, Any]) -> tuple[int, int, str | None]:

@@ -31,6 +31,9 @@ from .domain import ENDS_UNPAID_FROM, SUCCEEDS_FROM, Campaign, CampaignStatus, D
 
 metadata = MetaData()
 
+REFUND_COUNTED = "counted"
+REFUND_FAILED = "failed"
+
 campaigns = Table(
     "campaigns",
     metadata,
@@ -92,7 +95,9 @@ campaign_meals = Table(
 )
 
 # One row per Stripe refund id: charge.refunded and refund.* describe the same refund, and it
-# must be counted once.
+# must be counted once. `status` is "counted" (pending or succeeded at Stripe: in the
+# donation's amount_refunded) or "failed" (failed or canceled at Stripe: counts nothing, now
+# or later, whichever order its events come in).
 refunds = Table(
     "refunds",
     metadata,
@@ -101,6 +106,8 @@ refunds = Table(
     Column("amount", Integer, nullable=False),
     Column("currency", String(3), nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("status", String(20), nullable=False, server_default=REFUND_COUNTED),
+    Column("failed_at", DateTime(timezone=True), nullable=True),
 )
 
 disputes = Table(

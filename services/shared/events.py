@@ -29,6 +29,7 @@ UPDATE_PUBLISHED = "difts.campaign.update_published.v1"
 DONATION_SUCCEEDED = "difts.donation.succeeded.v1"
 DONATION_FAILED = "difts.donation.failed.v1"
 DONATION_REFUNDED = "difts.donation.refunded.v1"
+DONATION_REFUND_FAILED = "difts.donation.refund_failed.v1"
 DISPUTE_OPENED = "difts.donation.dispute_opened.v1"
 DISPUTE_CLOSED = "difts.donation.dispute_closed.v1"
 PAYOUT_PAID = "difts.payout.paid.v1"
@@ -190,6 +191,23 @@ class DonationRefundedV1(_EventData):
     refunded_at = fields.AwareDateTime(required=True)
 
 
+class DonationRefundFailedV1(_EventData):
+    """A refund already announced as refunded failed (or was canceled): the money never went
+    back to the donor, so what its refunded event changed is undone (one event per refund)."""
+
+    donation_id = fields.String(required=True)
+    campaign_id = fields.String(required=True)
+    campaign_slug = fields.String(required=True)
+    refund_id = fields.String(required=True)
+    amount = _minor_units(required=True, validate=validate.Range(min=1))
+    currency = _currency()
+    # What the donation has refunded once this refund no longer counts.
+    total_refunded = _minor_units(required=True)
+    # Stripe's refund_failure balance transaction, which gives the amount back to our balance.
+    balance_transaction_id = fields.String(load_default=None, allow_none=True)
+    failed_at = fields.AwareDateTime(required=True)
+
+
 class DisputeOpenedV1(_EventData):
     """The donor's bank disputes a charge: Stripe withdraws the amount and a dispute fee."""
 
@@ -285,6 +303,7 @@ SCHEMAS: dict[str, Schema] = {
     DONATION_SUCCEEDED: DonationSucceededV1(),
     DONATION_FAILED: DonationFailedV1(),
     DONATION_REFUNDED: DonationRefundedV1(),
+    DONATION_REFUND_FAILED: DonationRefundFailedV1(),
     DISPUTE_OPENED: DisputeOpenedV1(),
     DISPUTE_CLOSED: DisputeClosedV1(),
     PAYOUT_PAID: PayoutPaidV1(),

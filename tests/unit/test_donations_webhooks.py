@@ -21,6 +21,7 @@ from services.shared.events import (
     DISPUTE_CLOSED,
     DISPUTE_OPENED,
     DONATION_FAILED,
+    DONATION_REFUND_FAILED,
     DONATION_REFUNDED,
     DONATION_SUCCEEDED,
     PAYOUT_PAID,
@@ -289,6 +290,107 @@ def test_a_refund_larger_than_what_is_left_is_not_counted(engine: Engine) -> Non
     failed = refund("re_f", 100, "pi_x", status="failed")
     assert apply(engine, stripe_event("refund.updated", failed)) == "refund_failed"
     assert published(engine, DONATION_REFUNDED) == []
+
+
+def amount_refunded(engine: Engine, donation_id: str) -> int:
+    with engine.connect() as conn:
+        row = store.donation_row(conn, donation_id)
+    assert row is not None
+    return int(row.amount_refunded)
+
+
+def test_a_counted_refund_that_fails_is_reversed_once_and_announced_once(engine: Engine) -> None:
+    donation_id = pending_donation(engine)
+    apply(engine, stripe_event("checkout.session.completed", session(donation_id, pi="pi_rf")))
+    assert apply(engine, stripe_event("refund.created", refund("re_rf", 2700, "pi_rf"))) == (
+        "refunded"
+    )
+    assert (status_of(engine, donation_id), amount_refunded(engine, donation_id)) == (
+        "refunded",
+        2700,
+    )
+    failed = {
+        **refund("re_rf", 2700, "pi_rf", status="failed"),
+        "failure_balance_transaction": "txn_re_rf_failure",
+    }
+    assert apply(engine, stripe_event("refund.failed", failed)) == "refund_reversed"
+    # Stripe says it again, under other event types: nothing more happens.
+    assert apply(engine, stripe_event("refund.updated", failed)) == "refund_already_failed"
+    assert apply(engine, stripe_event("charge.refund.updated", failed)) == ("refund_already_failed")
+    # A late copy of the refund's creation does not count it again.
+    created_again = stripe_event("refund.created", refund("re_rf", 2700, "pi_rf", "pending"))
+    assert apply(engine, created_again) == "refund_already_failed"
+    assert (status_of(engine, donation_id), amount_refunded(engine, donation_id)) == (
+        "succeeded",
+        0,
+    )
+    [event] = published(engine, DONATION_REFUND_FAILED)
+    data = load_data(DONATION_REFUND_FAILED, event["data"])
+    assert (data["refund_id"], data["amount"], data["currency"]) == ("re_rf", 2700, "EUR")
+    assert (data["total_refunded"], data["balance_transaction_id"]) == (0, "txn_re_rf_failure")
+    assert event["id"] == handlers.derived_event_id("re_rf", "refund_failed")
+    assert len(published(engine, DONATION_REFUNDED)) == 1
+
+
+def test_a_failed_partial_refund_leaves_the_other_refunds_counted(engine: Engine) -> None:
+    donation_id = pending_donation(engine)
+    apply(engine, stripe_event("checkout.session.completed", session(donation_id, pi="pi_pf")))
+    apply(engine, stripe_event("refund.created", refund("re_p1", 1000, "pi_pf")))
+    apply(engine, stripe_event("refund.created", refund("re_p2", 500, "pi_pf", "pending")))
+    canceled = refund("re_p2", 500, "pi_pf", status="canceled")
+    assert apply(engine, stripe_event("refund.updated", canceled)) == "refund_reversed"
+    assert (status_of(engine, donation_id), amount_refunded(engine, donation_id)) == (
+        "succeeded",
+        1000,
+    )
+    [event] = published(engine, DONATION_REFUND_FAILED)
+    assert event["data"]["total_refunded"] == 1000
+    # What the failed refund gave back to the donation can be refunded for real.
+    assert apply(engine, stripe_event("refund.created", refund("re_p3", 1700, "pi_pf"))) == (
+        "refunded"
+    )
+    assert amount_refunded(engine, donation_id) == 2700
+
+
+def test_a_refund_that_failed_before_it_was_seen_never_counts(engine: Engine) -> None:
+    donation_id = pending_donation(engine)
+    apply(engine, stripe_event("checkout.session.completed", session(donation_id, pi="pi_ff")))
+    failed = refund("re_ff", 2700, "pi_ff", status="failed")
+    assert apply(engine, stripe_event("refund.failed", failed)) == "refund_failed"
+    assert apply(engine, stripe_event("refund.failed", failed)) == "refund_already_failed"
+    for kind, status in (("refund.created", "pending"), ("refund.updated", "succeeded")):
+        late = stripe_event(kind, refund("re_ff", 2700, "pi_ff", status=status))
+        assert apply(engine, late) == "refund_already_failed"
+    charge = {
+        "id": "ch_pi_ff",
+        "object": "charge",
+        "payment_intent": "pi_ff",
+        "refunds": {"data": [refund("re_ff", 2700, "pi_ff", status="pending")]},
+    }
+    assert apply(engine, stripe_event("charge.refunded", charge)) == "refund_already_failed"
+    assert (status_of(engine, donation_id), amount_refunded(engine, donation_id)) == (
+        "succeeded",
+        0,
+    )
+    assert published(engine, DONATION_REFUNDED) == []
+    assert published(engine, DONATION_REFUND_FAILED) == []
+
+
+def test_a_refund_failure_before_its_payment_waits_and_then_counts_nothing(
+    engine: Engine,
+) -> None:
+    donation_id = pending_donation(engine)
+    failed = stripe_event("refund.failed", refund("re_w", 2700, "pi_w", status="failed"))
+    created = stripe_event("refund.created", refund("re_w", 2700, "pi_w", status="pending"))
+    assert apply(engine, failed) == "waiting"
+    assert apply(engine, created) == "waiting"
+    paid = stripe_event("checkout.session.completed", session(donation_id, pi="pi_w"))
+    assert apply(engine, paid) == "succeeded"
+    assert (status_of(engine, donation_id), amount_refunded(engine, donation_id)) == (
+        "succeeded",
+        0,
+    )
+    assert [e["type"] for e in published(engine)] == [DONATION_SUCCEEDED]
 
 
 def test_refund_before_the_paid_checkout_is_kept_and_applied_after_it(engine: Engine) -> None:
