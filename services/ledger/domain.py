@@ -11,6 +11,7 @@ balance is negative in the journal and shown positive in reports.
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -69,6 +70,7 @@ class EntryKind(StrEnum):
     DONATION = "donation"
     FEE_CHARGED_TO_FUND = "fee_charged_to_fund"
     REFUND = "refund"
+    REFUND_FAILED = "refund_failed"
     DISPUTE_OPENED = "dispute_opened"
     DISPUTE_WON = "dispute_won"
     DISPUTE_LOST = "dispute_lost"
@@ -251,9 +253,18 @@ class ReturnToDonor:
         return self.from_fund + self.from_covered_fees
 
 
-def return_to_donor(gift: GiftBooking, returned_before: Money, returning: Money) -> ReturnToDonor:
+def return_to_donor(
+    gift: GiftBooking,
+    returned_before: Money,
+    returning: Money,
+    covered_back_before: Money | None = None,
+) -> ReturnToDonor:
     """Split `returning` so that, summed over every return of the gift, the covered-fee part is
-    exactly the donor's cover when the whole gift went back (no cent appears or vanishes)."""
+    exactly the donor's cover when the whole gift went back (no cent appears or vanishes).
+
+    `covered_back_before` is what earlier returns still standing took from the cover; it is
+    ⌊returned_before × cover / amount⌋ unless a return in the middle was reversed (a refund
+    that failed), and the split then steers back to the formula instead of drifting."""
     if not returning.is_positive():
         raise ValueError("a return is a positive amount")
     after = returned_before + returning
@@ -262,8 +273,12 @@ def return_to_donor(gift: GiftBooking, returned_before: Money, returning: Money)
             f"{after.amount} returned of a gift of {gift.amount.amount} {gift.amount.currency}"
         )
     covered = gift.fee_covered.amount
-    part = after.amount * covered // gift.amount.amount
-    part -= returned_before.amount * covered // gift.amount.amount
+    before = (
+        returned_before.amount * covered // gift.amount.amount
+        if covered_back_before is None
+        else covered_back_before.amount
+    )
+    part = min(max(0, after.amount * covered // gift.amount.amount - before), returning.amount)
     from_covered = Money(part, gift.amount.currency)
     return ReturnToDonor(returning - from_covered, from_covered)
 
@@ -292,6 +307,22 @@ def refund_entry(
             (FEES_CHARGED_TO_CAMPAIGNS, fee_back_to_fund),
             (fund, -fee_back_to_fund),
         ),
+    )
+
+
+def reversal_entry(
+    kind: EntryKind,
+    reversed_lines: Sequence[JournalLine],
+    effective_at: datetime,
+    description: str,
+) -> JournalEntry:
+    """An entry that undoes another one (the journal is append-only): each of its lines with
+    the sign turned, so the two together move nothing."""
+    return JournalEntry(
+        kind=kind,
+        description=description,
+        effective_at=effective_at,
+        lines=tuple(JournalLine(line.account, -line.amount) for line in reversed_lines),
     )
 
 

@@ -29,12 +29,15 @@ from services.shared.outbox import add_to_outbox
 
 from . import store
 from .domain import (
+    DONOR_COVERED_FEES,
+    FEES_CHARGED_TO_CAMPAIGNS,
     EntryKind,
     FeePolicy,
     GiftBooking,
     MealCount,
     PricePeriod,
     ReturnToDonor,
+    campaign_fund,
     count_meals,
     dispute_lost_entry,
     dispute_opened_entry,
@@ -46,6 +49,7 @@ from .domain import (
     period_for,
     refund_entry,
     return_to_donor,
+    reversal_entry,
 )
 
 log = logging.getLogger(__name__)
@@ -309,6 +313,67 @@ def donation_refunded(conn: Connection, event: CloudEvent, data: dict[str, Any])
     _recount(conn, event, campaign_id)
 
 
+def donation_refund_failed(conn: Connection, event: CloudEvent, data: dict[str, Any]) -> None:
+    """A booked refund failed at Stripe (the money came back to our balance, never reached the
+    donor): post one entry that reverses the refund's entry line for line, give the gift and
+    the campaign back what the refund took, and recount the meals. A refund the ledger never
+    booked has nothing to reverse."""
+    campaign_id = data["campaign_id"]
+    refund_id = data["refund_id"]
+    totals = store.lock_totals_if_any(conn, campaign_id)
+    if store.entry_of(conn, [EntryKind.REFUND_FAILED], refund_id):
+        log.warning("failure of refund %s already booked", refund_id)
+        return
+    booked = store.entry_of(conn, [EntryKind.REFUND], refund_id)
+    if booked is None:
+        log.warning("refund %s failed but was never booked: nothing to reverse", refund_id)
+        return
+    gift_row, _gift = _booked_gift(conn, data["donation_id"], campaign_id, data["currency"])
+    assert totals is not None
+    lines = store.entry_lines(conn, booked.id)
+    fund = campaign_fund(campaign_id)
+    # What the refund's entry took: from the fund (net of any fee it gave back to the fund),
+    # from the donor-covered fee income, and the fee it gave back to the fund.
+    fund_net = sum(line.amount.amount for line in lines if line.account == fund)
+    covered = sum(line.amount.amount for line in lines if line.account == DONOR_COVERED_FEES)
+    fee_back = sum(
+        line.amount.amount for line in lines if line.account == FEES_CHARGED_TO_CAMPAIGNS
+    )
+    returned = fund_net + covered + fee_back
+    if returned != data["amount"]:
+        log.warning(
+            "refund %s failed for %s but was booked for %s; the booking is reversed",
+            refund_id,
+            data["amount"],
+            returned,
+        )
+    entry = reversal_entry(
+        EntryKind.REFUND_FAILED,
+        lines,
+        store.utc(data["failed_at"]),
+        description=f"Refund {refund_id} of gift {data['donation_id']} failed",
+    )
+    store.post_entry(
+        conn,
+        entry,
+        event_id=event.id,
+        campaign_id=campaign_id,
+        donation_id=data["donation_id"],
+        stripe_object_id=refund_id,
+        charge_id=booked.charge_id or gift_row.charge_id,
+        balance_transaction_id=data["balance_transaction_id"],
+    )
+    _change_gift(
+        conn,
+        gift_row,
+        returned=gift_row.returned - returned,
+        fund_balance=gift_row.fund_balance + fund_net,
+        fee_back_to_fund=gift_row.fee_back_to_fund - fee_back,
+    )
+    store.save_totals(conn, campaign_id, refunded=totals.refunded - returned)
+    _recount(conn, event, campaign_id)
+
+
 def dispute_opened(conn: Connection, event: CloudEvent, data: dict[str, Any]) -> None:
     """Book a dispute's opening once: Stripe withdrew the amount (held as disputed funds) and
     charged its fee. Meals are not touched until the dispute is lost."""
@@ -483,8 +548,13 @@ def _booked_gift(
 
 def _return(gift: GiftBooking, row: Any, amount: Money) -> ReturnToDonor:
     """Split money going back to the donor; more than the gift can never be applied."""
+    currency = gift.amount.currency
+    # What earlier returns still standing took from the donor's cover: the rest of what went
+    # back came out of the fund (whose share the fee given back to it tops up).
+    given_back_by_fund = gift.fund_share.amount + row.fee_back_to_fund - row.fund_balance
+    covered_back = Money(row.returned - given_back_by_fund, currency)
     try:
-        return return_to_donor(gift, Money(row.returned, gift.amount.currency), amount)
+        return return_to_donor(gift, Money(row.returned, currency), amount, covered_back)
     except ValueError as error:
         raise PoisonEvent(f"gift {row.donation_id}: {error}") from error
 

@@ -37,7 +37,7 @@ from services.shared.db import service_metadata
 from services.shared.money import Money
 from services.shared.outbox import outbox_table
 
-from .domain import JournalEntry, PricePeriod, posting_date
+from .domain import JournalEntry, JournalLine, PricePeriod, posting_date
 
 metadata = service_metadata()
 
@@ -339,6 +339,16 @@ def entry_of(conn: Connection, kinds: Sequence[str], stripe_object_id: str) -> R
             journal_entries.c.stripe_object_id == stripe_object_id,
         )
     ).first()
+
+
+def entry_lines(conn: Connection, entry_id: int) -> list[JournalLine]:
+    """The lines of one journal entry, as they were posted."""
+    rows = conn.execute(
+        select(journal_lines)
+        .where(journal_lines.c.entry_id == entry_id)
+        .order_by(journal_lines.c.id)
+    )
+    return [JournalLine(row.account, Money(int(row.amount), row.currency)) for row in rows]
 
 
 def gift_of(conn: Connection, donation_id: str, lock: bool = False) -> Row[Any] | None:

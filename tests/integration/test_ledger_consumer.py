@@ -32,6 +32,8 @@ from services.shared.envelope import CloudEvent, new_event
 from services.shared.events import (
     CAMPAIGN_PUBLISHED,
     CAMPAIGNS_TOPIC,
+    DONATION_REFUND_FAILED,
+    DONATION_REFUNDED,
     DONATION_SUCCEEDED,
     DONATIONS_TOPIC,
     LEDGER_TOPIC,
@@ -359,6 +361,60 @@ def test_the_same_event_delivered_twice_counts_once(
     assert outcomes[twice.id] == ["applied", "duplicate"]
     assert donated(engine, campaign["slug"]) == 2800
     assert len(meals_announcements(engine, campaign["id"])) == 1
+
+
+def test_a_refund_that_fails_is_reversed_once_and_the_meals_come_back(
+    engine: Engine, ledger: IdempotentConsumer, producer: KafkaProducer, campaign: dict[str, str]
+) -> None:
+    given = gift(campaign, 2700)
+    donation_id = given.data["donation_id"]
+    refund_id = f"re_{uuid.uuid4().hex[:12]}"
+    common = {
+        "donation_id": donation_id,
+        "campaign_id": campaign["id"],
+        "campaign_slug": campaign["slug"],
+        "refund_id": refund_id,
+        "amount": 1350,
+        "currency": "EUR",
+    }
+    refunded = new_event(
+        DONATION_REFUNDED,
+        "difts/donations",
+        {
+            **common,
+            "total_refunded": 1350,
+            "fully_refunded": False,
+            "refunded_at": "2026-01-20T12:00:00+00:00",
+        },
+    )
+    failed = new_event(
+        DONATION_REFUND_FAILED,
+        "difts/donations",
+        {**common, "total_refunded": 0, "failed_at": "2026-01-25T12:00:00+00:00"},
+    )
+    send(producer, CAMPAIGNS_TOPIC, campaign["id"], published(campaign))
+    for value in (given, refunded, failed, failed):
+        send(producer, DONATIONS_TOPIC, campaign["id"], value)
+    outcomes = record_outcomes(ledger)
+
+    with running(ledger):
+        eventually(lambda: len(outcomes[failed.id]) == 2, "the failure and its copy")
+
+    assert outcomes[refunded.id] == ["applied"]
+    assert outcomes[failed.id] == ["applied", "duplicate"]
+    found = summary(engine, campaign["slug"])
+    assert found is not None
+    assert (found["donated"], found["refunded"], found["meals_funded"]) == (2700, 0, 2)
+    counts = [a["data"]["meals_funded"] for a in meals_announcements(engine, campaign["id"])]
+    assert counts == [2, 1, 2]
+    with engine.connect() as conn:
+        kinds = conn.execute(
+            select(store.journal_entries.c.kind)
+            .where(store.journal_entries.c.campaign_id == campaign["id"])
+            .order_by(store.journal_entries.c.id)
+        ).scalars()
+        assert list(kinds) == ["donation", "refund", "refund_failed"]
+        assert views.unbalanced_entries(conn) == []
 
 
 def test_a_consumer_stopped_before_committing_offsets_counts_each_gift_once_after_restart(

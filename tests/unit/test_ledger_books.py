@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,7 @@ from sqlalchemy.exc import IntegrityError
 from services.ledger import handlers, store, views
 from services.ledger.__main__ import MIGRATIONS
 from services.ledger.consumer import build_consumer
+from services.ledger.reconciliation import StripeMovement, ledger_movements, reconcile
 from services.shared.consumer import IdempotentConsumer
 from services.shared.db import make_engine, upgrade
 from services.shared.envelope import CloudEvent, new_event
@@ -25,6 +27,7 @@ from services.shared.events import (
     DISPUTE_CLOSED,
     DISPUTE_OPENED,
     DONATION_BOOKED,
+    DONATION_REFUND_FAILED,
     DONATION_REFUNDED,
     DONATION_SUCCEEDED,
     MEAL_PRICE_CHANGED,
@@ -324,6 +327,148 @@ def test_a_refund_of_a_gift_the_ledger_never_booked_is_dead_lettered(
     outcome = ledger.apply(refund("d-x", "re_1", 100, 100).to_json().encode())
     assert outcome.status == "dead_lettered"
     assert "never booked" in (outcome.reason or "")
+
+
+# --- refunds that fail ------------------------------------------------------------------------
+
+
+def refund_failed(
+    donation_id: str, refund_id: str, amount: int, total: int = 0, event_id: str | None = None
+) -> CloudEvent:
+    data = {
+        "donation_id": donation_id,
+        "campaign_id": CAMPAIGN,
+        "campaign_slug": "petites-cantines",
+        "refund_id": refund_id,
+        "amount": amount,
+        "currency": "EUR",
+        "total_refunded": total,
+        "balance_transaction_id": f"txn_{refund_id}_failure",
+        "failed_at": "2026-01-25T12:00:00+00:00",
+    }
+    failed = event(DONATION_REFUND_FAILED, data)
+    return replace(failed, id=event_id) if event_id else failed
+
+
+def gift_state(engine: Engine, donation_id: str) -> tuple[int, int, int]:
+    with engine.connect() as conn:
+        row = store.gift_of(conn, donation_id)
+    assert row is not None
+    return row.returned, row.fund_balance, row.fee_back_to_fund
+
+
+def books(engine: Engine) -> dict[str, Any]:
+    found = summary(engine)
+    keys = ("refunded", "meals_funded", "remainder", "fund_balance", "net", "fees")
+    return {"balances": balances(engine), **{key: found[key] for key in keys}}
+
+
+@pytest.mark.parametrize(
+    ("policy", "covered"),
+    [("platform", 80), ("platform", 0), ("campaign", 0), ("campaign", 30)],
+)
+def test_a_refund_that_fails_is_reversed_and_the_books_are_as_before_it(
+    engine: Engine, ledger: IdempotentConsumer, policy: str, covered: int
+) -> None:
+    apply(ledger, published())
+    with engine.begin() as conn:
+        handlers.set_fee_policy(conn, "petites-cantines", policy)
+    amount = 4050 + covered
+    apply(ledger, gift("d-1", amount, fee=80, fee_covered=covered))
+    before, gift_before = books(engine), gift_state(engine, "d-1")
+    half = amount // 2
+
+    assert apply(ledger, refund("d-1", "re_1", half, half, fee_refunded=40)) == ["applied"]
+    after_refund = summary(engine)["meals_funded"]
+    assert after_refund < before["meals_funded"]
+    assert books(engine) != before
+
+    assert apply(ledger, refund_failed("d-1", "re_1", 2065)) == ["applied"]
+
+    assert books(engine) == before  # fund, clearing, fees, refunded total and meals
+    assert gift_state(engine, "d-1") == gift_before
+    with engine.connect() as conn:
+        entries = views.journal(conn, campaign=CAMPAIGN)
+        by_kind = {e["kind"]: e for e in entries}
+        lines = {
+            kind: sorted(
+                (line.account, line.amount.amount)
+                for line in store.entry_lines(conn, by_kind[kind]["id"])
+            )
+            for kind in ("refund", "refund_failed")
+        }
+    assert lines["refund_failed"] == sorted((a, -amount) for a, amount in lines["refund"])
+    assert (
+        by_kind["refund_failed"]["stripe_object_id"],
+        by_kind["refund_failed"]["balance_transaction_id"],
+    ) == (
+        "re_1",
+        "txn_re_1_failure",
+    )
+    meals = [m["data"]["meals_funded"] for m in outbox(engine, MEALS_FUNDED)]
+    assert meals == [before["meals_funded"], after_refund, before["meals_funded"]]
+    assert_books_balance(engine)
+
+    # The money the failed refund left in the fund can still be refunded for real.
+    apply(ledger, refund("d-1", "re_2", amount, amount, fee_refunded=80))
+    assert summary(engine)["refunded"] == amount
+    assert gift_state(engine, "d-1")[0] == amount
+    assert summary(engine)["fund_balance"] == 0
+    assert_books_balance(engine)
+
+
+def test_reconciliation_matches_stripe_refund_failure_to_the_reversal(
+    engine: Engine, ledger: IdempotentConsumer
+) -> None:
+    apply(ledger, published(), gift("d-1", 2700, fee=64), refund("d-1", "re_1", 1350, 1350))
+    apply(ledger, refund_failed("d-1", "re_1", 1350))
+    when = datetime(2026, 1, 25, tzinfo=UTC)
+    stripe_side = [
+        StripeMovement("txn_ch_d-1", "charge", "ch_d-1", "EUR", 2700, 64, 2636, when),
+        StripeMovement("txn_re_1", "refund", "re_1", "EUR", -1350, 0, -1350, when),
+        StripeMovement("txn_re_1_failure", "refund_failure", "re_1", "EUR", 1350, 0, 1350, when),
+    ]
+    with engine.connect() as conn:
+        report = reconcile("test", stripe_side, ledger_movements(conn))
+    assert [(row["type"], row["kind"]) for row in report.matched] == [
+        ("charge", "donation"),
+        ("refund", "refund"),
+        ("refund_failure", "refund_failed"),
+    ]
+    assert report.mismatched == report.only_in_stripe == report.only_in_ledger == []
+
+
+def test_a_refund_failure_is_booked_once_whatever_announces_it_again(
+    engine: Engine, ledger: IdempotentConsumer
+) -> None:
+    apply(ledger, published(), gift("d-1", 2700), refund("d-1", "re_1", 1350, 1350))
+    failed = refund_failed("d-1", "re_1", 1350)
+    again = refund_failed("d-1", "re_1", 1350)  # the same failure under another event id
+
+    assert apply(ledger, failed, failed, again) == ["applied", "duplicate", "applied"]
+
+    with engine.connect() as conn:
+        kinds = [e["kind"] for e in views.journal(conn, campaign=CAMPAIGN)]
+    assert sorted(kinds) == ["donation", "refund", "refund_failed"]
+    found = summary(engine)
+    assert (found["refunded"], found["meals_funded"], found["fund_balance"]) == (0, 2, 2700)
+    assert_books_balance(engine)
+
+
+def test_the_failure_of_a_refund_never_booked_changes_nothing(
+    engine: Engine, ledger: IdempotentConsumer
+) -> None:
+    apply(ledger, published(), gift("d-1", 2700))
+    before, gift_before = books(engine), gift_state(engine, "d-1")
+    meals_events = len(outbox(engine, MEALS_FUNDED))
+
+    assert apply(ledger, refund_failed("d-1", "re_never", 1350)) == ["applied"]
+
+    assert books(engine) == before
+    assert gift_state(engine, "d-1") == gift_before
+    assert len(outbox(engine, MEALS_FUNDED)) == meals_events
+    with engine.connect() as conn:
+        assert [e["kind"] for e in views.journal(conn, campaign=CAMPAIGN)] == ["donation"]
 
 
 # --- disputes ------------------------------------------------------------------------------------

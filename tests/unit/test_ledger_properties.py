@@ -1,5 +1,6 @@
 """Properties of the books over random histories: gifts (with fees and donor cover), partial
-refunds, disputes won and lost, and replays of any event already seen. Whatever the history,
+refunds, refunds that fail afterwards, disputes won and lost, and replays of any event already
+seen. Whatever the history,
 every entry balances, no money appears or vanishes, and the meals are the formula's."""
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from tests.unit.test_ledger_books import (
     gift,
     published,
     refund,
+    refund_failed,
 )
 
 MEAL_PRICE = 1350
@@ -41,16 +43,27 @@ class Gift:
     policy: str = "platform"
     returned: int = 0
     fee_back_to_fund: int = 0
+    covered_back: int = 0  # what the returns still standing took from the donor's cover
     dispute: str | None = None  # "open", "won" or "lost"
+    # Refunds still standing, by id: amount, cover part, fee back to the fund, fee refunded.
+    refunds: dict[str, tuple[int, int, int, int]] = field(default_factory=dict)
 
     @property
     def charged_to_fund(self) -> int:
         return max(0, self.fee - self.covered) if self.policy == "campaign" else 0
 
+    def give_back(self, amount: int) -> int:
+        """Return `amount` to the donor; the part of it taken from the cover: the cumulative
+        formula, steered back to it after a return in the middle was reversed."""
+        target = (self.returned + amount) * self.covered // self.amount
+        part = min(max(0, target - self.covered_back), amount)
+        self.returned += amount
+        self.covered_back += part
+        return part
+
     def kept_by_fund(self) -> int:
         """What the fund holds of this gift (below zero when it bore a fee and gave all back)."""
-        covered_back = self.returned * self.covered // self.amount
-        given_back = self.returned - covered_back
+        given_back = self.returned - self.covered_back
         return (
             self.amount - self.covered - self.charged_to_fund - given_back + self.fee_back_to_fund
         )
@@ -75,6 +88,7 @@ steps = st.lists(
         ),
         st.tuples(st.just("refund"), st.integers(0, 50), st.floats(0.05, 1.0), st.integers(0, 1)),
         st.tuples(st.just("dispute"), st.integers(0, 50), st.sampled_from(["won", "lost"])),
+        st.tuples(st.just("refund fails"), st.integers(0, 50), st.integers(0, 50)),
         st.tuples(st.just("replay"), st.integers(0, 200)),
     ),
     max_size=25,
@@ -105,13 +119,26 @@ def run(history: History, ledger: IdempotentConsumer, step: tuple[Any, ...]) -> 
             return
         amount = max(1, int(left * share))
         fee_refunded = min(target.fee, amount) if fee_back and amount == left else 0
-        target.returned += amount
-        target.fee_back_to_fund += min(
-            fee_refunded, target.charged_to_fund - target.fee_back_to_fund
-        )
+        part = target.give_back(amount)
+        to_fund = min(fee_refunded, target.charged_to_fund - target.fee_back_to_fund)
+        target.fee_back_to_fund += to_fund
+        target.refunds[f"re_{number}"] = (amount, part, to_fund, fee_refunded)
         donation = f"d-{history.gifts.index(target) + 1}"
         event = refund(donation, f"re_{number}", amount, target.returned, fee_refunded)
         history.clearing -= amount - fee_refunded
+    elif kind == "refund fails" and history.gifts:
+        _, which, pick = step
+        target = history.gifts[which % len(history.gifts)]
+        if not target.refunds:
+            return
+        refund_id = sorted(target.refunds)[pick % len(target.refunds)]
+        amount, part, to_fund, fee_refunded = target.refunds.pop(refund_id)
+        target.returned -= amount
+        target.covered_back -= part
+        target.fee_back_to_fund -= to_fund
+        donation = f"d-{history.gifts.index(target) + 1}"
+        event = refund_failed(donation, refund_id, amount, target.returned)
+        history.clearing += amount - fee_refunded
     elif kind == "dispute" and history.gifts:
         _, which, outcome = step
         target = history.gifts[which % len(history.gifts)]
@@ -128,7 +155,7 @@ def run(history: History, ledger: IdempotentConsumer, step: tuple[Any, ...]) -> 
         if outcome == "won":
             history.clearing += amount
         else:
-            target.returned += amount
+            target.give_back(amount)
     elif kind == "replay" and history.events:
         event = history.events[step[1] % len(history.events)]
         assert ledger.apply(event.to_json().encode()).status == "duplicate"
@@ -173,8 +200,14 @@ def test_any_history_balances_conserves_money_and_counts_meals_by_the_formula(
             eligible = sum(max(0, g.kept_by_fund()) for g in history.gifts)
             charged = sum(g.charged_to_fund - g.fee_back_to_fund for g in history.gifts)
             assert -balances.get("income:fees-charged-to-campaigns", 0) == charged
-            covered = sum(g.covered - g.returned * g.covered // g.amount for g in history.gifts)
+            covered = sum(g.covered - g.covered_back for g in history.gifts)
             assert -balances.get("income:donor-covered-fees", 0) == covered
+            # A gift that went back whole gave back the donor's cover to the cent.
+            for whole in (g for g in history.gifts if g.returned == g.amount):
+                assert whole.covered_back == whole.covered
+            assert found["refunded"] == sum(
+                amount for g in history.gifts for amount, *_ in g.refunds.values()
+            )
             # Meals are the formula, with the remainder carried, never below zero.
             assert found["meals_funded"] == eligible // MEAL_PRICE >= 0
             assert found["remainder"] == eligible % MEAL_PRICE
