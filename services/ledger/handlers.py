@@ -34,6 +34,7 @@ from .domain import (
     EntryKind,
     FeePolicy,
     GiftBooking,
+    JournalEntry,
     MealCount,
     PricePeriod,
     ReturnToDonor,
@@ -292,16 +293,7 @@ def donation_refunded(conn: Connection, event: CloudEvent, data: dict[str, Any])
         store.utc(data["refunded_at"]),
         description=f"Refund {data['refund_id']} of gift {data['donation_id']}",
     )
-    store.post_entry(
-        conn,
-        entry,
-        event_id=event.id,
-        campaign_id=campaign_id,
-        donation_id=data["donation_id"],
-        stripe_object_id=data["refund_id"],
-        charge_id=data["charge_id"] or gift_row.charge_id,
-        balance_transaction_id=data["balance_transaction_id"],
-    )
+    _post_for_gift(conn, entry, event, data, gift_row, stripe_object_id=data["refund_id"])
     _change_gift(
         conn,
         gift_row,
@@ -389,16 +381,7 @@ def dispute_opened(conn: Connection, event: CloudEvent, data: dict[str, Any]) ->
         store.utc(data["opened_at"]),
         description=f"Dispute {data['dispute_id']} opened on gift {data['donation_id']}",
     )
-    store.post_entry(
-        conn,
-        entry,
-        event_id=event.id,
-        campaign_id=campaign_id,
-        donation_id=data["donation_id"],
-        stripe_object_id=data["dispute_id"],
-        charge_id=data["charge_id"] or gift_row.charge_id,
-        balance_transaction_id=data["balance_transaction_id"],
-    )
+    _post_for_gift(conn, entry, event, data, gift_row, stripe_object_id=data["dispute_id"])
 
 
 def dispute_closed(conn: Connection, event: CloudEvent, data: dict[str, Any]) -> None:
@@ -428,16 +411,7 @@ def dispute_closed(conn: Connection, event: CloudEvent, data: dict[str, Any]) ->
             raise PoisonEvent(f"dispute {data['dispute_id']} lost nothing")
         back = _return(gift, gift_row, amount)
         entry = dispute_lost_entry(campaign_id, back, opened is not None, when, what)
-    store.post_entry(
-        conn,
-        entry,
-        event_id=event.id,
-        campaign_id=campaign_id,
-        donation_id=data["donation_id"],
-        stripe_object_id=data["dispute_id"],
-        charge_id=data["charge_id"] or gift_row.charge_id,
-        balance_transaction_id=data["balance_transaction_id"],
-    )
+    _post_for_gift(conn, entry, event, data, gift_row, stripe_object_id=data["dispute_id"])
     if data["status"] == "lost":
         _change_gift(
             conn,
@@ -557,6 +531,28 @@ def _return(gift: GiftBooking, row: Any, amount: Money) -> ReturnToDonor:
         return return_to_donor(gift, Money(row.returned, currency), amount, covered_back)
     except ValueError as error:
         raise PoisonEvent(f"gift {row.donation_id}: {error}") from error
+
+
+def _post_for_gift(
+    conn: Connection,
+    entry: JournalEntry,
+    event: CloudEvent,
+    data: dict[str, Any],
+    gift_row: Any,
+    stripe_object_id: str,
+) -> None:
+    """Post an entry about a booked gift (a refund, a dispute), keeping the event id, the
+    Stripe object and the gift's charge so reconciliation can match it."""
+    store.post_entry(
+        conn,
+        entry,
+        event_id=event.id,
+        campaign_id=data["campaign_id"],
+        donation_id=data["donation_id"],
+        stripe_object_id=stripe_object_id,
+        charge_id=data["charge_id"] or gift_row.charge_id,
+        balance_transaction_id=data["balance_transaction_id"],
+    )
 
 
 def _change_gift(conn: Connection, row: Any, **values: Any) -> None:
