@@ -5,7 +5,6 @@ the Flask test client, on SQLite with stripe-mock behind the Checkout calls."""
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -15,13 +14,12 @@ from hypothesis import strategies as st
 from schemathesis.checks import not_a_server_error
 
 from services.donations.app import create_app
-from services.donations.config import Settings
 from services.donations.demo import seed_demo_campaign
 from services.donations.handlers import HANDLED_STRIPE_EVENTS
 from services.shared.db import make_engine, upgrade
+from tests.support.donations import DONATIONS_MIGRATIONS, donations_settings
 from tests.support.stripe_signing import sign
 
-MIGRATIONS = Path(__file__).resolve().parents[2] / "services/donations/migrations"
 ADMIN = {"Authorization": "Bearer fuzz-admin"}
 SECRET = "whsec_fuzz"
 STRIPE_FIELDS = [
@@ -66,20 +64,11 @@ STRIPE_EVENTS = st.fixed_dictionaries(
 def donations_app(tmp_path_factory: pytest.TempPathFactory, stripe_mock_url: str) -> Any:
     """The app on a fresh SQLite file, with the demo campaign seeded."""
     url = f"sqlite:///{tmp_path_factory.mktemp('fuzz') / 'donations.db'}"
-    upgrade(url, MIGRATIONS)
+    upgrade(url, DONATIONS_MIGRATIONS)
     seed_demo_campaign(make_engine(url))
     return create_app(
-        Settings(
-            database_url=url,
-            kafka_bootstrap_servers="127.0.0.1:9",
-            stripe_api_key="sk_test_123",
-            stripe_api_base=stripe_mock_url,
-            stripe_webhook_secret=SECRET,
-            webhook_tolerance_seconds=300,
-            public_url="http://donations.test",
-            min_amount=100,
-            max_amount=1_000_000,
-            api_tokens="fuzz-admin:admin",
+        donations_settings(
+            url, stripe_mock_url, stripe_webhook_secret=SECRET, api_tokens="fuzz-admin:admin"
         )
     )
 

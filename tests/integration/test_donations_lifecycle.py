@@ -8,7 +8,6 @@ import time
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -18,7 +17,6 @@ from sqlalchemy import func, select
 
 from services.donations import handlers, store
 from services.donations.app import create_app
-from services.donations.config import Settings
 from services.shared.consumer import IdempotentConsumer
 from services.shared.db import make_engine, upgrade
 from services.shared.envelope import CloudEvent, new_event
@@ -40,11 +38,11 @@ from services.shared.events import (
 )
 from services.shared.kafka import make_producer
 from services.shared.outbox import OutboxRelay
+from tests.support.donations import DONATIONS_MIGRATIONS, donations_settings
 from tests.support.stripe_signing import encode, sign
 
 SECRET = "whsec_lifecycle"
 ADMIN = {"Authorization": "Bearer lifecycle-admin"}
-MIGRATIONS = Path(__file__).resolve().parents[2] / "services/donations/migrations"
 
 
 @pytest.fixture
@@ -52,17 +50,12 @@ def donations(
     database_url: str, stripe_mock_url: str, kafka_bootstrap: str
 ) -> Iterator[dict[str, Any]]:
     """A migrated donations database, the app, a live campaign made through the admin API."""
-    upgrade(database_url, MIGRATIONS)
-    settings = Settings(
-        database_url=database_url,
+    upgrade(database_url, DONATIONS_MIGRATIONS)
+    settings = donations_settings(
+        database_url,
+        stripe_mock_url,
         kafka_bootstrap_servers=kafka_bootstrap,
-        stripe_api_key="sk_test_123",
-        stripe_api_base=stripe_mock_url,
         stripe_webhook_secret=SECRET,
-        webhook_tolerance_seconds=300,
-        public_url="http://donations.test",
-        min_amount=100,
-        max_amount=1_000_000,
         api_tokens="lifecycle-admin:admin,lifecycle-books:finance",
     )
     engine = make_engine(database_url)

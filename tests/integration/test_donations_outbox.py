@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -16,7 +15,6 @@ from sqlalchemy import func, select
 
 from services.donations import store
 from services.donations.app import create_app
-from services.donations.config import Settings
 from services.donations.handlers import publish_campaign
 from services.shared.db import make_engine, upgrade
 from services.shared.envelope import CloudEvent
@@ -29,10 +27,10 @@ from services.shared.events import (
 from services.shared.kafka import make_producer
 from services.shared.money import Money
 from services.shared.outbox import OutboxRelay
+from tests.support.donations import DONATIONS_MIGRATIONS, donations_settings
 from tests.support.stripe_signing import checkout_completed_event, encode, sign
 
 SECRET = "whsec_integration"
-MIGRATIONS = Path(__file__).resolve().parents[2] / "services/donations/migrations"
 
 
 @pytest.fixture
@@ -40,17 +38,12 @@ def donations(
     database_url: str, stripe_mock_url: str, kafka_bootstrap: str
 ) -> Iterator[dict[str, Any]]:
     """A migrated donations database with one live campaign, its app and its relay."""
-    upgrade(database_url, MIGRATIONS)
-    settings = Settings(
-        database_url=database_url,
+    upgrade(database_url, DONATIONS_MIGRATIONS)
+    settings = donations_settings(
+        database_url,
+        stripe_mock_url,
         kafka_bootstrap_servers=kafka_bootstrap,
-        stripe_api_key="sk_test_123",
-        stripe_api_base=stripe_mock_url,
         stripe_webhook_secret=SECRET,
-        webhook_tolerance_seconds=300,
-        public_url="http://donations.test",
-        min_amount=100,
-        max_amount=1_000_000,
     )
     engine = make_engine(database_url)
     slug = f"test-{uuid.uuid4().hex[:10]}"

@@ -17,30 +17,19 @@ from services.donations.app import create_app
 from services.donations.config import Settings
 from services.donations.demo import SLUG, seed_demo_campaign
 from services.shared.db import make_engine, upgrade
-
-MIGRATIONS = Path(__file__).resolve().parents[2] / "services/donations/migrations"
+from tests.support.donations import DONATIONS_MIGRATIONS, donations_settings
 
 
 def settings_for(url: str, stripe_mock_url: str, **overrides: Any) -> Settings:
-    values: dict[str, Any] = {
-        "database_url": url,
-        "kafka_bootstrap_servers": "127.0.0.1:9",
-        "stripe_api_key": "sk_test_123",
-        "stripe_api_base": stripe_mock_url,
-        "stripe_webhook_secret": "whsec_pages",
-        "webhook_tolerance_seconds": 300,
-        "public_url": "http://donations.test",
-        "min_amount": 100,
-        "max_amount": 1_000_000,
-        **overrides,
-    }
-    return Settings(**values)
+    return donations_settings(
+        url, stripe_mock_url, stripe_webhook_secret="whsec_pages", **overrides
+    )
 
 
 @pytest.fixture
 def pages(tmp_path: Path, stripe_mock_url: str) -> Iterator[dict[str, Any]]:
     url = f"sqlite:///{tmp_path / 'donations.db'}"
-    upgrade(url, MIGRATIONS)
+    upgrade(url, DONATIONS_MIGRATIONS)
     engine = make_engine(url)
     seed_demo_campaign(engine)
     app = create_app(settings_for(url, stripe_mock_url, test_checkout=True))
@@ -121,7 +110,7 @@ def test_the_test_checkout_does_not_exist_in_production(
     tmp_path: Path, stripe_mock_url: str
 ) -> None:
     url = f"sqlite:///{tmp_path / 'prod.db'}"
-    upgrade(url, MIGRATIONS)
+    upgrade(url, DONATIONS_MIGRATIONS)
     client = create_app(settings_for(url, stripe_mock_url, test_checkout=False)).test_client()
     assert client.get("/test-checkout/anything").status_code == 404
     with pytest.raises(SystemExit):
