@@ -154,6 +154,8 @@ ensure_roles() {
   psql_super <<'SQL' || die "could not create the role difts (see $PGLOG)"
 SELECT 'CREATE ROLE difts LOGIN CREATEDB PASSWORD ''difts'''
 WHERE NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'difts') \gexec
+-- DROP DATABASE ... WITH (FORCE) must end an autovacuum worker still in a test's database.
+GRANT pg_signal_backend TO difts;
 SQL
 }
 
