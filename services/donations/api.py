@@ -16,7 +16,7 @@ from services.shared.web import current_correlation_id
 from . import handlers, store
 from .domain import Campaign, CampaignRuleBroken, CampaignStatus, GiftRefused
 from .markdown_text import render_markdown
-from .payments import InvalidWebhook, PaymentProviderError, verify_webhook
+from .payments import InvalidWebhook, PaymentProviderError, verify_signature
 from .schemas import (
     CampaignCreateSchema,
     CampaignEditSchema,
@@ -28,6 +28,8 @@ from .schemas import (
     NewsPostRequestSchema,
     NewsPostSchema,
 )
+from .stripe_events import MAX_BODY_BYTES as MAX_WEBHOOK_BYTES
+from .stripe_events import UnreadableEvent, read_event
 
 api = Blueprint("donations", __name__, url_prefix="/api/v1", description="Campaigns and donations")
 webhooks = Blueprint(
@@ -329,10 +331,12 @@ class DonationResource(MethodView):
 
 
 def receive_stripe_event(payload: bytes, signature: str | None) -> dict[str, Any]:
-    """Verify a webhook body, then apply it once; aborts 400 when it is not Stripe's."""
+    """Verify a webhook body's signature, then apply it once; aborts 400 when it is not signed
+    by Stripe. A signed body we cannot read is kept as unreadable and answered 200 (Stripe
+    would only send it again, for days), with the problem named."""
     service = donations_service()
     try:
-        event = verify_webhook(
+        verify_signature(
             payload,
             signature,
             service.settings.stripe_webhook_secret,
@@ -340,16 +344,31 @@ def receive_stripe_event(payload: bytes, signature: str | None) -> dict[str, Any
         )
     except InvalidWebhook as error:
         abort(400, message=str(error), errors={"headers": {"Stripe-Signature": [str(error)]}})
+    try:
+        event = read_event(payload)
+    except UnreadableEvent as error:
+        kept_as = handlers.keep_unreadable_event(service.engine, payload, error)
+        return {
+            "received": True,
+            "event": kept_as,
+            "outcome": "unreadable",
+            "problem": error.reason,
+        }
     outcome = handlers.apply_stripe_event(
         service.engine, event, current_correlation_id(), service.balance
     )
-    return {"received": True, "event": event["id"], "outcome": outcome}
+    answer: dict[str, Any] = {"received": True, "event": event.id, "outcome": outcome}
+    if outcome == "unreadable":
+        answer["problem"] = "kept for a person to look at: it could not be applied"
+    return answer
 
 
 @webhooks.route("/stripe", methods=["POST"])
 @webhooks.doc(summary="Stripe webhook endpoint (signed with the endpoint secret)")
 def stripe_webhook() -> Any:
     """Verify, deduplicate by Stripe event id, and apply a Stripe event."""
+    # Stripe's events can be larger than the API's bodies; still bounded before reading.
+    request.max_content_length = MAX_WEBHOOK_BYTES
     return jsonify(
         receive_stripe_event(request.get_data(), request.headers.get("Stripe-Signature"))
     )

@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from sqlalchemy import Connection, Engine, select, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DataError, DBAPIError, IntegrityError
 
 from services.shared.db import insert_if_absent
 from services.shared.envelope import CloudEvent, new_event
@@ -54,11 +54,26 @@ from .domain import (
 )
 from .markdown_text import render_markdown
 from .payments import NO_FACTS, PaymentFacts, StripeCheckout
+from .stripe_events import (
+    CheckoutAwaitingPayment,
+    CheckoutPaid,
+    CheckoutUnpaid,
+    DisputeClosed,
+    DisputeOpened,
+    Fact,
+    PaymentRef,
+    PayoutPaid,
+    RefundReported,
+    RefundsListed,
+    StripeEvent,
+    UnreadableEvent,
+    keepable_text,
+    read_parsed,
+)
 
 log = logging.getLogger(__name__)
 
 SOURCE = "difts/donations"
-PAID_CHECKOUT_EVENTS = {"checkout.session.completed", "checkout.session.async_payment_succeeded"}
 
 
 class UnknownCampaign(LookupError):
@@ -235,28 +250,6 @@ def cancel_donation(engine: Engine, donation_id: str) -> str | None:
 
 # --- Stripe webhooks ------------------------------------------------------------------------
 
-CHECKOUT_PAID = "checkout.session.async_payment_succeeded"
-CHECKOUT_COMPLETED = "checkout.session.completed"
-CHECKOUT_FAILED = "checkout.session.async_payment_failed"
-CHECKOUT_EXPIRED = "checkout.session.expired"
-CHARGE_REFUNDED = "charge.refunded"
-REFUND_EVENTS = {"refund.created", "refund.updated", "refund.failed", "charge.refund.updated"}
-# A refund in one of these states never gave the money back.
-REFUND_FAILURES = ("failed", "canceled")
-DISPUTE_CREATED = "charge.dispute.created"
-DISPUTE_CLOSED_TYPE = "charge.dispute.closed"
-PAYOUT_PAID_TYPE = "payout.paid"
-HANDLED_STRIPE_EVENTS = {
-    CHECKOUT_COMPLETED,
-    CHECKOUT_PAID,
-    CHECKOUT_FAILED,
-    CHECKOUT_EXPIRED,
-    CHARGE_REFUNDED,
-    DISPUTE_CREATED,
-    DISPUTE_CLOSED_TYPE,
-    PAYOUT_PAID_TYPE,
-    *REFUND_EVENTS,
-}
 _KEPT_OUTCOMES = ("unmatched", "waiting")
 
 
@@ -272,71 +265,94 @@ class _Result:
 
 
 @dataclass(frozen=True)
-class _Facts:
+class _Asked:
+    """What Stripe's API said about an event, asked before any transaction is open."""
+
     payment: PaymentFacts = NO_FACTS
     payout_transactions: tuple[str, ...] = ()
 
 
-def _object(event: dict[str, Any]) -> dict[str, Any]:
-    obj = (event.get("data") or {}).get("object")
-    return obj if isinstance(obj, dict) else {}
-
-
-def _facts_for(event: dict[str, Any], balance: Balance | None) -> _Facts:
-    """Ask Stripe's balance what an event needs, before any database transaction is open."""
+def _ask_stripe(fact: Fact, balance: Balance | None) -> _Asked:
+    """Ask Stripe's balance what a fact needs; an answer we cannot get is left unknown (the
+    fee of a payment travels null, a payout lists no transactions)."""
     if balance is None:
-        return _Facts()
-    obj = _object(event)
-    if event["type"] in (CHECKOUT_COMPLETED, CHECKOUT_PAID) and obj.get("payment_status") != (
-        "unpaid"
-    ):
-        intent = obj.get("payment_intent")
-        return _Facts(payment=balance.payment_facts(intent if isinstance(intent, str) else None))
-    if event["type"] == PAYOUT_PAID_TYPE and isinstance(obj.get("id"), str):
-        return _Facts(payout_transactions=tuple(balance.payout_transactions(obj["id"])))
-    return _Facts()
+        return _Asked()
+    try:
+        if isinstance(fact, CheckoutPaid):
+            return _Asked(payment=balance.payment_facts(fact.payment_intent_id))
+        if isinstance(fact, PayoutPaid):
+            return _Asked(payout_transactions=tuple(balance.payout_transactions(fact.payout_id)))
+    except Exception:  # noqa: BLE001 - Stripe's answer is extra detail, never a reason to fail
+        log.warning("could not ask Stripe about a %s; left unknown", type(fact).__name__)
+    return _Asked()
+
+
+def _unreadable_because(error: Exception) -> str | None:
+    """Why a signed event could not be applied, if the event is at fault (then it is kept as
+    unreadable); None for database trouble, which must be retried."""
+    if isinstance(error, InvalidEventData):
+        return f"no difts event can carry it: {error}"
+    if isinstance(error, DataError | IntegrityError):
+        return f"the database refused a value of it: {type(error.orig).__name__}"
+    if isinstance(error, DBAPIError):
+        return None
+    return f"it could not be applied: {type(error).__name__}: {error}"
 
 
 def apply_stripe_event(
     engine: Engine,
-    event: dict[str, Any],
+    event: StripeEvent,
     correlation_id: str | None,
     balance: Balance | None = None,
 ) -> str:
     """Apply one verified Stripe event at most once (by Stripe's event id); return what
-    became of it. An event that follows one not yet seen is kept and applied once it can be."""
-    facts = _facts_for(event, balance)
+    became of it. An event that follows one not yet seen is kept and applied once it can be;
+    one that cannot be applied at all is kept as unreadable, with the reason."""
+    asked = _ask_stripe(event.fact, balance)
     now = datetime.now(UTC)
     with engine.begin() as conn:
-        if not store.record_stripe_event(conn, event["id"], event["type"], now):
+        if not store.record_stripe_event(conn, event.id, event.type, now):
             return "duplicate"
         try:
             with conn.begin_nested():
-                result = _apply(conn, event, facts, now, correlation_id)
-        except InvalidEventData:
-            # Signed by Stripe, yet not something our events can carry (an unsupported
-            # currency, say): nothing of it is applied, and it is kept for a person to see.
-            log.error("stripe event could not be expressed as a difts event; kept")
-            result = _Result("unreadable", waiting_for=None)
-            store.set_stripe_event_outcome(conn, event["id"], "unreadable", None, json.dumps(event))
-            return result.outcome
+                result = _apply(conn, event.fact, asked, now, correlation_id)
+        except Exception as error:
+            reason = _unreadable_because(error)
+            if reason is None:
+                raise
+            log.exception("signed stripe event %s kept as unreadable: %s", event.type, reason)
+            store.keep_unreadable(conn, event.id, json.dumps(event.payload), reason)
+            return "unreadable"
         _settle(conn, event, result)
         if result.unlocks:
             _replay_waiting(conn, result.unlocks, balance, correlation_id)
-    log.info(
-        "stripe event applied", extra={"stripe_type": event["type"], "outcome": result.outcome}
-    )
+    log.info("stripe event applied", extra={"stripe_type": event.type, "outcome": result.outcome})
     return result.outcome
 
 
-def _settle(conn: Connection, event: dict[str, Any], result: _Result) -> None:
+def keep_unreadable_event(engine: Engine, payload: bytes, error: UnreadableEvent) -> str:
+    """Keep a signed body that is not a Stripe event we can read, for a person to look at,
+    under its own id when it has one (so Stripe's retries are duplicates), else under an id
+    derived from the body. Nothing else changes. Returns the id it is kept under."""
+    event_id = error.event_id or "unreadable_" + hashlib.sha256(payload).hexdigest()[:40]
+    with engine.begin() as conn:
+        fresh = store.record_stripe_event(
+            conn, event_id, error.event_type or "unknown", datetime.now(UTC)
+        )
+        if fresh:
+            store.keep_unreadable(conn, event_id, keepable_text(payload), error.reason)
+    log.warning("signed stripe body kept as unreadable: %s", error.reason)
+    return event_id
+
+
+def _settle(conn: Connection, event: StripeEvent, result: _Result) -> None:
     keep = result.outcome in _KEPT_OUTCOMES
     store.set_stripe_event_outcome(
         conn,
-        event["id"],
+        event.id,
         result.outcome,
         result.donation_id,
-        json.dumps(event) if keep else None,
+        json.dumps(event.payload) if keep else None,
         result.waiting_for if keep else None,
     )
 
@@ -362,16 +378,24 @@ def _replay_waiting(
 def _retry_kept(
     conn: Connection, row: Any, balance: Balance | None, correlation_id: str | None
 ) -> _Result | None:
-    """Apply one kept event again; None if it still waits for the same thing."""
-    event = json.loads(row.payload)
+    """Apply one kept event again; None if it still waits for the same thing (or could not
+    be applied, and is now kept as unreadable)."""
     try:
+        event = read_parsed(json.loads(row.payload))
         with conn.begin_nested():
             result = _apply(
-                conn, event, _facts_for(event, balance), datetime.now(UTC), correlation_id
+                conn,
+                event.fact,
+                _ask_stripe(event.fact, balance),
+                datetime.now(UTC),
+                correlation_id,
             )
-    except InvalidEventData:
-        log.error("kept stripe event could not be expressed as a difts event")
-        store.set_stripe_event_outcome(conn, event["id"], "unreadable", None, row.payload)
+    except Exception as error:
+        reason = error.reason if isinstance(error, UnreadableEvent) else _unreadable_because(error)
+        if reason is None:
+            raise
+        log.error("kept stripe event %s is unreadable now: %s", row.id, reason)
+        store.keep_unreadable(conn, row.id, row.payload, reason)
         return None
     if result.outcome in _KEPT_OUTCOMES and result.waiting_for == row.waiting_for:
         return None  # still waiting for the same thing: leave it as it is
@@ -385,24 +409,11 @@ def apply_kept_events(engine: Engine, balance: Balance | None = None, limit: int
     The worker runs this now and then, so an event kept while the one it follows was being
     committed in a concurrent request is not left waiting for ever."""
     with engine.connect() as conn:
-        rows = conn.execute(
-            select(store.stripe_events.c.id)
-            .where(store.stripe_events.c.outcome.in_(_KEPT_OUTCOMES))
-            .order_by(store.stripe_events.c.received_at)
-            .limit(limit)
-        ).scalars()
-        kept = list(rows)
+        kept = store.kept_event_ids(conn, _KEPT_OUTCOMES, limit)
     applied = 0
     for event_id in kept:
         with engine.begin() as conn:
-            row = conn.execute(
-                select(store.stripe_events)
-                .where(
-                    store.stripe_events.c.id == event_id,
-                    store.stripe_events.c.outcome.in_(_KEPT_OUTCOMES),
-                )
-                .with_for_update(skip_locked=True)
-            ).first()
+            row = store.lock_kept_event(conn, event_id, _KEPT_OUTCOMES)
             if row is None:
                 continue
             result = _retry_kept(conn, row, balance, None)
@@ -413,66 +424,37 @@ def apply_kept_events(engine: Engine, balance: Balance | None = None, limit: int
 
 
 def _apply(
-    conn: Connection,
-    event: dict[str, Any],
-    facts: _Facts,
-    now: datetime,
-    correlation_id: str | None,
+    conn: Connection, fact: Fact, asked: _Asked, now: datetime, correlation_id: str | None
 ) -> _Result:
-    kind = event["type"]
-    obj = _object(event)
-    if kind in (CHECKOUT_COMPLETED, CHECKOUT_PAID):
-        if kind == CHECKOUT_COMPLETED and obj.get("payment_status") not in (
-            "paid",
-            "no_payment_required",
-        ):
-            # Delayed payment methods: async_payment_succeeded or _failed will follow.
-            return _Result("awaiting_payment", _session_donation_id(obj))
-        return _checkout_paid(conn, obj, facts.payment, now, correlation_id)
-    if kind == CHECKOUT_FAILED:
-        return _checkout_unpaid(
-            conn, obj, DonationStatus.FAILED, "payment failed", now, correlation_id
-        )
-    if kind == CHECKOUT_EXPIRED:
-        return _checkout_unpaid(
-            conn, obj, DonationStatus.EXPIRED, "checkout session expired", now, correlation_id
-        )
-    if kind == CHARGE_REFUNDED:
-        return _charge_refunded(conn, obj, now, correlation_id)
-    if kind in REFUND_EVENTS:
-        return _refund(conn, obj, None, now, correlation_id)
-    if kind == DISPUTE_CREATED:
-        return _dispute_opened(conn, obj, now, correlation_id)
-    if kind == DISPUTE_CLOSED_TYPE:
-        return _dispute_closed(conn, obj, now, correlation_id)
-    if kind == PAYOUT_PAID_TYPE:
-        return _payout_paid(conn, obj, facts.payout_transactions, now, correlation_id)
+    """What one fact does to the donations (the one dispatch on what Stripe said)."""
+    if isinstance(fact, CheckoutAwaitingPayment):
+        # Delayed payment methods: async_payment_succeeded or _failed will follow.
+        return _Result("awaiting_payment", fact.donation_id)
+    if isinstance(fact, CheckoutPaid):
+        return _checkout_paid(conn, fact, asked.payment, now, correlation_id)
+    if isinstance(fact, CheckoutUnpaid):
+        return _checkout_unpaid(conn, fact, now, correlation_id)
+    if isinstance(fact, RefundsListed):
+        return _charge_refunded(conn, fact, now, correlation_id)
+    if isinstance(fact, RefundReported):
+        return _refund(conn, fact, now, correlation_id)
+    if isinstance(fact, DisputeOpened):
+        return _dispute_opened(conn, fact, now, correlation_id)
+    if isinstance(fact, DisputeClosed):
+        return _dispute_closed(conn, fact, now, correlation_id)
+    if isinstance(fact, PayoutPaid):
+        return _payout_paid(conn, fact, asked.payout_transactions, now, correlation_id)
     return _Result("ignored")
-
-
-def _session_donation_id(session: dict[str, Any]) -> str | None:
-    metadata = session.get("metadata") if isinstance(session.get("metadata"), dict) else {}
-    found = (metadata or {}).get("donation_id") or session.get("client_reference_id")
-    return found if isinstance(found, str) and found else None
-
-
-def _str(value: Any) -> str | None:
-    """An id from a Stripe object, whether it came as a string or an expanded object."""
-    if isinstance(value, str) and value:
-        return value
-    if isinstance(value, dict) and isinstance(value.get("id"), str):
-        return str(value["id"])
-    return None
 
 
 def _checkout_paid(
     conn: Connection,
-    session: dict[str, Any],
+    session: CheckoutPaid,
     payment: PaymentFacts,
     now: datetime,
     correlation_id: str | None,
 ) -> _Result:
-    donation_id = _session_donation_id(session)
+    donation_id = session.donation_id
     donation = store.donation_row(conn, donation_id) if donation_id else None
     if donation is None:
         log.warning("stripe event for an unknown donation kept for later")
@@ -480,7 +462,7 @@ def _checkout_paid(
     if not _amount_matches(session, donation):
         log.error("stripe reported another amount than the donation's; not counted")
         return _Result("amount_mismatch", donation.id)
-    intent = _str(session.get("payment_intent"))
+    intent = session.payment_intent_id
     fee, net = payment.fee, payment.net
     if payment.amount is not None and (
         payment.amount != donation.amount or payment.currency != donation.currency
@@ -516,24 +498,20 @@ def _checkout_paid(
 
 
 def _checkout_unpaid(
-    conn: Connection,
-    session: dict[str, Any],
-    status: DonationStatus,
-    reason: str,
-    now: datetime,
-    correlation_id: str | None,
+    conn: Connection, session: CheckoutUnpaid, now: datetime, correlation_id: str | None
 ) -> _Result:
-    donation_id = _session_donation_id(session)
+    donation_id = session.donation_id
     donation = store.donation_row(conn, donation_id) if donation_id else None
     if donation is None:
         return _Result("unmatched", donation_id, waiting_for=donation_id)
+    status = DonationStatus(session.status)
     if not store.end_unpaid(conn, donation.id, status, now):
         return _Result(f"already_{donation.status}", donation.id)
     data = {
         "donation_id": donation.id,
         "campaign_id": donation.campaign_id,
         "status": status.value,
-        "reason": reason,
+        "reason": session.reason,
         "failed_at": now.isoformat(),
     }
     _publish_donation_event(
@@ -571,37 +549,23 @@ def _publish_donation_event(
     )
 
 
-def _donation_of_payment(
-    conn: Connection, obj: dict[str, Any], charge: dict[str, Any] | None
-) -> tuple[Any | None, str | None]:
-    """The donation a refund or dispute is about, and the key to wait for if unknown yet."""
-    intent = _str(obj.get("payment_intent")) or _str((charge or {}).get("payment_intent"))
-    charge_id = _str(obj.get("charge")) or _str((charge or {}).get("id"))
-    donation = store.donation_by_payment(conn, intent, charge_id)
-    metadata = (charge or {}).get("metadata") or obj.get("metadata") or {}
-    if donation is None and isinstance(metadata, dict) and metadata.get("donation_id"):
-        candidate = store.donation_row(conn, str(metadata["donation_id"]))
+def _donation_of_payment(conn: Connection, payment: PaymentRef) -> Any | None:
+    """The donation a refund or dispute is about, if it is known yet."""
+    donation = store.donation_by_payment(conn, payment.payment_intent_id, payment.charge_id)
+    if donation is None and payment.donation_id:
+        candidate = store.donation_row(conn, payment.donation_id)
         if candidate is not None and candidate.status != DonationStatus.PENDING.value:
             donation = candidate
-    return donation, intent or charge_id
+    return donation
 
 
 def _charge_refunded(
-    conn: Connection, charge: dict[str, Any], now: datetime, correlation_id: str | None
+    conn: Connection, charge: RefundsListed, now: datetime, correlation_id: str | None
 ) -> _Result:
-    listed = (
-        (charge.get("refunds") or {}).get("data")
-        if isinstance(charge.get("refunds"), dict)
-        else None
-    )
-    if not listed:
+    if not charge.refunds:
         # Newer API versions leave the list out; every refund also arrives as refund.created.
         return _Result("refunds_arrive_separately")
-    outcomes = [
-        _refund(conn, refund, charge, now, correlation_id)
-        for refund in listed
-        if isinstance(refund, dict)
-    ]
+    outcomes = [_refund(conn, refund, now, correlation_id) for refund in charge.refunds]
     waiting = [result for result in outcomes if result.outcome == "waiting"]
     if waiting:
         # Keep the whole charge event: refunds in it already counted are skipped by refund id.
@@ -609,42 +573,33 @@ def _charge_refunded(
     applied = [
         result for result in outcomes if result.outcome in ("refunded", "partially_refunded")
     ]
-    best = applied[-1] if applied else (outcomes[-1] if outcomes else _Result("ignored"))
-    return best
+    return applied[-1] if applied else outcomes[-1]
 
 
 def _refund(
-    conn: Connection,
-    refund: dict[str, Any],
-    charge: dict[str, Any] | None,
-    now: datetime,
-    correlation_id: str | None,
+    conn: Connection, refund: RefundReported, now: datetime, correlation_id: str | None
 ) -> _Result:
-    refund_id = _str(refund.get("id"))
-    amount = refund.get("amount")
-    if refund_id is None or not isinstance(amount, int) or isinstance(amount, bool) or amount < 1:
-        return _Result("ignored")
-    status = refund.get("status")
-    if status in REFUND_FAILURES:
-        return _refund_failed(conn, refund, charge, refund_id, str(status), now, correlation_id)
-    if status not in (None, "succeeded", "pending"):
+    refund_id = refund.refund_id
+    if refund.failed:
+        return _refund_failed(conn, refund, now, correlation_id)
+    if not refund.counts:
         # A refund still waiting for the donor's action gives nothing back yet.
-        return _Result(f"refund_{status}")
-    known = conn.execute(select(store.refunds).where(store.refunds.c.id == refund_id)).first()
+        return _Result(f"refund_{refund.status}")
+    known = store.refund_row(conn, refund_id)
     if known is not None and known.status == store.REFUND_FAILED:
         # Its failure came first (webhooks are not ordered): it never counts.
         return _Result("refund_already_failed", known.donation_id)
-    donation, key = _donation_of_payment(conn, refund, charge)
+    donation = _donation_of_payment(conn, refund.payment)
     if donation is not None:
         # Two refunds of one donation at once must add up, not overwrite each other.
         donation = store.donation_row(conn, donation.id, lock=True)
     if donation is None or DonationStatus(donation.status) not in REFUNDABLE:
-        return _Result("waiting", donation.id if donation else None, waiting_for=key)
-    known = conn.execute(select(store.refunds.c.id).where(store.refunds.c.id == refund_id)).first()
+        return _Result("waiting", donation.id if donation else None, waiting_for=refund.payment.key)
     if known is not None:
         # charge.refunded and refund.* describe the same refund: counted once, by its id.
         return _Result("already_refunded", donation.id)
-    currency = str(refund.get("currency") or donation.currency).upper()
+    currency = refund.currency or donation.currency
+    amount = refund.amount
     if currency != donation.currency or donation.amount_refunded + amount > donation.amount:
         log.error("refund does not fit its donation; not counted")
         return _Result("refund_mismatch", donation.id)
@@ -673,13 +628,13 @@ def _refund(
         "campaign_slug": campaign.slug if campaign else "",
         "campaign_title": campaign.title if campaign else "",
         "refund_id": refund_id,
-        "charge_id": _str(refund.get("charge")) or donation.charge_id,
+        "charge_id": refund.payment.charge_id or donation.charge_id,
         "amount": amount,
         "currency": currency,
         "total_refunded": total,
         "fully_refunded": fully,
         "fee_refunded": 0,
-        "balance_transaction_id": _str(refund.get("balance_transaction")),
+        "balance_transaction_id": refund.balance_transaction_id,
         "donor": {
             "email": donation.donor_email,
             "name": donation.donor_name,
@@ -699,47 +654,37 @@ def _refund(
 
 
 def _refund_failed(
-    conn: Connection,
-    refund: dict[str, Any],
-    charge: dict[str, Any] | None,
-    refund_id: str,
-    status: str,
-    now: datetime,
-    correlation_id: str | None,
+    conn: Connection, refund: RefundReported, now: datetime, correlation_id: str | None
 ) -> _Result:
     """A refund failed or was canceled at Stripe: the money never went back to the donor.
     Counted already, it is undone once (amount_refunded, a refunded donation back to
     succeeded) and announced; not counted yet, it is remembered so that it never counts."""
-    known = conn.execute(select(store.refunds).where(store.refunds.c.id == refund_id)).first()
+    refund_id = refund.refund_id
+    known = store.refund_row(conn, refund_id)
     if known is None:
-        donation, key = _donation_of_payment(conn, refund, charge)
+        donation = _donation_of_payment(conn, refund.payment)
         if donation is None:
             # Remembered only against a known donation: wait for it, like the refund would.
-            return _Result("waiting", waiting_for=key)
-        currency = str(refund.get("currency") or donation.currency).upper()
+            return _Result("waiting", waiting_for=refund.payment.key)
         row = {
             "id": refund_id,
             "donation_id": donation.id,
-            "amount": int(refund["amount"]),
-            "currency": currency,
+            "amount": refund.amount,
+            "currency": refund.currency or donation.currency,
             "created_at": now,
             "status": store.REFUND_FAILED,
             "failed_at": now,
         }
         if insert_if_absent(conn, store.refunds, row, key="id"):
-            return _Result(f"refund_{status}", donation.id)
-        known = conn.execute(select(store.refunds).where(store.refunds.c.id == refund_id)).one()
+            return _Result(f"refund_{refund.status}", donation.id)
+        known = store.refund_row(conn, refund_id)
+        assert known is not None  # another transaction inserted it just now
     if known.status == store.REFUND_FAILED:
         return _Result("refund_already_failed", known.donation_id)
     # Two changes of one donation at once must not overwrite each other.
     donation = store.donation_row(conn, known.donation_id, lock=True)
     assert donation is not None  # refunds reference donations by foreign key
-    marked = conn.execute(
-        update(store.refunds)
-        .where(store.refunds.c.id == refund_id, store.refunds.c.status == store.REFUND_COUNTED)
-        .values(status=store.REFUND_FAILED, failed_at=now)
-    )
-    if marked.rowcount != 1:
+    if not store.mark_refund_failed(conn, refund_id, now):
         return _Result("refund_already_failed", donation.id)
     total = max(0, donation.amount_refunded - known.amount)
     back_to = (
@@ -757,7 +702,7 @@ def _refund_failed(
         "amount": known.amount,
         "currency": known.currency,
         "total_refunded": total,
-        "balance_transaction_id": _str(refund.get("failure_balance_transaction")),
+        "balance_transaction_id": refund.failure_balance_transaction_id,
         "failed_at": now.isoformat(),
     }
     _publish_donation_event(
@@ -772,29 +717,20 @@ def _refund_failed(
     return _Result("refund_reversed", donation.id)
 
 
-def _dispute_fees(dispute: dict[str, Any]) -> tuple[int, int, str | None]:
-    """The dispute fee withdrawn, the fee given back, and the latest balance transaction."""
-    txns = [txn for txn in dispute.get("balance_transactions") or [] if isinstance(txn, dict)]
-    withdrawn = sum(int(txn.get("fee") or 0) for txn in txns if int(txn.get("fee") or 0) > 0)
-    reinstated = sum(-int(txn.get("fee") or 0) for txn in txns if int(txn.get("fee") or 0) < 0)
-    return withdrawn, reinstated, _str(txns[-1].get("id")) if txns else None
-
-
 def _dispute_opened(
-    conn: Connection, dispute: dict[str, Any], now: datetime, correlation_id: str | None
+    conn: Connection, dispute: DisputeOpened, now: datetime, correlation_id: str | None
 ) -> _Result:
-    dispute_id = _str(dispute.get("id"))
-    amount = dispute.get("amount")
-    if dispute_id is None or not isinstance(amount, int) or isinstance(amount, bool) or amount < 1:
-        return _Result("ignored")
-    donation, key = _donation_of_payment(conn, dispute, None)
+    dispute_id = dispute.dispute_id
+    donation = _donation_of_payment(conn, dispute.payment)
     if donation is None or DonationStatus(donation.status) not in REFUNDABLE:
-        return _Result("waiting", donation.id if donation else None, waiting_for=key)
-    currency = str(dispute.get("currency") or donation.currency).upper()
+        return _Result(
+            "waiting", donation.id if donation else None, waiting_for=dispute.payment.key
+        )
+    currency = dispute.currency or donation.currency
     row = {
         "id": dispute_id,
         "donation_id": donation.id,
-        "amount": amount,
+        "amount": dispute.amount,
         "currency": currency,
         "status": "open",
         "opened_at": now,
@@ -802,19 +738,18 @@ def _dispute_opened(
     if not insert_if_absent(conn, store.disputes, row, key="id"):
         return _Result("already_disputed", donation.id)
     store.set_donation(conn, donation.id, status=DonationStatus.DISPUTED.value)
-    fee, _back, txn = _dispute_fees(dispute)
     campaign = store.campaign_by_id(conn, donation.campaign_id)
     data = {
         "donation_id": donation.id,
         "campaign_id": donation.campaign_id,
         "campaign_slug": campaign.slug if campaign else "",
         "dispute_id": dispute_id,
-        "charge_id": _str(dispute.get("charge")) or donation.charge_id,
-        "amount": amount,
+        "charge_id": dispute.payment.charge_id or donation.charge_id,
+        "amount": dispute.amount,
         "currency": currency,
-        "fee": fee,
-        "reason": str(dispute.get("reason") or ""),
-        "balance_transaction_id": txn,
+        "fee": dispute.fees.withdrawn,
+        "reason": dispute.reason,
+        "balance_transaction_id": dispute.fees.balance_transaction_id,
         "opened_at": now.isoformat(),
     }
     _publish_donation_event(
@@ -824,25 +759,17 @@ def _dispute_opened(
 
 
 def _dispute_closed(
-    conn: Connection, dispute: dict[str, Any], now: datetime, correlation_id: str | None
+    conn: Connection, dispute: DisputeClosed, now: datetime, correlation_id: str | None
 ) -> _Result:
-    dispute_id = _str(dispute.get("id"))
-    status = dispute.get("status")
-    if dispute_id is None:
-        return _Result("ignored")
+    dispute_id, status = dispute.dispute_id, dispute.status
     if status not in ("won", "lost"):
         return _Result(f"dispute_{status}")
-    opened = conn.execute(select(store.disputes).where(store.disputes.c.id == dispute_id)).first()
+    opened = store.dispute_row(conn, dispute_id)
     if opened is None:
         # Its opening has not been applied yet (or not received): wait for it.
         return _Result("waiting", waiting_for=dispute_id)
     donation = store.donation_row(conn, opened.donation_id)
-    closed = conn.execute(
-        update(store.disputes)
-        .where(store.disputes.c.id == dispute_id, store.disputes.c.status == "open")
-        .values(status=status, closed_at=now)
-    )
-    if closed.rowcount != 1 or donation is None:
+    if not store.close_dispute(conn, dispute_id, status, now) or donation is None:
         return _Result("already_closed", opened.donation_id)
     if status == "won" and donation.status == DonationStatus.DISPUTED.value:
         back = (
@@ -851,23 +778,21 @@ def _dispute_closed(
             else DonationStatus.SUCCEEDED
         )
         store.set_donation(conn, donation.id, status=back.value)
-    _fee, fee_back, txn = _dispute_fees(dispute)
+    campaign = store.campaign_by_id(conn, donation.campaign_id)
     data = {
         "donation_id": donation.id,
         "campaign_id": donation.campaign_id,
-        "campaign_slug": "",
+        "campaign_slug": campaign.slug if campaign else "",
         "dispute_id": dispute_id,
-        "charge_id": _str(dispute.get("charge")) or donation.charge_id,
+        "charge_id": dispute.charge_id or donation.charge_id,
         "status": status,
         "amount": opened.amount,
         "currency": opened.currency,
         "amount_reinstated": opened.amount if status == "won" else 0,
-        "fee_reinstated": fee_back if status == "won" else 0,
-        "balance_transaction_id": txn,
+        "fee_reinstated": dispute.fees.reinstated if status == "won" else 0,
+        "balance_transaction_id": dispute.fees.balance_transaction_id,
         "closed_at": now.isoformat(),
     }
-    campaign = store.campaign_by_id(conn, donation.campaign_id)
-    data["campaign_slug"] = campaign.slug if campaign else ""
     _publish_donation_event(
         conn, donation, DISPUTE_CLOSED, data, derived_event_id(dispute_id, "closed"), correlation_id
     )
@@ -876,30 +801,20 @@ def _dispute_closed(
 
 def _payout_paid(
     conn: Connection,
-    payout: dict[str, Any],
+    payout: PayoutPaid,
     transactions: tuple[str, ...],
     now: datetime,
     correlation_id: str | None,
 ) -> _Result:
-    payout_id = _str(payout.get("id"))
-    amount = payout.get("amount")
-    currency = str(payout.get("currency") or "").upper()
-    if payout_id is None or not isinstance(amount, int) or isinstance(amount, bool) or not currency:
-        return _Result("ignored")
-    row = {"id": payout_id, "amount": amount, "currency": currency, "paid_at": now}
+    payout_id = payout.payout_id
+    row = {"id": payout_id, "amount": payout.amount, "currency": payout.currency, "paid_at": now}
     if not insert_if_absent(conn, store.payouts, row, key="id"):
         return _Result("already_paid_out")
-    arrival = payout.get("arrival_date")
-    arrival_at = (
-        datetime.fromtimestamp(arrival, UTC)
-        if isinstance(arrival, int) and not isinstance(arrival, bool)
-        else now
-    )
     data = {
         "payout_id": payout_id,
-        "amount": amount,
-        "currency": currency,
-        "arrival_date": arrival_at.isoformat(),
+        "amount": payout.amount,
+        "currency": payout.currency,
+        "arrival_date": (payout.arrival_at or now).isoformat(),
         "balance_transaction_ids": list(transactions),
         "paid_at": now.isoformat(),
     }
@@ -920,16 +835,17 @@ def _payout_paid(
     return _Result("payout_paid")
 
 
-def _amount_matches(session: dict[str, Any], donation: Any) -> bool:
-    total = session.get("amount_total")
-    currency = str(session.get("currency") or "").upper()
-    return total is None or (total == donation.amount and currency in ("", donation.currency))
+def _amount_matches(session: CheckoutPaid, donation: Any) -> bool:
+    total = session.amount_total
+    return total is None or (
+        total == donation.amount and session.currency in (None, donation.currency)
+    )
 
 
 def _succeeded_event(
     donation: Any,
     campaign: Campaign,
-    session: dict[str, Any],
+    session: CheckoutPaid,
     now: datetime,
     correlation_id: str | None,
 ) -> CloudEvent:
@@ -953,7 +869,7 @@ def _succeeded_event(
         "anonymous": bool(donation.anonymous),
         "updates_opt_in": donation.updates_opt_in,
         "consent_at": _aware(donation.consent_at).isoformat() if donation.consent_at else None,
-        "checkout_session_id": session.get("id"),
+        "checkout_session_id": session.session_id,
         "payment_intent_id": donation.payment_intent_id,
         "charge_id": donation.charge_id,
         "balance_transaction_id": donation.balance_transaction_id,

@@ -178,6 +178,8 @@ stripe_events = Table(
     Column("received_at", DateTime(timezone=True), nullable=False),
     # For an event that must wait: what it waits for (a donation, payment intent or charge).
     Column("waiting_for", String(255), nullable=True, index=True),
+    # 0004: for an event kept as unreadable, what is wrong with it.
+    Column("problem", Text, nullable=True),
 )
 
 outbox = outbox_table(metadata)
@@ -378,3 +380,69 @@ def set_stripe_event_outcome(
         .where(stripe_events.c.id == event_id)
         .values(outcome=outcome, donation_id=donation_id, payload=payload, waiting_for=waiting_for)
     )
+
+
+def keep_unreadable(conn: Connection, event_id: str, payload: str, problem: str) -> None:
+    """Keep a signed event that cannot be applied, with what is wrong, for a person."""
+    conn.execute(
+        update(stripe_events)
+        .where(stripe_events.c.id == event_id)
+        .values(
+            outcome="unreadable",
+            donation_id=None,
+            payload=payload,
+            waiting_for=None,
+            problem=problem[:2000],
+        )
+    )
+
+
+def kept_event_ids(conn: Connection, outcomes: tuple[str, ...], limit: int) -> list[str]:
+    """The Stripe events kept to be applied later, oldest first."""
+    return list(
+        conn.execute(
+            select(stripe_events.c.id)
+            .where(stripe_events.c.outcome.in_(outcomes))
+            .order_by(stripe_events.c.received_at)
+            .limit(limit)
+        ).scalars()
+    )
+
+
+def lock_kept_event(conn: Connection, event_id: str, outcomes: tuple[str, ...]) -> Any | None:
+    """A kept event, locked, unless another worker holds it or it was applied meanwhile."""
+    return conn.execute(
+        select(stripe_events)
+        .where(stripe_events.c.id == event_id, stripe_events.c.outcome.in_(outcomes))
+        .with_for_update(skip_locked=True)
+    ).first()
+
+
+def refund_row(conn: Connection, refund_id: str) -> Any | None:
+    """The refund remembered under a Stripe refund id, if any."""
+    return conn.execute(select(refunds).where(refunds.c.id == refund_id)).first()
+
+
+def mark_refund_failed(conn: Connection, refund_id: str, when: datetime) -> bool:
+    """A counted refund no longer counts; False if it was marked failed already."""
+    marked = conn.execute(
+        update(refunds)
+        .where(refunds.c.id == refund_id, refunds.c.status == REFUND_COUNTED)
+        .values(status=REFUND_FAILED, failed_at=when)
+    )
+    return marked.rowcount == 1
+
+
+def dispute_row(conn: Connection, dispute_id: str) -> Any | None:
+    """The dispute remembered under a Stripe dispute id, if any."""
+    return conn.execute(select(disputes).where(disputes.c.id == dispute_id)).first()
+
+
+def close_dispute(conn: Connection, dispute_id: str, status: str, when: datetime) -> bool:
+    """An open dispute ends (won or lost); False if it had ended already."""
+    closed = conn.execute(
+        update(disputes)
+        .where(disputes.c.id == dispute_id, disputes.c.status == "open")
+        .values(status=status, closed_at=when)
+    )
+    return closed.rowcount == 1

@@ -15,7 +15,7 @@ from schemathesis.checks import not_a_server_error
 
 from services.donations.app import create_app
 from services.donations.demo import seed_demo_campaign
-from services.donations.handlers import HANDLED_STRIPE_EVENTS
+from services.donations.stripe_events import HANDLED_TYPES as HANDLED_STRIPE_EVENTS
 from services.shared.db import make_engine, upgrade
 from tests.support.donations import DONATIONS_MIGRATIONS, donations_settings
 from tests.support.stripe_signing import sign

@@ -16,6 +16,7 @@ from sqlalchemy import Engine, select
 
 from services.donations import handlers, store
 from services.donations.payments import CheckoutSession, PaymentFacts
+from services.donations.stripe_events import read_parsed
 from services.shared.db import make_engine, upgrade
 from services.shared.events import (
     DISPUTE_CLOSED,
@@ -173,7 +174,7 @@ def status_of(engine: Engine, donation_id: str) -> str:
 
 
 def apply(engine: Engine, event: dict[str, Any], balance: FakeBalance | None = None) -> str:
-    return handlers.apply_stripe_event(engine, event, None, balance or FakeBalance())
+    return handlers.apply_stripe_event(engine, read_parsed(event), None, balance or FakeBalance())
 
 
 def test_paid_checkout_succeeds_once_with_fee_and_net_from_the_balance(engine: Engine) -> None:
