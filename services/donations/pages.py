@@ -69,6 +69,11 @@ TEXTS: dict[str, dict[str, str]] = {
         "back": "Back to the campaign",
         "canceled_title": "Payment canceled",
         "try_again": "You can give again whenever you like.",
+        "left_title": "You left the payment page",
+        "left_pending": "Nothing has been taken. You can go back to paying, or cancel this "
+        "donation.",
+        "pay_again": "Go back to paying",
+        "cancel_donation": "Cancel this donation",
         "published": "Published on {date}",
         "test_checkout": "Test checkout (development only)",
         "test_checkout_note": "This page plays Stripe's payment page with stripe-mock: paying "
@@ -124,6 +129,11 @@ TEXTS: dict[str, dict[str, str]] = {
         "back": "Retour à la campagne",
         "canceled_title": "Paiement annulé",
         "try_again": "Vous pouvez donner de nouveau quand vous le souhaitez.",
+        "left_title": "Vous avez quitté la page de paiement",
+        "left_pending": "Rien n'a été prélevé. Vous pouvez reprendre le paiement, ou annuler ce "
+        "don.",
+        "pay_again": "Reprendre le paiement",
+        "cancel_donation": "Annuler ce don",
         "published": "Publié le {date}",
         "test_checkout": "Paiement de test (développement seulement)",
         "test_checkout_note": "Cette page joue la page de paiement de Stripe avec stripe-mock : "
@@ -297,14 +307,14 @@ def news_post(slug: str, post_id: str) -> Any:
     )
 
 
-def _donation_page(donation_id: str, template: str) -> Any:
+def _donation_page(donation_id: str, template: str, **extra: Any) -> Any:
     with donations_service().engine.connect() as conn:
         donation = store.donation_row(conn, donation_id)
         campaign = store.campaign_by_id(conn, donation.campaign_id) if donation else None
         meals = store.meals_funded(conn, campaign.id) if campaign else 0
     if donation is None or campaign is None:
         abort(404)
-    return render_page(template, donation=donation, campaign=campaign, meals_funded=meals)
+    return render_page(template, donation=donation, campaign=campaign, meals_funded=meals, **extra)
 
 
 @pages.get("/donations/<donation_id>/thanks")
@@ -315,10 +325,28 @@ def thanks(donation_id: str) -> Any:
 
 @pages.get("/donations/<donation_id>/canceled")
 def canceled(donation_id: str) -> Any:
-    """The donor left the payment page: a pending donation becomes canceled."""
+    """Where Stripe sends a donor who left its payment page. Only a page: link prefetchers and
+    mail scanners fetch GETs, so the donation changes only when the donor asks (the POST
+    below) or Stripe says the session expired."""
+    settings = donations_service().settings
+    with donations_service().engine.connect() as conn:
+        donation = store.donation_row(conn, donation_id)
+    if donation is None:
+        abort(404)
+    pay_url = (
+        url_for("test_checkout.page", donation_id=donation_id)
+        if settings.test_checkout
+        else donation.checkout_url
+    )
+    return _donation_page(donation_id, "canceled.html", pay_url=pay_url)
+
+
+@pages.post("/donations/<donation_id>/cancel")
+def cancel(donation_id: str) -> Any:
+    """The donor cancels a pending donation (a payment Stripe still confirms later wins)."""
     if handlers.cancel_donation(donations_service().engine, donation_id) is None:
         abort(404)
-    return _donation_page(donation_id, "canceled.html")
+    return redirect(url_for("pages.canceled", donation_id=donation_id), 303)
 
 
 def security_headers(response: Response) -> Response:

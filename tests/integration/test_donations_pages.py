@@ -102,8 +102,35 @@ def test_the_form_gift_goes_to_the_test_checkout_and_back(pages: dict[str, Any])
     assert "20,5" in checkout.text or "20.5" in checkout.text  # 20.00 EUR plus the fee
     back = client.post(reply.location, data={"csrf_token": token, "outcome": "cancel"})
     assert back.location.endswith("/canceled")
-    canceled = client.get(back.location)
-    assert 'data-status="canceled"' in canceled.text
+    left = client.get(back.location)
+    assert 'data-status="canceled"' in canceled_after_asking(client, left.text, token)
+
+
+def canceled_after_asking(client: FlaskClient, left_page: str, token: str) -> str:
+    """The page a donor lands on after leaving Stripe's page only offers to cancel; the
+    donation is canceled by the form's POST, not by fetching the page."""
+    assert 'data-status="pending"' in left_page and 'id="cancel-donation"' in left_page
+    action = left_page.split('<form method="post" action="', 1)[1].split('"', 1)[0]
+    done = client.post(action, data={"csrf_token": token})
+    assert done.status_code == 303 and done.location.endswith("/canceled")
+    return str(client.get(done.location).text)
+
+
+def test_fetching_the_cancel_page_changes_nothing(pages: dict[str, Any]) -> None:
+    """Link prefetchers and mail scanners fetch GETs: the donation stays pending, a payment
+    confirmed later still counts, and a cancel without the form's token is refused."""
+    client: FlaskClient = pages["client"]
+    token = csrf_token(client.get(f"/campaigns/{SLUG}").text)
+    form = {"csrf_token": token, "meals": "2", "email": "scanner@example.org"}
+    reply = client.post(f"/campaigns/{SLUG}/give", data=form)
+    donation_id = reply.location.rstrip("/").rsplit("/", 1)[-1]
+    for _ in range(3):
+        page = client.get(f"/donations/{donation_id}/canceled")
+        assert page.status_code == 200 and 'data-status="pending"' in page.text
+    assert client.get(f"/api/v1/donations/{donation_id}").json["status"] == "pending"
+    assert client.post(f"/donations/{donation_id}/cancel").status_code == 400  # no CSRF token
+    assert client.get(f"/api/v1/donations/{donation_id}").json["status"] == "pending"
+    assert client.get("/donations/no-such-donation/canceled").status_code == 404
 
 
 def test_the_test_checkout_does_not_exist_in_production(
