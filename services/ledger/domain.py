@@ -518,11 +518,13 @@ def period_for(periods: list[PricePeriod], moment: datetime) -> PricePeriod:
 
 @dataclass(frozen=True, slots=True)
 class Milestone:
-    """A threshold a campaign's meal counter crosses: a share of its goal or a round count."""
+    """A threshold a campaign's meal counter crosses: a share of its goal or a round count,
+    and the number of meals it stands at."""
 
     name: str
     kind: str
     value: int
+    meals: int = 0
 
 
 def milestones_crossed(before: int, after: int, goal_meals: int | None) -> list[Milestone]:
@@ -535,7 +537,17 @@ def milestones_crossed(before: int, after: int, goal_meals: int | None) -> list[
         for percent in (25, 50, 75, 100):
             threshold = -(-goal_meals * percent // 100)  # ceiling: 25 % of 10 meals is 3
             if before < threshold <= after:
-                crossed.append(Milestone(f"goal-{percent}", "goal_percent", percent))
+                crossed.append(Milestone(f"goal-{percent}", "goal_percent", percent, threshold))
     for hundreds in range(before // 100 + 1, after // 100 + 1):
-        crossed.append(Milestone(f"meals-{hundreds * 100}", "meals", hundreds * 100))
+        crossed.append(
+            Milestone(f"meals-{hundreds * 100}", "meals", hundreds * 100, hundreds * 100)
+        )
     return crossed
+
+
+def highest(milestones: Sequence[Milestone]) -> Milestone:
+    """What one moment names when it crosses several milestones: the one of most meals (a
+    share of the goal before a round count of the same meals: it says more)."""
+    if not milestones:
+        raise ValueError("no milestone was crossed")
+    return max(milestones, key=lambda m: (m.meals, m.kind == "goal_percent", m.value))

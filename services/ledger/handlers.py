@@ -44,6 +44,7 @@ from .domain import (
     dispute_opened_entry,
     dispute_won_entry,
     gift_entries,
+    highest,
     milestones_crossed,
     month_start,
     payout_entry,
@@ -606,10 +607,10 @@ def _announce_meals(
     donation_meals: int = 0,
 ) -> None:
     """Queue difts.ledger.meals_funded.v1 in the outbox, keyed by campaign so a campaign's
-    counts reach consumers in order, and a milestone event for each milestone crossed for the
-    first time. The meals event's id derives from the causing event's, a milestone's from the
-    campaign and the milestone, so replays announce under the same ids and each milestone
-    goes out once even if the count falls back and rises again."""
+    counts reach consumers in order, and one milestone event naming the milestones crossed for
+    the first time. The meals event's id derives from the causing event's, so replays announce
+    under the same ids; each milestone goes out once even if the count falls back and rises
+    again."""
     announcement = new_event(
         MEALS_FUNDED,
         SOURCE,
@@ -629,29 +630,39 @@ def _announce_meals(
         event_id=str(uuid.uuid5(uuid.NAMESPACE_URL, f"{SOURCE}/{MEALS_FUNDED}/{cause.id}")),
     )
     add_to_outbox(conn, store.outbox, LEDGER_TOPIC, campaign.campaign_id, announcement)
-    for milestone in milestones_crossed(previous, count.meals_funded, campaign.goal_meals):
-        milestone_id = str(
-            uuid.uuid5(
-                uuid.NAMESPACE_URL, f"{SOURCE}/milestone/{campaign.campaign_id}/{milestone.name}"
-            )
-        )
-        if store.outbox_has(conn, milestone_id):
-            continue
-        reached = new_event(
-            MILESTONE_REACHED,
-            SOURCE,
-            {
-                "campaign_id": campaign.campaign_id,
-                "campaign_slug": campaign.slug,
-                "milestone": milestone.name,
-                "kind": milestone.kind,
-                "value": milestone.value,
-                "meals_funded": count.meals_funded,
-                "goal_meals": campaign.goal_meals,
-                "reached_at": cause.time.isoformat(),
-            },
-            subject=f"campaigns/{campaign.campaign_id}",
-            correlation_id=cause.correlationid,
-            event_id=milestone_id,
-        )
-        add_to_outbox(conn, store.outbox, LEDGER_TOPIC, campaign.campaign_id, reached)
+    crossed = milestones_crossed(previous, count.meals_funded, campaign.goal_meals)
+    first_time = store.claim_milestones(
+        conn, campaign.campaign_id, [m.name for m in crossed], store.utc(cause.time)
+    )
+    fresh = [milestone for milestone in crossed if milestone.name in first_time]
+    if not fresh:
+        return
+    # The milestones one booking crosses together are one moment: one event names them all,
+    # headed by the highest (its id derives from the campaign and that milestone, each of
+    # which is reached once, so a replay announces under the same id).
+    top = highest(fresh)
+    reached = new_event(
+        MILESTONE_REACHED,
+        SOURCE,
+        {
+            "campaign_id": campaign.campaign_id,
+            "campaign_slug": campaign.slug,
+            "milestone": top.name,
+            "kind": top.kind,
+            "value": top.value,
+            "meals": top.meals,
+            "milestones": [
+                {"milestone": m.name, "kind": m.kind, "value": m.value, "meals": m.meals}
+                for m in fresh
+            ],
+            "meals_funded": count.meals_funded,
+            "goal_meals": campaign.goal_meals,
+            "reached_at": cause.time.isoformat(),
+        },
+        subject=f"campaigns/{campaign.campaign_id}",
+        correlation_id=cause.correlationid,
+        event_id=str(
+            uuid.uuid5(uuid.NAMESPACE_URL, f"{SOURCE}/milestone/{campaign.campaign_id}/{top.name}")
+        ),
+    )
+    add_to_outbox(conn, store.outbox, LEDGER_TOPIC, campaign.campaign_id, reached)

@@ -182,6 +182,16 @@ closed_periods = Table(
     Column("closed_by", Text, nullable=False),
 )
 
+milestones_reached = Table(
+    "milestones_reached",
+    metadata,
+    # 0004: each campaign's milestones reached so far: each is announced once, whatever the
+    # counter does after (a refund takes it back under, a gift over it again).
+    Column("campaign_id", Text, primary_key=True),
+    Column("milestone", String(40), primary_key=True),
+    Column("reached_at", DateTime(timezone=True), nullable=False),
+)
+
 outbox = outbox_table(metadata)
 processed = processed_events_table(metadata)
 
@@ -453,11 +463,19 @@ def set_fee_policy(conn: Connection, campaign_id: str, policy: str) -> None:
     )
 
 
-def outbox_has(conn: Connection, event_id: str) -> bool:
-    """True if an event with this id was ever queued (milestones go out once)."""
-    return (
-        conn.execute(select(outbox.c.seq).where(outbox.c.event_id == event_id)).first() is not None
-    )
+def claim_milestones(
+    conn: Connection, campaign_id: str, names: Sequence[str], when: datetime
+) -> set[str]:
+    """Record milestones as reached; return those reached for the first time now."""
+    if not names:
+        return set()
+    claimed = conn.execute(
+        _insert(conn, milestones_reached)
+        .values([{"campaign_id": campaign_id, "milestone": n, "reached_at": when} for n in names])
+        .on_conflict_do_nothing(index_elements=["campaign_id", "milestone"])
+        .returning(milestones_reached.c.milestone)
+    ).scalars()
+    return set(claimed)
 
 
 def record_payout_items(

@@ -20,7 +20,7 @@ from services.shared.worker import run_loops
 
 from .config import Settings
 from .consumer import build_consumer, outbox
-from .handlers import release_overdue_receipts
+from .handlers import release_due_impact, release_overdue_receipts
 from .sender import RetryPolicy, Sender, SmtpRelay
 
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -69,12 +69,14 @@ def worker(_args: argparse.Namespace) -> None:
     writer = outbox(settings)
 
     def release_receipts(stop: threading.Event) -> None:
-        """Queue receipts that waited long enough for the ledger, every second."""
+        """Queue receipts that waited long enough for the ledger, and impact emails held for
+        the budget whose period is over, every second."""
         while not stop.wait(1.0):
             try:
                 release_overdue_receipts(engine, writer, datetime.now(UTC))
+                release_due_impact(engine, writer, datetime.now(UTC))
             except Exception:  # noqa: BLE001 - a database hiccup: try again next second
-                log.exception("releasing held receipts failed")
+                log.exception("releasing held receipts or impact emails failed")
 
     run_loops({"consumer": consumer.run, "sender": sender.run, "receipts": release_receipts})
 

@@ -52,6 +52,7 @@ class Settings:
     send_lease: int = 120
     retry_first_delay: float = 30.0
     receipt_wait: int = 20
+    impact_period: int = 7 * 24 * 3600
 
     def tokens(self) -> dict[str, frozenset[str]]:
         """The bearer tokens of the admin API: DIFTS_API_TOKENS, plus the older
@@ -95,4 +96,7 @@ class Settings:
             # Once the ledger books a campaign's gifts, a receipt waits up to this long for
             # the booking, so it states the meals the ledger counted; 0: never waits.
             receipt_wait=env_int("NOTIFICATIONS_RECEIPT_WAIT", 20),
+            # At most one impact email per donor and campaign in this many seconds (a week);
+            # milestones reached meanwhile make one email when it is over. 0: one per moment.
+            impact_period=env_int("NOTIFICATIONS_IMPACT_PERIOD", 7 * 24 * 3600),
         )

@@ -14,6 +14,7 @@ from services.shared.kafka import make_producer
 from . import store
 from .config import Settings
 from .consent import ConsentKeys
+from .domain import ImpactBudget
 from .handlers import Outbox, event_handlers
 from .messages import Letterhead
 
@@ -44,6 +45,7 @@ def build_consumer(
             letterhead(settings),
             ConsentKeys(settings.signing_secret),
             timedelta(seconds=settings.receipt_wait),
+            timedelta(seconds=settings.impact_period),
         ),
         bootstrap_servers=settings.kafka_bootstrap_servers,
         dead_letter_producer=make_producer(
@@ -53,9 +55,11 @@ def build_consumer(
 
 
 def outbox(settings: Settings) -> Outbox:
-    """How the handlers write emails, for loops outside the consumer (held receipts)."""
+    """How the handlers write emails, for loops outside the consumer (held receipts, held
+    impact emails)."""
     return Outbox(
         letterhead(settings),
         ConsentKeys(settings.signing_secret),
         timedelta(seconds=settings.receipt_wait),
+        ImpactBudget(timedelta(seconds=settings.impact_period)),
     )

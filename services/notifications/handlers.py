@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import json
 import logging
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from functools import partial
 from typing import Any
@@ -33,6 +34,7 @@ from services.shared.money import Money
 from . import store
 from .config import DEVELOPMENT_SIGNING_SECRET
 from .consent import ConsentKeys
+from .domain import ImpactBudget, Reached
 from .messages import (
     Letterhead,
     Milestone,
@@ -62,6 +64,10 @@ class Outbox:
     keys: ConsentKeys
     # How long a receipt may wait for the ledger's booking of its gift (0: never waits).
     receipt_wait: timedelta = timedelta(0)
+    # At most one impact email per donor and campaign in this period (0: one per moment).
+    impact: ImpactBudget = ImpactBudget(timedelta(0))
+    # What time it is (tests move it to see a period end).
+    clock: Callable[[], datetime] = partial(datetime.now, UTC)
 
     def unsubscribe_links(self, email_ref: str, campaign_id: str) -> UnsubscribeLinks:
         """Links for one donor: out of this campaign's news, or out of every campaign's."""
@@ -92,7 +98,7 @@ def _queue(
     """Build one message and queue it (or record it skipped, with why); False if this
     delivery already existed."""
     name, email = recipient
-    now = datetime.now(UTC)
+    now = outbox.clock()
     wire: str | None = None
     message_id: str | None = None
     if skipped_because is None:
@@ -389,30 +395,128 @@ def update_published(
 def milestone_reached(
     conn: Connection, event: CloudEvent, data: dict[str, Any], outbox: Outbox
 ) -> None:
-    """A campaign crossed a milestone of meals: tell its donors who asked for news, at most
-    once per donor and milestone."""
+    """A campaign crossed milestones of meals: each donor who asked for news gets one email
+    naming the highest, within their impact budget (domain.ImpactBudget): at once if their
+    last impact email of this campaign is older than the period, else held and sent, naming
+    the highest milestone reached meanwhile, when the period is over."""
     campaign_id = data["campaign_id"]
-    campaign = store.campaign_of(conn, campaign_id)
-    milestone = Milestone(
-        campaign_title=campaign.title if campaign else data["campaign_slug"],
-        campaign_slug=data["campaign_slug"],
-        cause=campaign.cause if campaign else "",
-        meals_funded=data["meals_funded"],
-        goal_meals=data.get("goal_meals"),
-    )
-
-    def render(donor: store.Donor, links: UnsubscribeLinks) -> RenderedEmail:
-        return render_impact(milestone, donor.locale, outbox.letterhead, links)
-
-    queued, skipped = _fan_out(
-        conn, event, outbox, campaign_id, store.IMPACT, render, milestone=data["milestone"]
-    )
+    reached = Reached.from_event(data)
+    now = outbox.clock()
+    queued = held = skipped = 0
+    for donor in store.donors_of(conn, campaign_id):
+        if not donor.wants_news:
+            links = _links(conn, outbox, donor, campaign_id)
+            _queue_impact(
+                conn, outbox, event.id, donor, campaign_id, reached, links, "unsubscribed"
+            )
+            skipped += 1
+            continue
+        decision = outbox.impact.on_reached(donor.impact, reached, now)
+        if decision.state == donor.impact:
+            continue  # nothing this donor was not told already, or is not about to be
+        if decision.send is not None:
+            links = _links(conn, outbox, donor, campaign_id)
+            _queue_impact(conn, outbox, event.id, donor, campaign_id, decision.send, links)
+            queued += 1
+        else:
+            held += 1
+        store.save_impact(
+            conn,
+            campaign_id,
+            donor.email,
+            decision.state,
+            decision.state.due_at(outbox.impact.period),
+        )
     log.info(
-        "milestone %s of campaign %s queued to %d donors (%d unsubscribed)",
+        "milestone %s of campaign %s: %d emails queued, %d held for the budget, %d unsubscribed",
         data["milestone"],
         campaign_id,
         queued,
+        held,
         skipped,
+    )
+
+
+def release_due_impact(engine: Engine, outbox: Outbox, now: datetime) -> int:
+    """Queue the impact emails held for the budget whose period is over, each naming the
+    highest milestone reached meanwhile; returns how many."""
+    released = 0
+    with engine.begin() as conn:
+        for donor in store.donors_with_impact_due(conn, now):
+            decision = outbox.impact.on_due(donor.impact, now)
+            state = decision.state
+            if decision.send is not None and donor.wants_news:
+                links = _links(conn, outbox, donor, donor.campaign_id)
+                milestone = decision.send.milestone
+                _queue_impact(
+                    conn,
+                    outbox,
+                    f"impact-held:{donor.campaign_id}:{milestone}",
+                    donor,
+                    donor.campaign_id,
+                    decision.send,
+                    links,
+                )
+                released += 1
+            elif decision.send is not None:
+                state = replace(donor.impact, held=None)  # unsubscribed meanwhile
+            store.save_impact(
+                conn, donor.campaign_id, donor.email, state, state.due_at(outbox.impact.period)
+            )
+    if released:
+        log.info("%d held impact email(s) queued", released)
+    return released
+
+
+def _links(
+    conn: Connection, outbox: Outbox, donor: store.Donor, campaign_id: str
+) -> UnsubscribeLinks:
+    """A donor's unsubscribe links (giving them a pseudonym if they were recorded before
+    pseudonyms existed, or their links would find nobody)."""
+    email_ref = donor.email_ref
+    if email_ref is None:
+        email_ref = outbox.keys.email_ref(donor.email)
+        store.set_email_ref(conn, donor.email, email_ref)
+    return outbox.unsubscribe_links(email_ref, campaign_id)
+
+
+def _queue_impact(
+    conn: Connection,
+    outbox: Outbox,
+    event_id: str,
+    donor: store.Donor,
+    campaign_id: str,
+    reached: Reached,
+    links: UnsubscribeLinks,
+    skipped_because: str | None = None,
+) -> bool:
+    """Write one impact email naming `reached` to one donor, and queue it (or log it skipped)."""
+    campaign = store.campaign_of(conn, campaign_id)
+    milestone = Milestone(
+        campaign_title=campaign.title if campaign else campaign_id,
+        campaign_slug=campaign.slug if campaign else campaign_id,
+        cause=campaign.cause if campaign else "",
+        meals_funded=reached.meals_funded,
+        goal_meals=reached.goal_meals,
+        meals=reached.meals,
+        goal_words=reached.goal_words,
+    )
+    try:
+        rendered = render_impact(milestone, donor.locale, outbox.letterhead, links)
+    except Exception as error:
+        # A template that cannot render this event will not render it on a retry either.
+        raise PoisonEvent(f"cannot write the impact email: {type(error).__name__}") from error
+    return _queue(
+        conn,
+        outbox,
+        event_id,
+        rendered,
+        (donor.name, donor.email),
+        store.IMPACT,
+        campaign_id,
+        milestone=reached.milestone,
+        unsubscribe=links,
+        skipped_because=skipped_because,
     )
 
 
@@ -428,13 +532,7 @@ def _fan_out(
 ) -> tuple[int, int]:
     queued = skipped = 0
     for donor in store.donors_of(conn, campaign_id):
-        email_ref = donor.email_ref
-        if email_ref is None:
-            # A donor recorded before pseudonyms existed: give them one, or their unsubscribe
-            # link would find nobody.
-            email_ref = outbox.keys.email_ref(donor.email)
-            store.set_email_ref(conn, donor.email, email_ref)
-        links = outbox.unsubscribe_links(email_ref, campaign_id)
+        links = _links(conn, outbox, donor, campaign_id)
         try:
             rendered = render(donor, links)
         except Exception as error:
@@ -464,9 +562,21 @@ def event_handlers(
     letterhead: Letterhead,
     keys: ConsentKeys | None = None,
     receipt_wait: timedelta = timedelta(0),
+    impact_period: timedelta = timedelta(0),
 ) -> dict[str, Handler]:
     """The events this service acts on, by type; every other type is skipped."""
-    outbox = Outbox(letterhead, keys or ConsentKeys(DEVELOPMENT_SIGNING_SECRET), receipt_wait)
+    return handlers_writing_with(
+        Outbox(
+            letterhead,
+            keys or ConsentKeys(DEVELOPMENT_SIGNING_SECRET),
+            receipt_wait,
+            ImpactBudget(impact_period),
+        )
+    )
+
+
+def handlers_writing_with(outbox: Outbox) -> dict[str, Handler]:
+    """The handlers, by event type, writing their emails with `outbox`."""
     return {
         DONATION_BOOKED: partial(donation_booked, outbox=outbox),
         DONATION_SUCCEEDED: partial(donation_succeeded, outbox=outbox),

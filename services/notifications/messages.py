@@ -166,13 +166,32 @@ class NewsPost:
 
 @dataclass(frozen=True)
 class Milestone:
-    """A campaign crossed a milestone of funded meals."""
+    """A campaign crossed a milestone of funded meals: the meals it stands at, the share of
+    the goal it is (if one: "quarter", "half", "three_quarters", "goal"), the count then."""
 
     campaign_title: str
     campaign_slug: str
     cause: str
     meals_funded: int
     goal_meals: int | None
+    meals: int | None = None
+    goal_words: str | None = None
+
+
+_GOAL_PHRASES = {
+    "en": {
+        "quarter": "a quarter of the goal",
+        "half": "half of the goal",
+        "three_quarters": "three quarters of the goal",
+        "goal": "the whole goal",
+    },
+    "fr": {
+        "quarter": "un quart de l'objectif",
+        "half": "la moitié de l'objectif",
+        "three_quarters": "les trois quarts de l'objectif",
+        "goal": "tout l'objectif",
+    },
+}
 
 
 @dataclass(frozen=True)
@@ -286,13 +305,17 @@ def render_news(
 def render_impact(
     milestone: Milestone, locale: str, letterhead: Letterhead, unsubscribe: UnsubscribeLinks
 ) -> RenderedEmail:
-    """ "Together you funded 500 meals": a campaign's milestone, for its donors."""
+    """ "Together you funded 500 meals: a quarter of the goal": a campaign's milestone, for its
+    donors, naming what was reached (and the count now, when it is past the milestone)."""
     lang = language(locale)
+    meals = milestone.meals if milestone.meals is not None else milestone.meals_funded
     context: dict[str, object] = {
         "campaign_title": one_line(milestone.campaign_title),
         "cause": one_line(milestone.cause) or one_line(milestone.campaign_title),
         "campaign_url": letterhead.campaign_url(milestone.campaign_slug),
-        "meals": milestone.meals_funded,
+        "meals": meals,
+        "meals_now": milestone.meals_funded if milestone.meals_funded > meals else None,
+        "goal_phrase": _GOAL_PHRASES[lang].get(milestone.goal_words or ""),
         "goal_meals": milestone.goal_meals,
         "unsubscribe_url": unsubscribe.this_campaign,
         "unsubscribe_all_url": unsubscribe.every_campaign,

@@ -4,10 +4,12 @@ PostgreSQL."""
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 from sqlalchemy import (
     BigInteger,
@@ -35,6 +37,8 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from services.shared.consumer import processed_events_table
 from services.shared.db import is_postgres, service_metadata
+
+from .domain import ImpactState, Reached
 
 metadata = service_metadata()
 
@@ -67,8 +71,15 @@ donors = Table(
     Column("consent_source", String(32), nullable=True),
     Column("unsubscribed_at", DateTime(timezone=True), nullable=True),
     Column("email_ref", String(64), nullable=True),
+    # 0004: the impact budget (domain.ImpactState): the count the donor's last impact email
+    # stated and when it was queued, the milestone held for the next one (JSON), when it is due.
+    Column("impact_told_meals", Integer, nullable=False, server_default="0"),
+    Column("impact_last_at", DateTime(timezone=True), nullable=True),
+    Column("impact_held", Text, nullable=True),
+    Column("impact_due_at", DateTime(timezone=True), nullable=True),
     UniqueConstraint("campaign_id", "email"),
     Index("ix_donors_email_ref", "email_ref"),
+    Index("ix_donors_impact_due_at", "impact_due_at"),
 )
 
 # A donor who unsubscribed from every campaign, by pseudonym only: kept after an erasure, so
@@ -280,40 +291,92 @@ class Donor:
     locale: str
     email_ref: str | None
     wants_news: bool
+    impact: ImpactState = ImpactState()
+    campaign_id: str = ""
+
+
+def _impact_state(row: Any) -> ImpactState:
+    held = json.loads(row.impact_held) if row.impact_held else None
+    return ImpactState(
+        told_meals=int(row.impact_told_meals or 0),
+        last_at=as_utc(row.impact_last_at),
+        held=Reached.from_dict(held) if held else None,
+    )
+
+
+_DONOR_COLUMNS = (
+    donors.c.campaign_id,
+    donors.c.email,
+    donors.c.name,
+    donors.c.locale,
+    donors.c.email_ref,
+    donors.c.consent_at,
+    donors.c.unsubscribed_at,
+    donors.c.impact_told_meals,
+    donors.c.impact_last_at,
+    donors.c.impact_held,
+    unsubscribed_everywhere.c.unsubscribed_at.label("everywhere_at"),
+)
+
+
+def _donor(row: Any) -> Donor:
+    return Donor(
+        email=row.email,
+        name=row.name,
+        locale=row.locale,
+        email_ref=row.email_ref,
+        wants_news=_wants_news(row.consent_at, row.unsubscribed_at, row.everywhere_at),
+        impact=_impact_state(row),
+        campaign_id=row.campaign_id,
+    )
+
+
+def _with_everywhere() -> Any:
+    return donors.outerjoin(
+        unsubscribed_everywhere, unsubscribed_everywhere.c.email_ref == donors.c.email_ref
+    )
 
 
 def donors_of(conn: Connection, campaign_id: str) -> list[Donor]:
     """Every donor of a campaign who ever consented to news, each marked with whether they
     still want it (not unsubscribed from this campaign, nor from all campaigns since)."""
     rows = conn.execute(
-        select(
-            donors.c.email,
-            donors.c.name,
-            donors.c.locale,
-            donors.c.email_ref,
-            donors.c.consent_at,
-            donors.c.unsubscribed_at,
-            unsubscribed_everywhere.c.unsubscribed_at.label("everywhere_at"),
-        )
-        .select_from(
-            donors.outerjoin(
-                unsubscribed_everywhere,
-                unsubscribed_everywhere.c.email_ref == donors.c.email_ref,
-            )
-        )
+        select(*_DONOR_COLUMNS)
+        .select_from(_with_everywhere())
         .where(donors.c.campaign_id == campaign_id, donors.c.consent_at.is_not(None))
         .order_by(donors.c.id)
     )
-    return [
-        Donor(
-            email=row.email,
-            name=row.name,
-            locale=row.locale,
-            email_ref=row.email_ref,
-            wants_news=_wants_news(row.consent_at, row.unsubscribed_at, row.everywhere_at),
+    return [_donor(row) for row in rows]
+
+
+def save_impact(
+    conn: Connection, campaign_id: str, email: str, state: ImpactState, due_at: datetime | None
+) -> None:
+    """Keep what a donor was told of a campaign's milestones, and what waits until when."""
+    conn.execute(
+        update(donors)
+        .where(donors.c.campaign_id == campaign_id, donors.c.email == email.strip().lower())
+        .values(
+            impact_told_meals=state.told_meals,
+            impact_last_at=state.last_at,
+            impact_held=json.dumps(state.held.to_dict()) if state.held else None,
+            impact_due_at=due_at,
         )
-        for row in rows
-    ]
+    )
+
+
+def donors_with_impact_due(conn: Connection, now: datetime, limit: int = 200) -> list[Donor]:
+    """Donors whose held milestone is due, locked (other workers skip them) on PostgreSQL."""
+    query = (
+        select(*_DONOR_COLUMNS)
+        .select_from(_with_everywhere())
+        .where(donors.c.impact_due_at <= now)
+        .order_by(donors.c.impact_due_at)
+        .limit(limit)
+    )
+    if is_postgres(conn):
+        query = query.with_for_update(of=donors, skip_locked=True)
+    return [_donor(row) for row in conn.execute(query)]
 
 
 def _wants_news(

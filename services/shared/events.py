@@ -281,15 +281,29 @@ class DonationBookedV1(_EventData):
     remainder = _minor_units(required=True)
 
 
+class MilestonePartV1(_EventData):
+    """One milestone of those a moment crossed."""
+
+    milestone = fields.String(required=True)
+    kind = fields.String(required=True, validate=validate.OneOf(["goal_percent", "meals"]))
+    value = fields.Integer(strict=True, required=True)
+    meals = fields.Integer(strict=True, load_default=None, allow_none=True)
+
+
 class MilestoneReachedV1(_EventData):
-    """A campaign crossed a milestone: 25/50/75/100 % of its goal, or every 100 meals.
-    Published once per (campaign, milestone); the event id is derived from both."""
+    """A campaign crossed milestones: 25/50/75/100 % of its goal, or every 100 meals. The
+    milestones one booking crosses together travel in one event (`milestones`), headed by the
+    highest (`milestone`, `kind`, `value`, and `meals`, the count it stands at). Each
+    milestone is announced once per campaign; the event id derives from the campaign and the
+    headline milestone. (Events of before `milestones` carry one milestone and no `meals`.)"""
 
     campaign_id = fields.String(required=True)
     campaign_slug = fields.String(required=True)
     milestone = fields.String(required=True)  # e.g. "goal-50", "meals-300"
     kind = fields.String(required=True, validate=validate.OneOf(["goal_percent", "meals"]))
     value = fields.Integer(strict=True, required=True)
+    meals = fields.Integer(strict=True, load_default=None, allow_none=True)
+    milestones = fields.List(fields.Nested(MilestonePartV1), load_default=list)
     meals_funded = fields.Integer(strict=True, required=True)
     goal_meals = fields.Integer(strict=True, load_default=None, allow_none=True)
     reached_at = fields.AwareDateTime(required=True)

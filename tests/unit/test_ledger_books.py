@@ -609,17 +609,37 @@ def test_milestones_are_announced_once_each_even_when_the_count_falls_back(
     apply(ledger, refund("d-2", "re_1", 1350 * 3, 1350 * 3))  # back to 2
     apply(ledger, gift("d-3", 1350 * 6))  # 8: 50 % again (not announced), 75 % and 100 %
 
-    reached = [m["data"]["milestone"] for m in outbox(engine, MILESTONE_REACHED)]
+    events = outbox(engine, MILESTONE_REACHED)
+    reached = [part["milestone"] for m in events for part in m["data"]["milestones"]]
     assert reached == ["goal-25", "goal-50", "goal-75", "goal-100"]
-    ids = {m["id"] for m in outbox(engine, MILESTONE_REACHED)}
+    # One event per booking that crossed any, named after the highest it crossed.
+    assert [m["data"]["milestone"] for m in events] == ["goal-25", "goal-50", "goal-100"]
+    assert [m["data"]["meals"] for m in events] == [2, 4, 8]
+    ids = {m["id"] for m in events}
     assert str(uuid.uuid5(uuid.NAMESPACE_URL, f"difts/ledger/milestone/{CAMPAIGN}/goal-50")) in ids
 
 
 def test_every_hundred_meals_is_a_milestone(engine: Engine, ledger: IdempotentConsumer) -> None:
     apply(ledger, published(goal_meals=None), gift("d-1", 1350 * 250))
 
-    reached = [m["data"]["milestone"] for m in outbox(engine, MILESTONE_REACHED)]
+    [event] = outbox(engine, MILESTONE_REACHED)  # one gift, one moment
+    reached = [part["milestone"] for part in event["data"]["milestones"]]
     assert reached == ["meals-100", "meals-200"]
+    assert (event["data"]["milestone"], event["data"]["meals_funded"]) == ("meals-200", 250)
+
+
+def test_a_gift_crossing_three_milestones_is_one_event_headed_by_the_highest(
+    engine: Engine, ledger: IdempotentConsumer
+) -> None:
+    apply(ledger, published(goal_meals=300), gift("d-1", 1350 * 160))
+
+    [event] = outbox(engine, MILESTONE_REACHED)
+    parts = [(p["milestone"], p["meals"]) for p in event["data"]["milestones"]]
+    assert parts == [("goal-25", 75), ("goal-50", 150), ("meals-100", 100)]
+    assert (event["data"]["milestone"], event["data"]["meals"]) == ("goal-50", 150)
+    # Redelivered under another id, the gift is booked once and announces nothing more.
+    apply(ledger, gift("d-1", 1350 * 160))
+    assert len(outbox(engine, MILESTONE_REACHED)) == 1
 
 
 def test_the_database_refuses_to_change_or_delete_a_journal_line(

@@ -22,6 +22,7 @@ from services.ledger.domain import (
     credit,
     debit,
     donation_entry,
+    highest,
     milestones_crossed,
     posting_date,
     return_to_donor,
@@ -238,6 +239,18 @@ def test_milestones_are_quarters_of_the_goal_and_every_hundred_meals() -> None:
     ]
     assert [m.name for m in milestones_crossed(2, 3, 10)] == ["goal-25"]
     assert milestones_crossed(5, 3, 10) == []
+    assert [m.meals for m in milestones_crossed(0, 250, 1000)] == [250, 100, 200]
+
+
+def test_the_highest_of_milestones_crossed_together_names_the_moment() -> None:
+    # 25 % of 2,000 meals and the 500th meal are the same moment: the share of the goal says more.
+    crossed = milestones_crossed(450, 520, 2000)
+    assert [m.name for m in crossed] == ["goal-25", "meals-500"]
+    assert highest(crossed).name == "goal-25"
+    assert highest(milestones_crossed(0, 250, 1000)).name == "goal-25"
+    assert highest(milestones_crossed(0, 260, None)).name == "meals-200"
+    with pytest.raises(ValueError):
+        highest([])
 
 
 def test_an_entry_dated_in_a_closed_month_posts_at_the_start_of_the_next_open_one() -> None:
