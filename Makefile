@@ -2,13 +2,18 @@
 .DEFAULT_GOAL := help
 PY := .venv/bin/python
 
-.PHONY: help install run test lint format unit mail bench clean
+.PHONY: help install lock run test lint format unit mail bench clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
 
-install: ## create .venv and install the Python dependencies (idempotent)
+install: ## create .venv and install the locked Python dependencies (idempotent)
 	@bash infra/bootstrap.sh
+
+lock: install ## refresh requirements.lock (pins and hashes) from pyproject.toml's ranges
+	@.venv/bin/pip-compile -q --generate-hashes --allow-unsafe --extra dev --strip-extras \
+	  --no-emit-find-links --no-emit-index-url --upgrade -o requirements.lock pyproject.toml
+	@echo "requirements.lock refreshed: review 'git diff requirements.lock', then make test"
 
 run: install ## run the whole system locally with the demo campaign (Ctrl-C stops it)
 	@$(PY) -m infra.stack run

@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
-# infra/bootstrap.sh — the project's Python environment in .venv: created on first use,
-# re-installed only when pyproject.toml changes (a stamp holds its hash).
+# infra/bootstrap.sh — the project's Python environment in .venv: created on first use, and
+# installed from requirements.lock (every package pinned, with its hashes) only when the lock
+# or pyproject.toml changes (a stamp holds their hash). `make lock` refreshes the lock.
 set -euo pipefail
 
 REPO_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 VENV="$REPO_DIR/.venv"
 STAMP="$VENV/.installed"
+LOCK="$REPO_DIR/requirements.lock"
 
 log() { echo "setup: $*" >&2; }
 
@@ -20,7 +22,7 @@ pick_python() {
   exit 1
 }
 
-want=$(sha256sum "$REPO_DIR/pyproject.toml" | cut -d' ' -f1)
+want=$(cat "$REPO_DIR/pyproject.toml" "$LOCK" | sha256sum | cut -d' ' -f1)
 if [ -f "$STAMP" ] && [ "$(cat "$STAMP")" = "$want" ] && [ -x "$VENV/bin/python" ]; then
   exit 0
 fi
@@ -31,8 +33,14 @@ if [ ! -x "$VENV/bin/python" ]; then
   # venv ships without ensurepip on some Debian pythons: say what to install.
   [ -x "$VENV/bin/pip" ] || { log "ERROR: no pip in .venv; apt-get install python3-venv"; exit 1; }
 fi
-log "installing Python dependencies from PyPI (first run ~1 min)..."
-"$VENV/bin/python" -m pip install -q --disable-pip-version-check --upgrade pip
-"$VENV/bin/python" -m pip install -q --disable-pip-version-check -e "$REPO_DIR[dev]"
+log "installing the locked Python dependencies from PyPI (requirements.lock; first run ~1 min)..."
+# Every package at its pinned version, checked against its hashes; nothing resolved anew.
+"$VENV/bin/python" -m pip install -q --disable-pip-version-check --require-hashes \
+  --no-deps -r "$LOCK"
+# The project itself, editable, built with the locked setuptools (nothing more downloaded).
+"$VENV/bin/python" -m pip install -q --disable-pip-version-check --no-deps \
+  --no-build-isolation -e "$REPO_DIR"
+"$VENV/bin/python" -m pip check >/dev/null || {
+  log "ERROR: the installed packages do not fit together; run 'make lock' and retry"; exit 1; }
 echo "$want" > "$STAMP"
 log "Python environment ready."
