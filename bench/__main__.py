@@ -29,18 +29,19 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-# Topics of this run alone; read by services.shared.events at import.
-os.environ["KAFKA_TOPIC_PREFIX"] = f"bench-{uuid.uuid4().hex[:8]}."
+from kafka import KafkaConsumer, KafkaProducer
 
-from kafka import KafkaConsumer, KafkaProducer  # noqa: E402
+from services.ledger import store as ledger_store
+from services.ledger.consumer import build_consumer
+from services.shared.db import make_engine, upgrade
+from services.shared.envelope import new_event
+from services.shared.events import DONATION_SUCCEEDED, DONATIONS_TOPIC, topic_name
+from services.shared.kafka import broker_reachable, ensure_topics, make_producer
+from services.shared.outbox import OutboxRelay, add_to_outbox
 
-from services.ledger import store as ledger_store  # noqa: E402
-from services.ledger.consumer import build_consumer  # noqa: E402
-from services.shared.db import make_engine, upgrade  # noqa: E402
-from services.shared.envelope import new_event  # noqa: E402
-from services.shared.events import DONATION_SUCCEEDED, DONATIONS_TOPIC  # noqa: E402
-from services.shared.kafka import broker_reachable, ensure_topics, make_producer  # noqa: E402
-from services.shared.outbox import OutboxRelay, add_to_outbox  # noqa: E402
+# Topics of this run alone.
+PREFIX = f"bench-{uuid.uuid4().hex[:8]}."
+DONATIONS = topic_name(DONATIONS_TOPIC, PREFIX)
 
 REPO = Path(__file__).resolve().parents[1]
 LEDGER_MIGRATIONS = REPO / "services" / "ledger" / "migrations"
@@ -122,7 +123,7 @@ def bench_publish(bootstrap: str, workdir: Path, count: int) -> tuple[float, flo
     producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=5)
     start = time.perf_counter()
     for key, event in events:
-        producer.send(DONATIONS_TOPIC, key=key.encode(), value=event.to_json().encode())
+        producer.send(DONATIONS, key=key.encode(), value=event.to_json().encode())
     producer.flush()
     baseline = time.perf_counter() - start
     producer.close()
@@ -133,7 +134,9 @@ def bench_publish(bootstrap: str, workdir: Path, count: int) -> tuple[float, flo
     with engine.begin() as conn:
         for key, event in events:
             add_to_outbox(conn, ledger_store.outbox, DONATIONS_TOPIC, key, event)
-    relay = OutboxRelay(engine, ledger_store.outbox, make_producer(bootstrap, "bench-relay"))
+    relay = OutboxRelay(
+        engine, ledger_store.outbox, make_producer(bootstrap, "bench-relay"), topic_prefix=PREFIX
+    )
     start = time.perf_counter()
     while relay.publish_pending():
         pass
@@ -148,7 +151,7 @@ def bench_consume(bootstrap: str, workdir: Path, count: int) -> tuple[float, flo
     (the ones bench_publish put on the topic twice: once bare, once through the relay)."""
     total = 2 * count
     bare = KafkaConsumer(
-        DONATIONS_TOPIC,
+        DONATIONS,
         bootstrap_servers=bootstrap,
         group_id=f"bench-bare-{uuid.uuid4().hex[:6]}",
         auto_offset_reset="earliest",
@@ -167,9 +170,9 @@ def bench_consume(bootstrap: str, workdir: Path, count: int) -> tuple[float, flo
     upgrade(url, LEDGER_MIGRATIONS)
     engine = make_engine(url)
     group = f"bench-ledger-{uuid.uuid4().hex[:6]}"
-    ensure_topics(bootstrap, consumer_groups=(group,))
+    ensure_topics(bootstrap, consumer_groups=(group,), prefix=PREFIX)
     dead_letters = make_producer(bootstrap, "bench-dead-letters")
-    consumer = build_consumer(engine, bootstrap, group, dead_letters)
+    consumer = build_consumer(engine, bootstrap, group, dead_letters, topic_prefix=PREFIX)
     stop = threading.Event()
     handled = [0]
     handle_batch = consumer.handle_batch
@@ -204,7 +207,7 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=2000)
     args = parser.parse_args()
     with kafka() as bootstrap, tempfile.TemporaryDirectory() as tmp, _open:
-        ensure_topics(bootstrap, consumer_groups=())
+        ensure_topics(bootstrap, consumer_groups=(), prefix=PREFIX)
         database = "postgres" if os.environ.get("BENCH_DATABASE") == "postgres" else "sqlite"
         say(f"publishing {args.events} events twice (bare producer, then outbox relay)...")
         bare_pub, relay_pub = bench_publish(bootstrap, Path(tmp), args.events)

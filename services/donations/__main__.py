@@ -8,7 +8,7 @@ import threading
 from pathlib import Path
 
 from services.shared.cli import run_cli
-from services.shared.consumer import IdempotentConsumer
+from services.shared.consumer import IdempotentConsumer, on_connection
 from services.shared.db import make_engine, upgrade
 from services.shared.events import LEDGER_TOPIC, MEALS_FUNDED
 from services.shared.kafka import ensure_topics, make_producer
@@ -20,6 +20,7 @@ from . import handlers, store
 from .config import Settings
 from .demo import seed_demo_campaign
 from .payments import StripeBalance, StripeCheckout
+from .unit_of_work import DonationsUnitOfWork
 
 log = logging.getLogger(__name__)
 
@@ -46,20 +47,25 @@ def worker(_args: argparse.Namespace) -> None:
     and publish scheduled news posts when due, until stopped."""
     settings = Settings.from_env()
     engine = make_engine(settings.database_url)
-    ensure_topics(settings.kafka_bootstrap_servers, consumer_groups=(settings.consumer_group,))
+    ensure_topics(
+        settings.kafka_bootstrap_servers,
+        consumer_groups=(settings.consumer_group,),
+        prefix=settings.topic_prefix,
+    )
     relay = OutboxRelay(
         engine,
         store.outbox,
         make_producer(settings.kafka_bootstrap_servers, "donations-relay"),
+        topic_prefix=settings.topic_prefix,
     )
     meals = IdempotentConsumer(
-        engine,
-        store.processed,
+        lambda: DonationsUnitOfWork(engine),
         settings.consumer_group,
         (LEDGER_TOPIC,),
-        {MEALS_FUNDED: handlers.record_meals_funded},
+        {MEALS_FUNDED: on_connection(handlers.record_meals_funded)},
         settings.kafka_bootstrap_servers,
         make_producer(settings.kafka_bootstrap_servers, "donations-dead-letters"),
+        topic_prefix=settings.topic_prefix,
     )
 
     balance = StripeBalance(

@@ -6,7 +6,14 @@ import os
 from dataclasses import dataclass
 
 from services.shared.auth import DEFAULT_API_TOKENS
-from services.shared.config import DEFAULT_KAFKA, KAFKA_BOOTSTRAP_SERVERS, env, env_int, sqlite_url
+from services.shared.config import (
+    DEFAULT_KAFKA,
+    KAFKA_BOOTSTRAP_SERVERS,
+    env,
+    env_int,
+    env_topic_prefix,
+    sqlite_url,
+)
 
 # Not a secret: the development default that make run, the README and tests sign with.
 DEVELOPMENT_WEBHOOK_SECRET = "whsec_difts_development_only"  # noqa: S105
@@ -66,6 +73,9 @@ class Settings:
     api_tokens: str = DEFAULT_API_TOKENS
     consumer_group: str = "donations"
 
+    # Prefixes every topic name (KAFKA_TOPIC_PREFIX), to share a Kafka cluster.
+    topic_prefix: str = ""
+
     def __post_init__(self) -> None:
         if self.test_checkout and not _is_stripe_mock(self.stripe_api_base, self.stripe_api_key):
             raise SystemExit(
@@ -79,6 +89,7 @@ class Settings:
         return cls(
             database_url=env("DONATIONS_DATABASE_URL", sqlite_url("donations")),
             kafka_bootstrap_servers=env(KAFKA_BOOTSTRAP_SERVERS, DEFAULT_KAFKA),
+            topic_prefix=env_topic_prefix(),
             # stripe-mock accepts any key of this shape; production sets a real one.
             stripe_api_key=env("STRIPE_API_KEY", "sk_test_123"),
             stripe_api_base=env("STRIPE_API_BASE", "http://127.0.0.1:12111"),

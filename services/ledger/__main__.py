@@ -45,13 +45,21 @@ def migrate(_args: argparse.Namespace) -> None:
 def worker(_args: argparse.Namespace) -> None:
     """Consume donation and campaign events and relay the ledger's outbox until stopped."""
     settings = Settings.from_env()
-    ensure_topics(settings.kafka_bootstrap_servers, consumer_groups=(settings.consumer_group,))
+    ensure_topics(
+        settings.kafka_bootstrap_servers,
+        consumer_groups=(settings.consumer_group,),
+        prefix=settings.topic_prefix,
+    )
     engine = make_engine(settings.database_url)
     # One idempotent producer (thread-safe) serves both the relay and the dead letters.
     producer = make_producer(settings.kafka_bootstrap_servers, client_id="ledger")
-    relay = OutboxRelay(engine, store.outbox, producer)
+    relay = OutboxRelay(engine, store.outbox, producer, topic_prefix=settings.topic_prefix)
     consumer = build_consumer(
-        engine, settings.kafka_bootstrap_servers, settings.consumer_group, producer
+        engine,
+        settings.kafka_bootstrap_servers,
+        settings.consumer_group,
+        producer,
+        topic_prefix=settings.topic_prefix,
     )
     try:
         run_loops({"outbox-relay": relay.run, "consumer": consumer.run})

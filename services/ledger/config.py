@@ -5,7 +5,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from services.shared.auth import DEFAULT_API_TOKENS, parse_tokens
-from services.shared.config import DEFAULT_KAFKA, KAFKA_BOOTSTRAP_SERVERS, env, sqlite_url
+from services.shared.config import (
+    DEFAULT_KAFKA,
+    KAFKA_BOOTSTRAP_SERVERS,
+    env,
+    env_topic_prefix,
+    sqlite_url,
+)
 
 
 @dataclass(frozen=True)
@@ -21,6 +27,9 @@ class Settings:
     stripe_api_key: str = "sk_test_123"
     stripe_api_base: str = "http://127.0.0.1:12111"
 
+    # Prefixes every topic name (KAFKA_TOPIC_PREFIX), to share a Kafka cluster.
+    topic_prefix: str = ""
+
     def tokens(self) -> dict[str, frozenset[str]]:
         """The bearer tokens and their roles."""
         return parse_tokens(self.api_tokens)
@@ -31,6 +40,7 @@ class Settings:
         return cls(
             database_url=env("LEDGER_DATABASE_URL", sqlite_url("ledger")),
             kafka_bootstrap_servers=env(KAFKA_BOOTSTRAP_SERVERS, DEFAULT_KAFKA),
+            topic_prefix=env_topic_prefix(),
             consumer_group=env("LEDGER_CONSUMER_GROUP", "ledger"),
             api_tokens=env("DIFTS_API_TOKENS", DEFAULT_API_TOKENS),
             stripe_api_key=env("STRIPE_API_KEY", "sk_test_123"),

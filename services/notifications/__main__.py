@@ -62,7 +62,11 @@ def build_sender(settings: Settings, engine: Engine) -> Sender:
 def worker(_args: argparse.Namespace) -> None:
     """Consume events into the delivery log, and send what it holds, until SIGTERM."""
     settings = Settings.from_env()
-    ensure_topics(settings.kafka_bootstrap_servers, consumer_groups=(settings.consumer_group,))
+    ensure_topics(
+        settings.kafka_bootstrap_servers,
+        consumer_groups=(settings.consumer_group,),
+        prefix=settings.topic_prefix,
+    )
     engine = make_engine(settings.database_url)
     consumer = build_consumer(settings, engine)
     sender = build_sender(settings, engine)

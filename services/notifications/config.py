@@ -5,7 +5,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from services.shared.auth import DEFAULT_API_TOKENS, parse_tokens
-from services.shared.config import DEFAULT_KAFKA, KAFKA_BOOTSTRAP_SERVERS, env, env_int, sqlite_url
+from services.shared.config import (
+    DEFAULT_KAFKA,
+    KAFKA_BOOTSTRAP_SERVERS,
+    env,
+    env_int,
+    env_topic_prefix,
+    sqlite_url,
+)
 
 # Not a secret: the development default that make run, the README and tests use.
 DEVELOPMENT_ADMIN_TOKEN = "dev-admin-token"  # noqa: S105
@@ -54,6 +61,9 @@ class Settings:
     receipt_wait: int = 20
     impact_period: int = 7 * 24 * 3600
 
+    # Prefixes every topic name (KAFKA_TOPIC_PREFIX), to share a Kafka cluster.
+    topic_prefix: str = ""
+
     def tokens(self) -> dict[str, frozenset[str]]:
         """The bearer tokens of the admin API: DIFTS_API_TOKENS, plus the older
         NOTIFICATIONS_ADMIN_TOKEN (admin role) when it is set."""
@@ -69,6 +79,7 @@ class Settings:
         return cls(
             database_url=env("NOTIFICATIONS_DATABASE_URL", sqlite_url("notifications")),
             kafka_bootstrap_servers=env(KAFKA_BOOTSTRAP_SERVERS, DEFAULT_KAFKA),
+            topic_prefix=env_topic_prefix(),
             consumer_group=env("NOTIFICATIONS_CONSUMER_GROUP", "notifications"),
             smtp_host=env("SMTP_HOST", "127.0.0.1"),
             smtp_port=env_int("SMTP_PORT", 2525),

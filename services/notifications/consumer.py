@@ -11,12 +11,12 @@ from services.shared.consumer import IdempotentConsumer
 from services.shared.events import CAMPAIGNS_TOPIC, DONATIONS_TOPIC, LEDGER_TOPIC
 from services.shared.kafka import make_producer
 
-from . import store
 from .config import Settings
 from .consent import ConsentKeys
 from .domain import ImpactBudget
 from .handlers import Outbox, event_handlers
 from .messages import Letterhead
+from .unit_of_work import NotificationsUnitOfWork
 
 TOPICS = (DONATIONS_TOPIC, CAMPAIGNS_TOPIC, LEDGER_TOPIC)
 
@@ -37,8 +37,7 @@ def build_consumer(
     """The notifications consumer of `group_id` (default: the configured group)."""
     group = group_id or settings.consumer_group
     return IdempotentConsumer(
-        engine=engine,
-        processed=store.processed,
+        unit_of_work=lambda: NotificationsUnitOfWork(engine),
         group_id=group,
         topics=TOPICS,
         handlers=event_handlers(
@@ -51,6 +50,7 @@ def build_consumer(
         dead_letter_producer=make_producer(
             settings.kafka_bootstrap_servers, f"{group}-dead-letters"
         ),
+        topic_prefix=settings.topic_prefix,
     )
 
 

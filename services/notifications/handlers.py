@@ -18,7 +18,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, select
 
-from services.shared.consumer import Handler, PoisonEvent
+from services.shared.consumer import Handler, PoisonEvent, on_connection
 from services.shared.envelope import CloudEvent
 from services.shared.events import (
     CAMPAIGN_PUBLISHED,
@@ -171,7 +171,7 @@ def donation_succeeded(
             event.id,
             data["campaign_id"],
             donor["email"],
-            json.dumps(event.data),
+            json.dumps(event.data, default=datetime.isoformat),
             datetime.now(UTC) + outbox.receipt_wait,
         )
         log.info("receipt for donation %s waits for the ledger", data["donation_id"])
@@ -578,10 +578,10 @@ def event_handlers(
 def handlers_writing_with(outbox: Outbox) -> dict[str, Handler]:
     """The handlers, by event type, writing their emails with `outbox`."""
     return {
-        DONATION_BOOKED: partial(donation_booked, outbox=outbox),
-        DONATION_SUCCEEDED: partial(donation_succeeded, outbox=outbox),
-        DONATION_REFUNDED: partial(donation_refunded, outbox=outbox),
-        CAMPAIGN_PUBLISHED: partial(campaign_published, _outbox=outbox),
-        UPDATE_PUBLISHED: partial(update_published, outbox=outbox),
-        MILESTONE_REACHED: partial(milestone_reached, outbox=outbox),
+        DONATION_BOOKED: on_connection(partial(donation_booked, outbox=outbox)),
+        DONATION_SUCCEEDED: on_connection(partial(donation_succeeded, outbox=outbox)),
+        DONATION_REFUNDED: on_connection(partial(donation_refunded, outbox=outbox)),
+        CAMPAIGN_PUBLISHED: on_connection(partial(campaign_published, _outbox=outbox)),
+        UPDATE_PUBLISHED: on_connection(partial(update_published, outbox=outbox)),
+        MILESTONE_REACHED: on_connection(partial(milestone_reached, outbox=outbox)),
     }

@@ -6,7 +6,11 @@ import os
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-VAR_DIR = Path(os.environ.get("DIFTS_VAR", REPO_ROOT / "var"))
+
+
+def var_dir() -> Path:
+    """The local state directory (DIFTS_VAR, default var/): databases, broker, mail, logs."""
+    return Path(os.environ.get("DIFTS_VAR") or REPO_ROOT / "var")
 
 
 def env(name: str, default: str) -> str:
@@ -27,8 +31,15 @@ def env_int(name: str, default: int) -> int:
 
 def sqlite_url(name: str) -> str:
     """The embedded default database of one service: a SQLite file under var/."""
-    return f"sqlite:///{VAR_DIR / (name + '.db')}"
+    return f"sqlite:///{var_dir() / (name + '.db')}"
 
 
 KAFKA_BOOTSTRAP_SERVERS = "KAFKA_BOOTSTRAP_SERVERS"
 DEFAULT_KAFKA = "127.0.0.1:9092"
+# Prefixes every topic name, so several installations (or test runs) share one cluster.
+KAFKA_TOPIC_PREFIX = "KAFKA_TOPIC_PREFIX"
+
+
+def env_topic_prefix() -> str:
+    """The installation's topic prefix (empty by default)."""
+    return os.environ.get(KAFKA_TOPIC_PREFIX, "")

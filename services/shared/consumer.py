@@ -7,22 +7,24 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass
-from datetime import UTC, datetime
+from dataclasses import dataclass, replace
 from typing import Any
 
 from kafka import KafkaConsumer, KafkaProducer
-from sqlalchemy import Column, Connection, DateTime, Engine, MetaData, String, Table, select
+from sqlalchemy import Column, DateTime, MetaData, String, Table
 from sqlalchemy.exc import DataError, DBAPIError, IntegrityError
 
-from .db import insert_if_absent
 from .envelope import CloudEvent, InvalidEnvelope
-from .events import SCHEMAS, InvalidEventData, dead_letter_topic, load_data
+from .events import SCHEMAS, InvalidEventData, dead_letter_topic, load_data, topic_name
 from .logs import event_context
+from .unit_of_work import SqlUnitOfWork
 
 log = logging.getLogger(__name__)
 
-Handler = Callable[[Connection, CloudEvent, dict[str, Any]], None]
+# A handler takes the event (its data loaded with its type's schema) and the unit of work the
+# consumer opened for the batch; it changes state through the unit of work's repositories.
+Handler = Callable[[CloudEvent, Any], None]
+UnitOfWorkFactory = Callable[[], SqlUnitOfWork]
 
 
 class PoisonEvent(Exception):
@@ -49,46 +51,39 @@ class Outcome:
     reason: str | None = None
 
 
-def _claim(conn: Connection, processed: Table, event: CloudEvent) -> bool:
-    """Record the event id; False if it was already there (a redelivery or a replay)."""
-    row = {"event_id": event.id, "event_type": event.type, "processed_at": datetime.now(UTC)}
-    return insert_if_absent(conn, processed, row, key="event_id")
-
-
 class IdempotentConsumer:
     """Applies events from Kafka to one service's database exactly once per event id."""
 
     def __init__(
         self,
-        engine: Engine,
-        processed: Table,
+        unit_of_work: UnitOfWorkFactory,
         group_id: str,
         topics: tuple[str, ...],
         handlers: dict[str, Handler],
         bootstrap_servers: str,
         dead_letter_producer: KafkaProducer,
+        topic_prefix: str = "",
     ) -> None:
         unknown = set(handlers) - set(SCHEMAS)
         if unknown:
             raise ValueError(f"handlers for types without a schema: {sorted(unknown)}")
-        self.engine = engine
-        self.processed = processed
+        self.unit_of_work = unit_of_work
         self.group_id = group_id
-        self.topics = topics
+        self.topics = tuple(topic_name(topic, topic_prefix) for topic in topics)
         self.handlers = handlers
         self.bootstrap_servers = bootstrap_servers
         self.dead_letters = dead_letter_producer
-        self.dead_letter_topic = dead_letter_topic(group_id)
+        self.dead_letter_topic = dead_letter_topic(group_id, topic_prefix)
 
     def apply(self, raw: bytes) -> Outcome:
         """Apply one message's value in a transaction of its own. Raises only on database
         trouble, which is transient: the caller retries rather than dead-lettering."""
-        with self.engine.begin() as conn:
-            return self._apply_in(conn, raw)
+        with self.unit_of_work() as uow:
+            return self._apply_in(uow, raw)
 
-    def _apply_in(self, conn: Connection, raw: bytes) -> Outcome:
-        """Apply one message inside the caller's transaction, in a savepoint of its own, so an
-        event that fails leaves the others of its batch untouched."""
+    def _apply_in(self, uow: SqlUnitOfWork, raw: bytes) -> Outcome:
+        """Apply one message inside the batch's unit of work, in a savepoint of its own, so
+        an event that fails leaves the others of its batch untouched."""
         try:
             event = CloudEvent.from_json(raw)
         except InvalidEnvelope as error:
@@ -103,21 +98,18 @@ class IdempotentConsumer:
             except InvalidEventData as error:
                 return Outcome("dead_lettered", event.id, str(error))
             try:
-                with conn.begin_nested():
-                    if not _claim(conn, self.processed, event):
+                with uow.savepoint():
+                    if not uow.processed.claim(event):
                         log.info("duplicate event %s ignored", event.id)
                         return Outcome("duplicate", event.id)
-                    handler(conn, event, data)
+                    handler(replace(event, data=data), uow)
             except PoisonEvent as error:
                 return Outcome("dead_lettered", event.id, str(error))
             except IntegrityError as error:
                 # Either another instance claimed the same id at the same moment (a
                 # duplicate), or the event's own data breaks a constraint: retrying could
                 # never help, so it goes to dead letters.
-                seen = conn.execute(
-                    select(self.processed.c.event_id).where(self.processed.c.event_id == event.id)
-                ).first()
-                if seen:
+                if uow.processed.seen(event.id):
                     return Outcome("duplicate", event.id)
                 return Outcome("dead_lettered", event.id, f"constraint violated: {error.orig}")
             except DataError as error:
@@ -141,8 +133,8 @@ class IdempotentConsumer:
 
         A database error rolls the whole batch back and is raised: nothing was recorded, so
         the batch is retried from the last committed offset."""
-        with self.engine.begin() as conn:
-            outcomes = [self._apply_in(conn, message.value) for message in messages]
+        with self.unit_of_work() as uow:
+            outcomes = [self._apply_in(uow, message.value) for message in messages]
         for message, outcome in zip(messages, outcomes, strict=True):
             if outcome.status == "dead_lettered":
                 self._dead_letter(message, outcome.reason or "unknown")
@@ -202,3 +194,14 @@ class IdempotentConsumer:
                 backoff = min(backoff * 2, 10.0)
             finally:
                 consumer.close(autocommit=False)
+
+
+def on_connection(handler: Callable[[Any, CloudEvent, dict[str, Any]], None]) -> Handler:
+    """A handler written against the unit of work's connection (conn, event, data), as the
+    consumer's handlers were before units of work: until each service's handlers use
+    repositories."""
+
+    def handle(event: CloudEvent, uow: Any) -> None:
+        handler(uow.connection, event, event.data)
+
+    return handle

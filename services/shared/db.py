@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -63,6 +64,12 @@ def is_postgres(engine: Engine | Connection) -> bool:
     return engine.dialect.name == "postgresql"
 
 
+def dialect_insert(conn: Connection, table: Table) -> postgresql.Insert | sqlite.Insert:
+    """An INSERT that knows ON CONFLICT (DO NOTHING / DO UPDATE) on either database: the one
+    place that chooses between PostgreSQL's and SQLite's."""
+    return (postgresql if is_postgres(conn) else sqlite).insert(table)
+
+
 def insert_if_absent(conn: Connection, table: Table, values: dict[str, Any], key: str) -> bool:
     """Insert a row unless one with the same `key` exists; True if this call inserted it.
 
@@ -70,14 +77,19 @@ def insert_if_absent(conn: Connection, table: Table, values: dict[str, Any], key
     the same key cannot both win. RETURNING, because an INSERT's rowcount is not reported by
     every driver.
     """
-    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
     statement = (
-        dialect.insert(table)
+        dialect_insert(conn, table)
         .values(**values)
         .on_conflict_do_nothing(index_elements=[key])
         .returning(table.c[key])
     )
     return conn.execute(statement).first() is not None
+
+
+def as_utc(moment: datetime) -> datetime:
+    """A stored moment as an aware UTC datetime: SQLite hands datetimes back without their
+    zone, and every time difts stores is UTC."""
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
 
 def ping(engine: Engine) -> None:

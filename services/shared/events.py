@@ -6,18 +6,18 @@ handle. Money is always integer minor units plus an ISO 4217 currency.
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
 from marshmallow import EXCLUDE, Schema, ValidationError, fields, validate
 
 from .money import CURRENCY_EXPONENTS
 
-# A prefix lets several installations (or an end-to-end test run) share one Kafka cluster.
-TOPIC_PREFIX = os.environ.get("KAFKA_TOPIC_PREFIX", "")
-DONATIONS_TOPIC = f"{TOPIC_PREFIX}donations.events"
-CAMPAIGNS_TOPIC = f"{TOPIC_PREFIX}campaigns.events"
-LEDGER_TOPIC = f"{TOPIC_PREFIX}ledger.events"
+# The topics by their names in the published language. An installation may prefix every name
+# (KAFKA_TOPIC_PREFIX, read by each service's configuration) to share a Kafka cluster: the
+# outbox keeps these names and the relay, the consumers and the topic creation add the prefix.
+DONATIONS_TOPIC = "donations.events"
+CAMPAIGNS_TOPIC = "campaigns.events"
+LEDGER_TOPIC = "ledger.events"
 TOPICS = (DONATIONS_TOPIC, CAMPAIGNS_TOPIC, LEDGER_TOPIC)
 
 # campaigns.events (donations service), keyed by campaign id
@@ -39,9 +39,14 @@ DONATION_BOOKED = "difts.ledger.donation_booked.v1"
 MILESTONE_REACHED = "difts.ledger.milestone_reached.v1"
 
 
-def dead_letter_topic(consumer_group: str) -> str:
+def topic_name(topic: str, prefix: str = "") -> str:
+    """A topic's name on the broker, for an installation whose names carry `prefix`."""
+    return f"{prefix}{topic}"
+
+
+def dead_letter_topic(consumer_group: str, prefix: str = "") -> str:
     """The dead-letter topic of one consumer group."""
-    return f"{TOPIC_PREFIX}{consumer_group}.dead-letter"
+    return f"{prefix}{consumer_group}.dead-letter"
 
 
 class _EventData(Schema):

@@ -10,7 +10,7 @@ from kafka import KafkaProducer
 from kafka.admin import KafkaAdminClient, NewTopic
 from kafka.errors import TopicAlreadyExistsError
 
-from .events import TOPICS, dead_letter_topic
+from .events import TOPICS, dead_letter_topic, topic_name
 
 log = logging.getLogger(__name__)
 
@@ -47,12 +47,15 @@ def ensure_topics(
     consumer_groups: tuple[str, ...] = ("donations", "ledger", "notifications"),
     partitions: int = PARTITIONS,
     timeout: float = 60.0,
+    prefix: str = "",
 ) -> list[str]:
-    """Create the event topics and one dead-letter topic per consumer group, if missing.
-
-    Returns the names it created. Retries while the broker is still starting.
+    """Create the event topics and one dead-letter topic per consumer group, if missing (with
+    the installation's topic prefix). Returns the names it created. Retries while the broker
+    is still starting.
     """
-    wanted = list(TOPICS) + [dead_letter_topic(group) for group in consumer_groups]
+    wanted = [topic_name(topic, prefix) for topic in TOPICS] + [
+        dead_letter_topic(group, prefix) for group in consumer_groups
+    ]
     deadline = time.monotonic() + timeout
     while True:
         try:

@@ -31,7 +31,7 @@ from sqlalchemy import (
 
 from .db import is_postgres
 from .envelope import CloudEvent
-from .events import dump_data
+from .events import dump_data, topic_name
 
 log = logging.getLogger(__name__)
 
@@ -93,12 +93,16 @@ class OutboxRelay:
         producer: KafkaProducer,
         batch_size: int = 500,
         send_timeout: float = 30.0,
+        topic_prefix: str = "",
     ) -> None:
         self.engine = engine
         self.outbox = outbox
         self.producer = producer
         self.batch_size = batch_size
         self.send_timeout = send_timeout
+        # The outbox keeps topics by their names in the published language; the installation's
+        # prefix is added on the way out.
+        self.topic_prefix = topic_prefix
 
     def publish_pending(self) -> int:
         """Publish one batch; return how many events it published (0 when idle or when another
@@ -126,7 +130,7 @@ class OutboxRelay:
                 return 0
             futures = [
                 self.producer.send(
-                    row.topic,
+                    topic_name(row.topic, self.topic_prefix),
                     key=row.key.encode(),
                     value=row.payload.encode(),
                     headers=[("content-type", b"application/cloudevents+json")],

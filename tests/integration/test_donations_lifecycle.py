@@ -17,7 +17,8 @@ from sqlalchemy import func, select
 
 from services.donations import handlers, store
 from services.donations.app import create_app
-from services.shared.consumer import IdempotentConsumer
+from services.donations.unit_of_work import DonationsUnitOfWork
+from services.shared.consumer import IdempotentConsumer, on_connection
 from services.shared.db import make_engine, upgrade
 from services.shared.envelope import CloudEvent, new_event
 from services.shared.events import (
@@ -392,11 +393,10 @@ def test_meals_funded_from_the_ledger_reach_the_campaign_page(
     producer = make_producer(donations["bootstrap"], "test-ledger")
     producer.send(LEDGER_TOPIC, key=campaign_id.encode(), value=event.to_json().encode()).get(30)
     consumer = IdempotentConsumer(
-        engine,
-        store.processed,
+        lambda: DonationsUnitOfWork(engine),
         consumer_group,
         (LEDGER_TOPIC,),
-        {MEALS_FUNDED: handlers.record_meals_funded},
+        {MEALS_FUNDED: on_connection(handlers.record_meals_funded)},
         donations["bootstrap"],
         producer,
     )

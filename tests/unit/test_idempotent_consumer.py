@@ -12,13 +12,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import Column, Connection, Integer, MetaData, String, Table, select, text
+from sqlalchemy import Column, Engine, Integer, MetaData, String, Table, select, text
 from sqlalchemy.exc import OperationalError
 
 from services.shared.consumer import IdempotentConsumer, PoisonEvent, processed_events_table
 from services.shared.db import make_engine
 from services.shared.envelope import CloudEvent, new_event
 from services.shared.events import CAMPAIGN_PUBLISHED, dead_letter_topic
+from services.shared.unit_of_work import SqlUnitOfWork
 
 metadata = MetaData()
 processed = processed_events_table(metadata)
@@ -60,7 +61,15 @@ class DeadLetters:
         return None
 
 
-def insert_campaign(conn: Connection, event: CloudEvent, data: dict[str, Any]) -> None:
+class ServiceUnitOfWork(SqlUnitOfWork):
+    """The stand-in service's transaction (it publishes nothing)."""
+
+    def __init__(self, engine: Engine) -> None:
+        super().__init__(engine, None, processed)
+
+
+def insert_campaign(event: CloudEvent, uow: ServiceUnitOfWork) -> None:
+    conn, data = uow.connection, event.data
     if data["meal_price"] == 999:
         raise PoisonEvent("this meal price can never be applied")
     if data["meal_price"] == 777:
@@ -77,8 +86,7 @@ def consumer(tmp_path: Path) -> Iterator[IdempotentConsumer]:
     engine = make_engine(f"sqlite:///{tmp_path / 'service.db'}")
     metadata.create_all(engine)
     yield IdempotentConsumer(
-        engine=engine,
-        processed=processed,
+        unit_of_work=lambda: ServiceUnitOfWork(engine),
         group_id="ledger",
         topics=("campaigns.events",),
         handlers={CAMPAIGN_PUBLISHED: insert_campaign},
@@ -93,7 +101,7 @@ def event(**data: Any) -> CloudEvent:
 
 
 def rows(consumer: IdempotentConsumer) -> list[Any]:
-    with consumer.engine.connect() as conn:
+    with consumer.unit_of_work().engine.connect() as conn:
         return list(conn.execute(select(campaigns)).all())
 
 
@@ -154,7 +162,7 @@ def test_database_trouble_is_raised_for_a_retry_and_nothing_is_recorded(
     with pytest.raises(OperationalError):
         consumer.handle(Record(raw))
     assert dead(consumer) == []
-    with consumer.engine.connect() as conn:
+    with consumer.unit_of_work().engine.connect() as conn:
         assert conn.execute(select(processed)).all() == []
 
 

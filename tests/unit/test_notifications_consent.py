@@ -29,6 +29,7 @@ from services.notifications.consent import ConsentKeys, InvalidUnsubscribeLink
 from services.notifications.consumer import letterhead
 from services.notifications.handlers import Outbox, event_handlers, release_overdue_receipts
 from services.notifications.sender import RetryPolicy, Sender
+from services.notifications.unit_of_work import NotificationsUnitOfWork
 from services.shared.consumer import IdempotentConsumer
 from services.shared.db import make_engine, upgrade
 from services.shared.envelope import new_event
@@ -64,8 +65,7 @@ def engine(settings: Settings) -> Iterator[Engine]:
 def consumer(settings: Settings, engine: Engine) -> IdempotentConsumer:
     keys = ConsentKeys(settings.signing_secret)
     return IdempotentConsumer(
-        engine,
-        store.processed,
+        lambda: NotificationsUnitOfWork(engine),
         "notifications-unit",
         ("t",),
         event_handlers(letterhead(settings), keys),
@@ -594,7 +594,12 @@ def waiting_consumer(settings: Settings, engine: Engine) -> IdempotentConsumer:
         letterhead(settings), ConsentKeys(settings.signing_secret), timedelta(seconds=30)
     )
     return IdempotentConsumer(
-        engine, store.processed, "notifications-unit", ("t",), handlers, "unused:9092", None
+        lambda: NotificationsUnitOfWork(engine),
+        "notifications-unit",
+        ("t",),
+        handlers,
+        "unused:9092",
+        None,  # type: ignore[arg-type]
     )  # type: ignore[arg-type]
 
 

@@ -21,6 +21,7 @@ from services.notifications.config import Settings
 from services.notifications.consumer import letterhead
 from services.notifications.handlers import event_handlers
 from services.notifications.sender import RetryPolicy, Sender, SmtpRelay
+from services.notifications.unit_of_work import NotificationsUnitOfWork
 from services.shared.consumer import IdempotentConsumer
 from services.shared.db import make_engine, upgrade
 from services.shared.envelope import new_event
@@ -47,8 +48,7 @@ def engine(settings: Settings) -> Iterator[Engine]:
 def consumer(settings: Settings, engine: Engine) -> IdempotentConsumer:
     # Only `apply` is used here: no broker, so no dead-letter producer.
     return IdempotentConsumer(
-        engine,
-        store.processed,
+        lambda: NotificationsUnitOfWork(engine),
         "notifications-unit",
         ("t",),
         event_handlers(letterhead(settings)),

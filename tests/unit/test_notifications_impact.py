@@ -33,6 +33,7 @@ from services.notifications.consent import ConsentKeys
 from services.notifications.consumer import letterhead
 from services.notifications.domain import ImpactBudget, ImpactState, Reached
 from services.notifications.handlers import Outbox, handlers_writing_with, release_due_impact
+from services.notifications.unit_of_work import NotificationsUnitOfWork
 from services.shared.consumer import IdempotentConsumer
 from services.shared.db import make_engine, upgrade
 from services.shared.envelope import new_event
@@ -242,8 +243,7 @@ def world_factory(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
             notifications_engine,
             ledger_consumer(ledger_engine, "127.0.0.1:1", "ledger", None),  # type: ignore[arg-type]
             IdempotentConsumer(
-                notifications_engine,
-                store.processed,
+                lambda: NotificationsUnitOfWork(notifications_engine),
                 "n",
                 ("t",),
                 handlers,

@@ -1,0 +1,17 @@
+"""The notifications service's unit of work: one transaction on its database, with its outbox and
+the ids of the events it processed (services/shared/unit_of_work.py)."""
+
+from __future__ import annotations
+
+from sqlalchemy import Engine
+
+from services.shared.unit_of_work import SqlUnitOfWork
+
+from . import store
+
+
+class NotificationsUnitOfWork(SqlUnitOfWork):
+    """One transaction on the notifications database."""
+
+    def __init__(self, engine: Engine) -> None:
+        super().__init__(engine, None, store.processed)

@@ -1,0 +1,141 @@
+"""The unit of work: the one database transaction each entrypoint (an HTTP request, a Kafka
+batch, a worker's round, a command) opens. It holds the service's repositories, its outbox and
+the ids of the events it processed, all on that transaction: a state change, the events it
+publishes and the id of the event that caused it commit together, or not at all.
+
+A service subclasses SqlUnitOfWork and builds its repositories in `bind`; handlers only see the
+attributes (any object with the same ones will do, as the unit tests' fakes do).
+"""
+
+from __future__ import annotations
+
+from contextlib import AbstractContextManager
+from datetime import UTC, datetime
+from types import TracebackType
+from typing import Any, Protocol, Self
+
+from sqlalchemy import Connection, Engine, Table, select
+
+from .db import insert_if_absent
+from .envelope import CloudEvent
+from .outbox import add_to_outbox
+
+
+class Outbox(Protocol):
+    """Where a handler puts the events its change publishes."""
+
+    def add(self, topic: str, key: str, event: CloudEvent) -> None:
+        """Queue `event` for `topic`, keyed by `key` (a campaign id, say)."""
+
+
+class ProcessedEvents(Protocol):
+    """The ids of the events this service applied (the idempotent consumer's memory)."""
+
+    def claim(self, event: CloudEvent) -> bool:
+        """Record the event's id; False if it was there already."""
+
+    def seen(self, event_id: str) -> bool:
+        """Whether the event's id is recorded."""
+
+
+class SqlOutbox:
+    """The outbox table, on the unit of work's transaction."""
+
+    def __init__(self, conn: Connection, table: Table) -> None:
+        self.conn = conn
+        self.table = table
+
+    def add(self, topic: str, key: str, event: CloudEvent) -> None:
+        """Queue `event` for `topic`, keyed by `key`, in this transaction."""
+        add_to_outbox(self.conn, self.table, topic, key, event)
+
+    def has(self, event_id: str) -> bool:
+        """Whether an event with this id was ever queued."""
+        found = self.conn.execute(
+            select(self.table.c.seq).where(self.table.c.event_id == event_id)
+        ).first()
+        return found is not None
+
+
+class SqlProcessedEvents:
+    """The processed-event ids, on the unit of work's transaction."""
+
+    def __init__(self, conn: Connection, table: Table) -> None:
+        self.conn = conn
+        self.table = table
+
+    def claim(self, event: CloudEvent) -> bool:
+        """Record the event id; False if it was already there (a redelivery or a replay)."""
+        row = {"event_id": event.id, "event_type": event.type, "processed_at": datetime.now(UTC)}
+        return insert_if_absent(self.conn, self.table, row, key="event_id")
+
+    def seen(self, event_id: str) -> bool:
+        """Whether the event id is recorded."""
+        found = self.conn.execute(
+            select(self.table.c.event_id).where(self.table.c.event_id == event_id)
+        ).first()
+        return found is not None
+
+
+class NoOutbox:
+    """The outbox of a service that publishes no events."""
+
+    def add(self, topic: str, key: str, event: CloudEvent) -> None:
+        """Refuse: nothing of this service is meant to be published."""
+        raise RuntimeError(f"this service publishes no events ({event.type} to {topic})")
+
+
+class SqlUnitOfWork:
+    """One transaction on a service's database: entered, it opens a connection and begins;
+    left normally it commits, left by an exception it rolls back. Not reentrant: open one per
+    request, batch or round."""
+
+    outbox: SqlOutbox | NoOutbox
+    processed: SqlProcessedEvents
+
+    def __init__(self, engine: Engine, outbox_table: Table | None, processed_table: Table) -> None:
+        self.engine = engine
+        self._outbox_table = outbox_table
+        self._processed_table = processed_table
+        self._conn: Connection | None = None
+
+    def __enter__(self) -> Self:
+        conn = self.engine.connect()
+        conn.begin()
+        self._conn = conn
+        self.outbox = (
+            SqlOutbox(conn, self._outbox_table) if self._outbox_table is not None else NoOutbox()
+        )
+        self.processed = SqlProcessedEvents(conn, self._processed_table)
+        self.bind(conn)
+        return self
+
+    def bind(self, conn: Connection) -> None:
+        """Build the service's repositories on the transaction's connection."""
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        conn, self._conn = self._conn, None
+        assert conn is not None, "the unit of work was not entered"
+        try:
+            if exc_type is None:
+                conn.commit()
+            else:
+                conn.rollback()
+        finally:
+            conn.close()
+
+    def savepoint(self) -> AbstractContextManager[Any]:
+        """A nested transaction: what happens inside it is undone alone if it raises."""
+        assert self._conn is not None, "the unit of work was not entered"
+        return self._conn.begin_nested()
+
+    @property
+    def connection(self) -> Connection:
+        """The transaction's connection, for the service's repositories."""
+        assert self._conn is not None, "the unit of work was not entered"
+        return self._conn
