@@ -177,6 +177,9 @@ class Stack:
                 "5",
                 "--timeout",
                 "60",
+                # gunicorn's control socket has one default path per user: several gunicorns
+                # (make run, the end-to-end tests) would share it.
+                "--no-control-socket",
                 f"services.{service}.app:create_app()",
             ],
         )
