@@ -271,9 +271,20 @@ class MealsFundedV1(_EventData):
     donation_meals = fields.Integer(strict=True, load_default=0)
 
 
+class ReceiptFactsV1(_EventData):
+    """What a donor's receipt states besides the ledger's figures: who gave, to what, when."""
+
+    donor = fields.Nested(DonorV1, required=True)
+    campaign_title = fields.String(required=True)
+    campaign_cause = fields.String(load_default="")
+    succeeded_at = fields.AwareDateTime(required=True)
+
+
 class DonationBookedV1(_EventData):
     """The ledger booked a succeeded donation: what the gift did (published for every gift,
-    even one that only adds to the carried remainder)."""
+    even one that only adds to the carried remainder). This is the receipt's one trigger:
+    `receipt` carries what the donations service said of the gift for its receipt (absent for
+    a gift re-synced from Stripe, whose donor the ledger cannot vouch for: no receipt)."""
 
     donation_id = fields.String(required=True)
     campaign_id = fields.String(required=True)
@@ -284,6 +295,7 @@ class DonationBookedV1(_EventData):
     meals = fields.Integer(strict=True, required=True)
     meals_funded = fields.Integer(strict=True, required=True)
     remainder = _minor_units(required=True)
+    receipt = fields.Nested(ReceiptFactsV1, load_default=None, allow_none=True)
 
 
 class MilestonePartV1(_EventData):
