@@ -1,0 +1,256 @@
+"""What a gift does to the books: its entries when it is confirmed, and when money of it goes
+back to the donor (a refund, a lost dispute) or Stripe moves it (a dispute, a payout)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+
+from services.shared.money import Money
+
+from .accounts import (
+    BANK,
+    DISPUTE_FEES,
+    DISPUTED_FUNDS,
+    DONOR_COVERED_FEES,
+    FEES_CHARGED_TO_CAMPAIGNS,
+    PROCESSING_FEES,
+    STRIPE_CLEARING,
+    campaign_fund,
+)
+from .journal import EntryKind, JournalEntry, credit, debit, legs
+
+
+class FeePolicy(StrEnum):
+    """Who bears Stripe's processing fee on a campaign's gifts."""
+
+    PLATFORM = "platform"
+    """The campaign receives the gross gift; fees are the platform's expense (the default)."""
+    CAMPAIGN = "campaign"
+    """Fees (beyond what the donor covered) reduce the campaign's fund."""
+
+
+def donation_entry(
+    campaign_id: str, amount: Money, effective_at: datetime, description: str
+) -> JournalEntry:
+    """A confirmed gift: Stripe now holds the gross amount for us (debit clearing), and the
+    campaign's restricted fund owes it to the cause (credit the fund)."""
+    return JournalEntry(
+        kind=EntryKind.DONATION,
+        description=description,
+        effective_at=effective_at,
+        lines=(debit(STRIPE_CLEARING, amount), credit(campaign_fund(campaign_id), amount)),
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class GiftBooking:
+    """A confirmed gift as the books see it: what the donor paid, the part they added to cover
+    the fee, what Stripe kept (None while unknown) and the campaign's fee policy."""
+
+    amount: Money
+    fee_covered: Money
+    fee: Money | None
+    policy: FeePolicy = FeePolicy.PLATFORM
+
+    def __post_init__(self) -> None:
+        if not self.amount.is_positive():
+            raise ValueError("a gift is a positive amount")
+        if self.fee_covered.amount < 0 or not self.fee_covered < self.amount:
+            raise ValueError("the donor-covered fee must be less than the gift")
+        if self.fee is not None and self.fee.amount < 0:
+            raise ValueError("a processing fee is never negative")
+
+    @property
+    def net(self) -> Money:
+        """What reaches Stripe clearing: the gift less Stripe's fee (gross while unknown)."""
+        return self.amount - self.fee if self.fee is not None else self.amount
+
+    @property
+    def for_the_cause(self) -> Money:
+        """The gift without the part the donor added to cover the fee."""
+        return self.amount - self.fee_covered
+
+    @property
+    def charged_to_fund(self) -> Money:
+        """The fee the campaign's fund bears: none under the platform policy; under the
+        campaign policy, what the donor's cover did not pay."""
+        if self.policy is FeePolicy.PLATFORM or self.fee is None:
+            return Money.zero(self.amount.currency)
+        uncovered = self.fee - self.fee_covered
+        return uncovered if uncovered.is_positive() else Money.zero(self.amount.currency)
+
+    @property
+    def fund_share(self) -> Money:
+        """What the campaign's fund holds from this gift once booked."""
+        return self.for_the_cause - self.charged_to_fund
+
+
+def gift_entries(
+    campaign_id: str, gift: GiftBooking, effective_at: datetime, description: str
+) -> list[JournalEntry]:
+    """A confirmed gift: Stripe holds the net, Stripe's fee is an expense, the donor's cover
+    is fee income and the rest goes to the campaign's fund; under the campaign fee policy a
+    second entry charges the uncovered fee to the fund."""
+    fund = campaign_fund(campaign_id)
+    entries = [
+        JournalEntry(
+            kind=EntryKind.DONATION,
+            description=description,
+            effective_at=effective_at,
+            lines=legs(
+                (STRIPE_CLEARING, gift.net),
+                (PROCESSING_FEES, gift.fee or Money.zero(gift.amount.currency)),
+                (DONOR_COVERED_FEES, -gift.fee_covered),
+                (fund, -gift.for_the_cause),
+            ),
+        )
+    ]
+    if gift.charged_to_fund.is_positive():
+        entries.append(
+            JournalEntry(
+                kind=EntryKind.FEE_CHARGED_TO_FUND,
+                description=f"Processing fee charged to the fund: {description}",
+                effective_at=effective_at,
+                lines=legs(
+                    (fund, gift.charged_to_fund),
+                    (FEES_CHARGED_TO_CAMPAIGNS, -gift.charged_to_fund),
+                ),
+            )
+        )
+    return entries
+
+
+@dataclass(frozen=True, slots=True)
+class ReturnToDonor:
+    """Money of one gift going back to the donor (a refund or a lost dispute), split between
+    the campaign's fund and the donor-covered fee income in the gift's own proportion."""
+
+    from_fund: Money
+    from_covered_fees: Money
+
+    @property
+    def total(self) -> Money:
+        """The whole amount going back."""
+        return self.from_fund + self.from_covered_fees
+
+
+def return_to_donor(
+    gift: GiftBooking,
+    returned_before: Money,
+    returning: Money,
+    covered_back_before: Money | None = None,
+) -> ReturnToDonor:
+    """Split `returning` so that, summed over every return of the gift, the covered-fee part is
+    exactly the donor's cover when the whole gift went back (no cent appears or vanishes).
+
+    `covered_back_before` is what earlier returns still standing took from the cover; it is
+    ⌊returned_before × cover / amount⌋ unless a return in the middle was reversed (a refund
+    that failed), and the split then steers back to the formula instead of drifting."""
+    if not returning.is_positive():
+        raise ValueError("a return is a positive amount")
+    after = returned_before + returning
+    if gift.amount < after:
+        raise ValueError(
+            f"{after.amount} returned of a gift of {gift.amount.amount} {gift.amount.currency}"
+        )
+    covered = gift.fee_covered.amount
+    before = (
+        returned_before.amount * covered // gift.amount.amount
+        if covered_back_before is None
+        else covered_back_before.amount
+    )
+    part = min(max(0, after.amount * covered // gift.amount.amount - before), returning.amount)
+    from_covered = Money(part, gift.amount.currency)
+    return ReturnToDonor(returning - from_covered, from_covered)
+
+
+def refund_entry(
+    campaign_id: str,
+    back: ReturnToDonor,
+    fee_refunded: Money,
+    fee_back_to_fund: Money,
+    effective_at: datetime,
+    description: str,
+) -> JournalEntry:
+    """A refund: the fund (and the covered-fee income, in proportion) gives the money back;
+    Stripe clearing pays it less the fee Stripe returns, which reduces the fee expense (or,
+    where the fund bore the fee, goes back to the fund)."""
+    fund = campaign_fund(campaign_id)
+    return JournalEntry(
+        kind=EntryKind.REFUND,
+        description=description,
+        effective_at=effective_at,
+        lines=legs(
+            (fund, back.from_fund),
+            (DONOR_COVERED_FEES, back.from_covered_fees),
+            (STRIPE_CLEARING, -(back.total - fee_refunded)),
+            (PROCESSING_FEES, -fee_refunded),
+            (FEES_CHARGED_TO_CAMPAIGNS, fee_back_to_fund),
+            (fund, -fee_back_to_fund),
+        ),
+    )
+
+
+def dispute_opened_entry(
+    amount: Money, fee: Money, effective_at: datetime, description: str
+) -> JournalEntry:
+    """A dispute opened: Stripe withdraws the disputed amount (held as disputed funds until
+    the dispute ends) and charges its dispute fee."""
+    return JournalEntry(
+        kind=EntryKind.DISPUTE_OPENED,
+        description=description,
+        effective_at=effective_at,
+        lines=legs(
+            (DISPUTED_FUNDS, amount), (DISPUTE_FEES, fee), (STRIPE_CLEARING, -(amount + fee))
+        ),
+    )
+
+
+def dispute_won_entry(
+    reinstated: Money, fee_reinstated: Money, effective_at: datetime, description: str
+) -> JournalEntry:
+    """A dispute won: Stripe puts the amount back (and the fee, where it says so)."""
+    return JournalEntry(
+        kind=EntryKind.DISPUTE_WON,
+        description=description,
+        effective_at=effective_at,
+        lines=legs(
+            (STRIPE_CLEARING, reinstated + fee_reinstated),
+            (DISPUTED_FUNDS, -reinstated),
+            (DISPUTE_FEES, -fee_reinstated),
+        ),
+    )
+
+
+def dispute_lost_entry(
+    campaign_id: str,
+    back: ReturnToDonor,
+    was_withdrawn: bool,
+    effective_at: datetime,
+    description: str,
+) -> JournalEntry:
+    """A dispute lost: the withdrawn money went to the donor's bank for good, so the fund
+    (and the covered-fee income, in proportion) gives it up like a refund. If the ledger never
+    saw the dispute open, the money leaves Stripe clearing now."""
+    return JournalEntry(
+        kind=EntryKind.DISPUTE_LOST,
+        description=description,
+        effective_at=effective_at,
+        lines=legs(
+            (campaign_fund(campaign_id), back.from_fund),
+            (DONOR_COVERED_FEES, back.from_covered_fees),
+            (DISPUTED_FUNDS if was_withdrawn else STRIPE_CLEARING, -back.total),
+        ),
+    )
+
+
+def payout_entry(amount: Money, effective_at: datetime, description: str) -> JournalEntry:
+    """A payout: Stripe moved money from our Stripe balance to the bank."""
+    return JournalEntry(
+        kind=EntryKind.PAYOUT,
+        description=description,
+        effective_at=effective_at,
+        lines=legs((BANK, amount), (STRIPE_CLEARING, -amount)),
+    )
