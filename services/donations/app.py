@@ -59,7 +59,6 @@ def create_app(settings: Settings | None = None) -> Flask:
         fee=ProcessingFee(settings.fee_percent_bp, settings.fee_fixed),
         balance=StripeBalance(checkout.client),
     )
-    rest.spec.components.security_scheme("bearerAuth", {"type": "http", "scheme": "bearer"})
     rest.register_blueprint(api)
     rest.register_blueprint(webhooks)
     csrf = CSRFProtect(app)

@@ -9,13 +9,26 @@ from __future__ import annotations
 
 import functools
 import hmac
+import inspect
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 from flask import current_app, request
-from flask_smorest import abort
+from flask_smorest import Blueprint, abort
+from flask_smorest.error_handler import ErrorSchema
 
 DEFAULT_API_TOKENS = "dev-admin-token:admin,dev-finance-token:finance"  # noqa: S105
+
+# The name of the http bearer scheme in every service's OpenAPI document (see web.py).
+BEARER_AUTH = "bearerAuth"
+BEARER_SCHEME = {
+    "type": "http",
+    "scheme": "bearer",
+    "description": "A token of DIFTS_API_TOKENS; each operation names the role it needs in "
+    "x-required-role (OpenAPI 3.0 cannot put roles in an http security requirement).",
+}
+# What a request without a token this service knows gets (require_role's abort).
+WWW_AUTHENTICATE = 'Bearer realm="difts"'
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -58,7 +71,7 @@ def require_role(role: str) -> Callable[[F], F]:
                 abort(
                     401,
                     message="a bearer token is needed (Authorization: Bearer <token>)",
-                    headers={"WWW-Authenticate": 'Bearer realm="difts"'},
+                    headers={"WWW-Authenticate": WWW_AUTHENTICATE},
                 )
             if role not in roles:  # type: ignore[operator]
                 abort(403, message=f"this token does not have the {role} role")
@@ -67,3 +80,55 @@ def require_role(role: str) -> Callable[[F], F]:
         return guarded  # type: ignore[return-value]
 
     return decorate
+
+
+def protected(blueprint: Blueprint, role: str) -> Callable[[F], F]:
+    """Guard a flask-smorest view with require_role(role) and say so in the OpenAPI document:
+    `security: [{bearerAuth: []}]`, `x-required-role: <role>`, a sentence in the description,
+    and the 401 and 403 answers with the error body the services send ({code, status, message,
+    errors?}). Put it under `@blueprint.route` and above `arguments`/`response`, so the token
+    is checked before the body is read."""
+
+    def decorate(view: F) -> F:
+        guarded: Any = require_role(role)(view)
+        guarded.__doc__ = _with_role_note(view.__doc__, role)
+        guarded = blueprint.alt_response(
+            401,
+            schema=ErrorSchema,
+            description="No bearer token, or one this service does not know",
+            headers={
+                "WWW-Authenticate": {
+                    "description": "the scheme to authenticate with",
+                    "required": True,
+                    "schema": {"type": "string", "example": WWW_AUTHENTICATE},
+                }
+            },
+            example={
+                "code": 401,
+                "status": "Unauthorized",
+                "message": "a bearer token is needed (Authorization: Bearer <token>)",
+            },
+        )(guarded)
+        guarded = blueprint.alt_response(
+            403,
+            schema=ErrorSchema,
+            description=f"The token does not have the {role} role",
+            example={
+                "code": 403,
+                "status": "Forbidden",
+                "message": f"this token does not have the {role} role",
+            },
+        )(guarded)
+        guarded = blueprint.doc(security=[{BEARER_AUTH: []}], **{"x-required-role": role})(guarded)
+        return cast(F, guarded)
+
+    return decorate
+
+
+def _with_role_note(docstring: str | None, role: str) -> str:
+    """The view's docstring (OpenAPI summary and description) plus the role it needs."""
+    note = (
+        f"Needs `Authorization: Bearer <token>` with the `{role}` role (x-required-role): "
+        "401 without a token this service knows, 403 when the token lacks the role."
+    )
+    return f"{inspect.cleandoc(docstring or '')}\n\n{note}"

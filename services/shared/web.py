@@ -1,4 +1,6 @@
-"""The Flask pieces every service shares: JSON errors, correlation ids, /healthz and /readyz."""
+"""The Flask pieces every service shares: JSON errors, correlation ids, /healthz and /readyz,
+and the OpenAPI document's common parts (the bearer scheme, schema keywords marshmallow cannot
+say)."""
 
 from __future__ import annotations
 
@@ -9,11 +11,14 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
+from apispec import BasePlugin
 from flask import Flask, Response, g, jsonify, request
 from flask_smorest import Api
+from marshmallow import Schema
 from sqlalchemy import Engine
-from werkzeug.exceptions import HTTPException
+from werkzeug.exceptions import HTTPException, NotFound
 
+from .auth import BEARER_AUTH, BEARER_SCHEME
 from .db import ping
 from .kafka import broker_reachable
 from .logs import correlation_id
@@ -24,6 +29,22 @@ CORRELATION_HEADER = "X-Correlation-ID"
 _SAFE_CORRELATION = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 
 ReadinessCheck = Callable[[], None]
+
+
+class SchemaKeywords(BasePlugin):
+    """Adds a marshmallow schema's `openapi_keywords` (a class attribute) to its OpenAPI
+    component: the rules a `validates_schema` enforces and field validators cannot say, such
+    as "an amount or a number of meals" as `oneOf`."""
+
+    def schema_helper(self, name: str, definition: dict[str, Any], **kwargs: Any) -> dict | None:
+        """The extra JSON Schema keywords of the schema being registered, if it has any."""
+        schema = kwargs.get("schema")
+        if isinstance(schema, str) or schema is None:
+            return None
+        cls = schema if isinstance(schema, type) else type(schema)
+        if not issubclass(cls, Schema):
+            return None
+        return dict(getattr(cls, "openapi_keywords", {}))
 
 
 def create_service_app(
@@ -42,13 +63,21 @@ def create_service_app(
         JSON_SORT_KEYS=False,
     )
     app.config.update(config or {})
-    api = Api(app)
+    api = Api(app, spec_kwargs={"extra_plugins": [SchemaKeywords()]})
+    # Every service has bearer-protected operations; each says so with auth.protected.
+    api.spec.components.security_scheme(BEARER_AUTH, BEARER_SCHEME)
 
     @app.before_request
     def _correlate() -> None:
         given = request.headers.get(CORRELATION_HEADER, "")
         g.correlation_id = given if _SAFE_CORRELATION.match(given) else str(uuid.uuid4())
         g.correlation_token = correlation_id.set(g.correlation_id)
+
+    @app.before_request
+    def _no_nul_in_path() -> None:
+        # No resource is named with a NUL, and PostgreSQL cannot even compare text holding one.
+        if "\x00" in request.path:
+            raise NotFound("no resource has a NUL character in its name")
 
     @app.after_request
     def _tag_response(response: Response) -> Response:
