@@ -1,6 +1,7 @@
 """The ledger HTTP API: what each campaign has received and the meals it funds (public), and
-the books for finance staff (bearer token with the finance role): the detailed summary, the
-journal in JSON or streamed CSV, the trial balance, reconciliation and period close."""
+the books for finance staff (bearer token with the finance role, auth.protected): the detailed
+summary, the journal in JSON or streamed CSV, the trial balance (JSON or CSV), reconciliation
+of a period or of a payout, and period close."""
 
 from __future__ import annotations
 
@@ -10,23 +11,30 @@ from collections.abc import Iterator
 from decimal import Decimal
 from typing import Any
 
+import stripe
 from flask import Response, current_app, stream_with_context
 from flask.views import MethodView
 from flask_smorest import Blueprint, abort
+from flask_smorest.error_handler import ErrorSchema
 
-from services.shared.auth import require_role
+from services.shared.auth import protected
 from services.shared.money import CURRENCY_EXPONENTS
 
 from . import handlers, views
-from .reconciliation import StripeBalance, reconcile_payout, reconcile_period
+from .reconciliation import ReconciliationReport, StripeBalance, reconcile_payout, reconcile_period
 from .schemas import (
     CampaignSummarySchema,
     FeePolicySchema,
     FinanceSummarySchema,
     JournalPageSchema,
     JournalQuerySchema,
-    ReconciliationQuerySchema,
+    PayoutPathSchema,
+    PeriodClosedSchema,
+    PeriodQuerySchema,
+    PeriodSchema,
+    ReconciliationSchema,
     TrialBalanceQuerySchema,
+    TrialBalanceSchema,
 )
 
 api = Blueprint(
@@ -41,6 +49,19 @@ finance = Blueprint(
     __name__,
     url_prefix="/api/v1/finance",
     description="The books, for finance staff (bearer token with the finance role)",
+)
+
+
+# The CSV exports, as the OpenAPI document describes them beside their JSON.
+CSV = {"type": "string", "description": "UTF-8 with a byte-order mark, comma-separated, CRLF"}
+NO_CAMPAIGN = "The ledger knows no campaign with this slug"
+JOURNAL_ANSWER = (
+    "format=json: a page of entries and the next cursor; format=csv (text/csv): every "
+    "matching line, one row each"
+)
+TRIAL_BALANCE_ANSWER = (
+    "format=json: each account's balance and the totals per currency; format=csv (text/csv): "
+    "account, account_name, currency, debit_minor, credit_minor"
 )
 
 
@@ -64,8 +85,9 @@ class CampaignSummary(MethodView):
 
 @finance.route("/campaigns/<slug>/summary")
 class FinanceSummary(MethodView):
-    @require_role("finance")
+    @protected(finance, "finance")
     @finance.response(200, FinanceSummarySchema)
+    @finance.alt_response(404, schema=ErrorSchema, description=NO_CAMPAIGN)
     def get(self, slug: str) -> dict[str, Any]:
         """A campaign's money as finance staff see it: fees, net, disputes, paid out."""
         with _engine().connect() as conn:
@@ -78,9 +100,10 @@ class FinanceSummary(MethodView):
 
 @finance.route("/campaigns/<slug>/fee-policy")
 class CampaignFeePolicy(MethodView):
-    @require_role("finance")
+    @protected(finance, "finance")
     @finance.arguments(FeePolicySchema)
     @finance.response(200, FeePolicySchema)
+    @finance.alt_response(404, schema=ErrorSchema, description=NO_CAMPAIGN)
     def put(self, body: dict[str, Any], slug: str) -> dict[str, Any]:
         """Choose who bears the fees of the campaign's gifts booked from now on."""
         try:
@@ -168,9 +191,12 @@ def journal_csv_rows(entries: Iterator[dict[str, Any]]) -> Iterator[str]:
 
 @finance.route("/journal")
 class Journal(MethodView):
-    @require_role("finance")
+    @protected(finance, "finance")
     @finance.arguments(JournalQuerySchema, location="query")
-    @finance.response(200, JournalPageSchema)
+    @finance.response(200, JournalPageSchema, description=JOURNAL_ANSWER)
+    @finance.alt_response(
+        200, schema=CSV, content_type="text/csv", description=JOURNAL_ANSWER, success=True
+    )
     def get(self, query: dict[str, Any]) -> Any:
         """Journal entries oldest first, filtered by campaign, account, effective date range and
         Stripe id; JSON pages with a cursor, or (format=csv) every match streamed as CSV."""
@@ -189,24 +215,25 @@ class Journal(MethodView):
                 mimetype="text/csv",
                 headers={"Content-Disposition": 'attachment; filename="journal.csv"'},
             )
-        after = None
-        if query.get("cursor"):
-            try:
-                after = views.decode_cursor(query["cursor"])
-            except ValueError:
-                abort(400, message="cursor is not one this API gave")
         with _engine().connect() as conn:
-            entries = views.journal(conn, after=after, limit=query["limit"], **filters)
+            entries = views.journal(
+                conn, after=query.get("cursor"), limit=query["limit"], **filters
+            )
         next_cursor = None
         if len(entries) == query["limit"]:
-            next_cursor = views.encode_cursor(entries[-1]["effective_at"], entries[-1]["id"])
+            # JournalPageSchema writes the place after the last entry as the next cursor.
+            next_cursor = (entries[-1]["effective_at"], entries[-1]["id"])
         return {"entries": entries, "next_cursor": next_cursor}
 
 
 @finance.route("/trial-balance")
 class TrialBalance(MethodView):
-    @require_role("finance")
+    @protected(finance, "finance")
     @finance.arguments(TrialBalanceQuerySchema, location="query")
+    @finance.response(200, TrialBalanceSchema, description=TRIAL_BALANCE_ANSWER)
+    @finance.alt_response(
+        200, schema=CSV, content_type="text/csv", description=TRIAL_BALANCE_ANSWER, success=True
+    )
     def get(self, query: dict[str, Any]) -> Any:
         """Every account's balance at a date (all entries effective up to it); each currency
         sums to zero. JSON, or format=csv."""
@@ -225,33 +252,61 @@ class TrialBalance(MethodView):
         return Response(buffer.getvalue(), mimetype="text/csv")
 
 
+def _reconciled(reconcile: Any, *args: Any) -> dict[str, Any]:
+    """Run a reconciliation against Stripe's balance; 502 when Stripe cannot be asked."""
+    settings = current_app.extensions["ledger"].settings
+    balance = StripeBalance(settings.stripe_api_key, settings.stripe_api_base or None)
+    try:
+        with _engine().connect() as conn:
+            report: ReconciliationReport = reconcile(conn, balance, *args)
+    except stripe.StripeError as error:
+        said = error.user_message or str(error)
+        if isinstance(error, stripe.InvalidRequestError) and error.http_status == 404:
+            abort(404, message=f"Stripe knows no such payout: {said}")
+        abort(502, message=f"Stripe could not be asked, try again: {said}")
+    return report.to_dict()
+
+
+STRIPE_DOWN = "Stripe could not be reached or refused the request; nothing was changed"
+
+
 @finance.route("/reconciliation")
 class Reconciliation(MethodView):
-    @require_role("finance")
-    @finance.arguments(ReconciliationQuerySchema, location="query")
-    def get(self, query: dict[str, Any]) -> Any:
-        """Stripe's balance transactions of a payout, or of a period, matched to the journal;
+    @protected(finance, "finance")
+    @finance.arguments(PeriodQuerySchema, location="query")
+    @finance.response(200, ReconciliationSchema)
+    @finance.alt_response(502, schema=ErrorSchema, description=STRIPE_DOWN)
+    def get(self, query: dict[str, Any]) -> dict[str, Any]:
+        """Stripe's balance transactions created in [since, until), matched to the journal;
         "balanced" only when nothing is off."""
-        settings = current_app.extensions["ledger"].settings
-        balance = StripeBalance(settings.stripe_api_key, settings.stripe_api_base or None)
-        with _engine().connect() as conn:
-            if query.get("payout"):
-                report = reconcile_payout(conn, balance, query["payout"])
-            elif query.get("since") and query.get("until"):
-                report = reconcile_period(conn, balance, query["since"], query["until"])
-            else:
-                abort(400, message="give a payout, or since and until")
-        return report.to_dict()
+        return _reconciled(reconcile_period, query["since"], query["until"])
+
+
+@finance.route("/payouts/<payout>/reconciliation")
+class PayoutReconciliation(MethodView):
+    @protected(finance, "finance")
+    @finance.arguments(PayoutPathSchema, location="path")
+    @finance.response(200, ReconciliationSchema)
+    @finance.alt_response(404, schema=ErrorSchema, description="Stripe knows no such payout")
+    @finance.alt_response(502, schema=ErrorSchema, description=STRIPE_DOWN)
+    def get(self, path: dict[str, Any], payout: str) -> dict[str, Any]:
+        """The balance transactions Stripe says a payout settled, matched to the journal, and
+        the payout booked to the bank against the total it settled."""
+        return _reconciled(reconcile_payout, path["payout"])
 
 
 @finance.route("/periods/<month>/close")
 class ClosePeriod(MethodView):
-    @require_role("finance")
-    def post(self, month: str) -> Any:
-        """Close a month (YYYY-MM) to new postings; late events post into the next open one."""
+    @protected(finance, "finance")
+    @finance.arguments(PeriodSchema, location="path")
+    @finance.response(200, PeriodClosedSchema)
+    def post(self, path: dict[str, Any], month: str) -> dict[str, Any]:
+        """Close a month (YYYY-MM) to new postings; late events post into the next open one.
+
+        Closing a closed month again changes nothing (already_closed)."""
         try:
             with _engine().begin() as conn:
-                newly = handlers.close_period(conn, month, "finance API")
+                newly = handlers.close_period(conn, path["month"], "finance API")
         except handlers.Refused as error:
-            abort(400, message=str(error))
-        return {"month": month, "closed": True, "already_closed": not newly}
+            abort(422, message=str(error), errors={"path": {"month": [str(error)]}})
+        return {"month": path["month"], "closed": True, "already_closed": not newly}

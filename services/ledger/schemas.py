@@ -1,10 +1,53 @@
-"""The ledger HTTP API's response shapes. Money is integer minor units plus a currency."""
+"""The ledger HTTP API's request and response shapes. Money is integer minor units plus a
+currency. Each query schema says in the OpenAPI document exactly what the service accepts."""
 
 from __future__ import annotations
 
-from datetime import UTC
+import re
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
-from marshmallow import EXCLUDE, Schema, fields, validate
+from marshmallow import EXCLUDE, Schema, ValidationError, fields, validate
+
+from services.shared.fields import Text, UtcDateTime
+
+
+def _filter_text(description: str) -> Text:
+    return Text(200, metadata={"description": description})
+
+
+class JournalCursor(fields.String):
+    """Where a journal page starts: after the entry at (effective date, entry id), written
+    `<microseconds since 0001-01-01T00:00:00Z>.<entry id>`. Every such value is a place in the
+    journal's order, so any cursor the pattern allows pages from there."""
+
+    PATTERN = r"^[0-9]{1,17}\.[0-9]{1,18}$"
+    _ORIGIN = datetime(1, 1, 1, tzinfo=UTC)
+    _MICROSECOND = timedelta(microseconds=1)
+
+    def __init__(self, **kwargs: Any) -> None:
+        metadata = {
+            "pattern": self.PATTERN,
+            "description": "next_cursor of the previous page",
+            **kwargs.pop("metadata", {}),
+        }
+        super().__init__(metadata=metadata, **kwargs)
+
+    def _deserialize(
+        self, value: Any, attr: str | None, data: Any, **kwargs: Any
+    ) -> tuple[datetime, int]:
+        text = super()._deserialize(value, attr, data, **kwargs)
+        if not re.fullmatch(self.PATTERN, text):
+            raise ValidationError("not a journal cursor (next_cursor of a page)")
+        micros, entry_id = text.split(".")
+        return self._ORIGIN + int(micros) * self._MICROSECOND, int(entry_id)
+
+    def _serialize(self, value: Any, attr: str | None, obj: Any, **kwargs: Any) -> str | None:
+        if value is None:
+            return None
+        moment, entry_id = value
+        micros = (moment.astimezone(UTC) - self._ORIGIN) // self._MICROSECOND
+        return f"{micros}.{entry_id}"
 
 
 class CampaignSummarySchema(Schema):
@@ -53,12 +96,12 @@ class JournalQuerySchema(Schema):
     class Meta:
         unknown = EXCLUDE
 
-    campaign = fields.String(metadata={"description": "campaign id or slug"})
-    account = fields.String(metadata={"description": "an account, or a prefix ending in ':'"})
-    since = fields.AwareDateTime(default_timezone=UTC)
-    until = fields.AwareDateTime(default_timezone=UTC)
-    stripe_id = fields.String(metadata={"description": "charge, refund, dispute, payout, txn"})
-    cursor = fields.String()
+    campaign = _filter_text("campaign id or slug")
+    account = _filter_text("an account, or a prefix ending in ':'")
+    since = UtcDateTime()
+    until = UtcDateTime()
+    stripe_id = _filter_text("charge, refund, dispute, payout, txn")
+    cursor = JournalCursor()
     limit = fields.Integer(load_default=100, validate=validate.Range(min=1, max=500))
     format = fields.String(load_default="json", validate=validate.OneOf(["json", "csv"]))
 
@@ -88,23 +131,140 @@ class JournalEntrySchema(Schema):
 
 class JournalPageSchema(Schema):
     entries = fields.List(fields.Nested(JournalEntrySchema))
-    next_cursor = fields.String(allow_none=True)
+    next_cursor = JournalCursor(
+        allow_none=True, metadata={"description": "the cursor of the next page; null at the end"}
+    )
 
 
 class TrialBalanceQuerySchema(Schema):
     class Meta:
         unknown = EXCLUDE
 
-    at = fields.AwareDateTime(default_timezone=UTC, load_default=None)
+    at = UtcDateTime(load_default=None, metadata={"description": "default: every entry"})
     format = fields.String(load_default="json", validate=validate.OneOf(["json", "csv"]))
 
 
-class ReconciliationQuerySchema(Schema):
-    """A payout, or a period [since, until) of balance transactions."""
+class TrialBalanceAccountSchema(Schema):
+    """One account's balance in one currency; debits positive."""
+
+    account = fields.String(required=True)
+    name = fields.String(required=True)
+    currency = fields.String(required=True)
+    debit = fields.Integer(required=True, metadata={"description": "minor units"})
+    credit = fields.Integer(required=True, metadata={"description": "minor units"})
+    balance = fields.Integer(required=True, metadata={"description": "debit - credit"})
+
+
+class CurrencyTotalSchema(Schema):
+    currency = fields.String(required=True)
+    balance = fields.Integer(required=True, metadata={"description": "0 when the books balance"})
+
+
+class TrialBalanceSchema(Schema):
+    """Every account's balance at a date; each currency sums to zero."""
+
+    at = fields.String(allow_none=True, metadata={"format": "date-time"})
+    accounts = fields.List(fields.Nested(TrialBalanceAccountSchema), required=True)
+    totals = fields.List(fields.Nested(CurrencyTotalSchema), required=True)
+    balanced = fields.Boolean(required=True)
+
+
+class PeriodSchema(Schema):
+    """A month of the books, in the path."""
+
+    month = fields.String(
+        required=True,
+        validate=validate.Regexp(
+            r"^[1-9][0-9]{3}-(0[1-9]|1[0-2])$", error="a period is a month written YYYY-MM"
+        ),
+        metadata={"description": "YYYY-MM"},
+    )
+
+
+class PeriodClosedSchema(Schema):
+    month = fields.String(required=True)
+    closed = fields.Boolean(required=True)
+    already_closed = fields.Boolean(required=True)
+
+
+class PeriodQuerySchema(Schema):
+    """The period [since, until) of balance transactions to reconcile."""
 
     class Meta:
         unknown = EXCLUDE
 
-    payout = fields.String()
-    since = fields.AwareDateTime(default_timezone=UTC)
-    until = fields.AwareDateTime(default_timezone=UTC)
+    since = UtcDateTime(required=True)
+    until = UtcDateTime(required=True, metadata={"description": "excluded"})
+
+
+class PayoutPathSchema(Schema):
+    """A Stripe payout, in the path."""
+
+    payout = fields.String(
+        required=True,
+        validate=validate.Regexp(r"^po_[A-Za-z0-9]{1,200}$", error="a Stripe payout id (po_...)"),
+    )
+
+
+class StripeMovementSchema(Schema):
+    """A Stripe balance transaction, and the journal entry it matched (if any)."""
+
+    balance_transaction = fields.String(required=True)
+    type = fields.String(required=True)
+    source = fields.String(allow_none=True)
+    currency = fields.String(required=True)
+    net = fields.Integer(required=True, metadata={"description": "Stripe's net, minor units"})
+    created = fields.String(required=True, metadata={"format": "date-time"})
+    entry_id = fields.Integer()
+    kind = fields.String()
+    ledger_net = fields.Integer(metadata={"description": "the entry's clearing amount"})
+    difference = fields.Integer(metadata={"description": "net - ledger_net (mismatches)"})
+
+
+class LedgerMovementSchema(Schema):
+    """A journal entry that moved Stripe clearing and that Stripe does not know."""
+
+    entry_id = fields.Integer(required=True)
+    kind = fields.String(required=True)
+    stripe_object_id = fields.String(allow_none=True)
+    balance_transaction = fields.String(allow_none=True)
+    currency = fields.String(required=True)
+    net = fields.Integer(required=True)
+    effective_at = fields.String(required=True, metadata={"format": "date-time"})
+
+
+class PayoutSettlementSchema(Schema):
+    payout_id = fields.String(required=True)
+    booked = fields.Integer(required=True, metadata={"description": "to the bank, minor units"})
+    settled = fields.Integer(required=True, metadata={"description": "by Stripe, minor units"})
+    difference = fields.Integer(required=True)
+
+
+class ReconciliationSummarySchema(Schema):
+    matched = fields.Integer(required=True)
+    mismatched = fields.Integer(required=True)
+    mismatched_difference = fields.Integer(required=True)
+    only_in_stripe = fields.Integer(required=True)
+    only_in_stripe_total = fields.Integer(required=True)
+    only_in_ledger = fields.Integer(required=True)
+    only_in_ledger_total = fields.Integer(required=True)
+
+
+class ReconciliationSchema(Schema):
+    """Stripe's balance transactions matched to the journal; balanced only when nothing is
+    off."""
+
+    scope = fields.String(required=True)
+    balanced = fields.Boolean(required=True)
+    matched = fields.List(fields.Nested(StripeMovementSchema), required=True)
+    mismatched = fields.List(fields.Nested(StripeMovementSchema), required=True)
+    only_in_stripe = fields.List(fields.Nested(StripeMovementSchema), required=True)
+    only_in_ledger = fields.List(fields.Nested(LedgerMovementSchema), required=True)
+    stripe_total = fields.Dict(
+        keys=fields.String(), values=fields.Integer(), metadata={"description": "per currency"}
+    )
+    ledger_total = fields.Dict(
+        keys=fields.String(), values=fields.Integer(), metadata={"description": "per currency"}
+    )
+    payout = fields.Nested(PayoutSettlementSchema, allow_none=True)
+    summary = fields.Nested(ReconciliationSummarySchema, required=True)

@@ -126,7 +126,10 @@ def test_the_journal_filters_and_pages_with_a_cursor(
         url, query_string={"account": "funds:", "campaign": "petites-cantines"}, headers=FINANCE
     ).get_json()["entries"]
     assert len(funds) == 4
-    assert client.get(url, query_string={"cursor": "nonsense"}, headers=FINANCE).status_code == 400
+    # A cursor is `<microseconds>.<entry id>` (the document's pattern): anything else is invalid.
+    nonsense = client.get(url, query_string={"cursor": "nonsense"}, headers=FINANCE)
+    assert nonsense.status_code == 422
+    assert "cursor" in nonsense.get_json()["errors"]["query"]
     assert client.get(url).status_code == 401
 
 
@@ -187,7 +190,7 @@ def test_finance_closes_a_period_and_sets_a_fee_policy(
 
     closed = client.post("/api/v1/finance/periods/2026-01/close", headers=FINANCE)
     assert closed.get_json() == {"month": "2026-01", "closed": True, "already_closed": False}
-    assert client.post("/api/v1/finance/periods/2026-1/close", headers=FINANCE).status_code == 400
+    assert client.post("/api/v1/finance/periods/2026-1/close", headers=FINANCE).status_code == 422
     assert client.post("/api/v1/finance/periods/2026-01/close", headers=ADMIN).status_code == 403
 
     policy = client.put(
