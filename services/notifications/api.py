@@ -9,8 +9,9 @@ from typing import Any
 from flask import current_app
 from flask.views import MethodView
 from flask_smorest import Blueprint, abort
+from flask_smorest.error_handler import ErrorSchema
 
-from services.shared.auth import require_role
+from services.shared.auth import protected
 
 from . import store, views
 from .consent import ConsentKeys
@@ -38,12 +39,9 @@ def _keys() -> ConsentKeys:
 
 @api.route("/deliveries")
 class Deliveries(MethodView):
-    decorators = [require_role("admin")]
-
+    @protected(api, "admin")
     @api.arguments(DeliveryQuerySchema, location="query")
     @api.response(200, DeliverySchema(many=True))
-    @api.alt_response(401, description="No or unknown bearer token")
-    @api.alt_response(403, description="The token lacks the admin role")
     def get(self, query: dict[str, Any]) -> list[dict[str, Any]]:
         """Deliveries, newest first: by donor, campaign, news post, donation, kind, status."""
         donor = query.get("donor")
@@ -63,11 +61,10 @@ class Deliveries(MethodView):
 
 @api.route("/deliveries/<delivery_id>/resend")
 class Resend(MethodView):
-    decorators = [require_role("admin")]
-
+    @protected(api, "admin")
     @api.response(202, DeliverySchema)
-    @api.alt_response(404, description="No such delivery")
-    @api.alt_response(409, description="This delivery cannot be sent again")
+    @api.alt_response(404, schema=ErrorSchema, description="No such delivery")
+    @api.alt_response(409, schema=ErrorSchema, description="This delivery cannot be sent again")
     def post(self, delivery_id: str) -> dict[str, Any]:
         """Send one delivery again (it goes back to pending; the sender picks it up)."""
         with _service().engine.begin() as conn:
@@ -83,8 +80,7 @@ class Resend(MethodView):
 
 @api.route("/posts/<post_id>/counts")
 class PostCounts(MethodView):
-    decorators = [require_role("admin")]
-
+    @protected(api, "admin")
     @api.response(200, PostCountsSchema)
     def get(self, post_id: str) -> dict[str, Any]:
         """How a news post's emails fared: sent, failed, skipped (unsubscribed), pending."""
@@ -94,8 +90,7 @@ class PostCounts(MethodView):
 
 @api.route("/erasures")
 class Erasures(MethodView):
-    decorators = [require_role("admin")]
-
+    @protected(api, "admin")
     @api.arguments(ErasureRequestSchema)
     @api.response(200, ErasureSchema)
     def post(self, body: dict[str, Any]) -> dict[str, Any]:

@@ -2,18 +2,34 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from marshmallow import Schema, fields, validate
 
+from services.shared.fields import Text
+
 from . import store
+
+
+def _address(**kwargs: Any) -> fields.String:
+    """An email address as a donor once gave it: whatever the donations service stored, old
+    rows included, so a donor can always be found and erased (no stricter format than that)."""
+    return fields.String(
+        validate=[
+            validate.Length(max=320),
+            validate.Regexp(r"^[^@\x00-\x20\x7f]+@[^@\x00-\x20\x7f]+$", error="not an address"),
+        ],
+        **kwargs,
+    )
 
 
 class DeliveryQuerySchema(Schema):
     """Which deliveries to list: every filter given must match."""
 
-    donor = fields.Email(metadata={"description": "the donor's email address"})
-    campaign_id = fields.String(validate=validate.Length(min=1, max=200))
-    post_id = fields.String(validate=validate.Length(min=1, max=200))
-    donation_id = fields.String(validate=validate.Length(min=1, max=200))
+    donor = _address(metadata={"description": "the donor's email address (any case)"})
+    campaign_id = Text(200, min_length=1)
+    post_id = Text(200, min_length=1)
+    donation_id = Text(200, min_length=1)
     kind = fields.String(validate=validate.OneOf(store.KINDS))
     status = fields.String(validate=validate.OneOf(store.STATUSES))
     limit = fields.Integer(load_default=50, validate=validate.Range(min=1, max=500))
@@ -51,7 +67,7 @@ class PostCountsSchema(Schema):
 class ErasureRequestSchema(Schema):
     """Whose personal data to erase."""
 
-    email = fields.Email(required=True)
+    email = _address(required=True)
 
 
 class ErasureSchema(Schema):
