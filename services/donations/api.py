@@ -7,9 +7,10 @@ from typing import Any, NoReturn
 from flask import current_app, jsonify, request
 from flask.views import MethodView
 from flask_smorest import Blueprint, abort
+from flask_smorest.error_handler import ErrorSchema
 from sqlalchemy import Connection
 
-from services.shared.auth import require_role, roles_of
+from services.shared.auth import protected, roles_of
 from services.shared.money import Money
 from services.shared.web import current_correlation_id
 
@@ -23,6 +24,7 @@ from .schemas import (
     CampaignSchema,
     DonationRequestSchema,
     DonationSchema,
+    IdempotencyKeySchema,
     MealPriceChangedSchema,
     MealPriceChangeSchema,
     NewsPostRequestSchema,
@@ -37,7 +39,20 @@ webhooks = Blueprint(
 )
 
 IDEMPOTENCY_HEADER = "Idempotency-Key"
-ADMIN = {"security": [{"bearerAuth": []}]}
+# A campaign's public reads show a draft too when a token with the admin role comes along.
+OPTIONAL_ADMIN = {
+    "security": [{}, {"bearerAuth": []}],
+    "x-optional-role": "admin",
+    "description": "Public. With a bearer token of the admin role (x-optional-role) a draft "
+    "campaign is shown too; without one a draft answers 404.",
+}
+NO_CAMPAIGN = "No such campaign (a draft is shown only with an admin token)"
+UNKNOWN_CAMPAIGN = "No such campaign"
+
+
+def _error(status: int, description: str) -> Any:
+    """Document an error answer with the error body every service sends."""
+    return api.alt_response(status, schema=ErrorSchema, description=description)
 
 
 def donations_service() -> Any:
@@ -122,10 +137,10 @@ def _refuse(error: CampaignRuleBroken | handlers.UnknownCampaign) -> NoReturn:
 
 @api.route("/campaigns")
 class Campaigns(MethodView):
-    @require_role("admin")
+    @protected(api, "admin")
     @api.arguments(CampaignCreateSchema)
     @api.response(201, CampaignSchema)
-    @api.doc(**ADMIN)
+    @_error(409, "A campaign with this slug exists")
     def post(self, body: dict[str, Any]) -> dict[str, Any]:
         """Write a draft campaign (admin)."""
         price = Money(body.pop("meal_price"), body.pop("currency"))
@@ -143,15 +158,24 @@ class Campaigns(MethodView):
 @api.route("/campaigns/<slug>")
 class CampaignResource(MethodView):
     @api.response(200, CampaignSchema)
+    @_error(404, NO_CAMPAIGN)
+    @api.doc(**OPTIONAL_ADMIN)
     def get(self, slug: str) -> dict[str, Any]:
         """A campaign's public facts, meals funded so far, and the giving options."""
         with donations_service().engine.connect() as conn:
             return campaign_view(conn, _visible_campaign(conn, slug))
 
-    @require_role("admin")
-    @api.arguments(CampaignEditSchema)
+    @protected(api, "admin")
+    # No body is an empty edit, as webargs reads it: the document says the body is optional.
+    @api.arguments(CampaignEditSchema, required=False)
     @api.response(200, CampaignSchema)
-    @api.doc(**ADMIN)
+    @_error(404, UNKNOWN_CAMPAIGN)
+    @_error(409, "The campaign is closed")
+    @_error(
+        422,
+        "Invalid fields, or a change the campaign's state refuses: a live campaign keeps its "
+        "currency and changes its meal price only through meal-price",
+    )
     def patch(self, body: dict[str, Any], slug: str) -> dict[str, Any]:
         """Edit a campaign (admin); a live campaign's new facts are announced."""
         try:
@@ -163,9 +187,10 @@ class CampaignResource(MethodView):
 
 
 @api.route("/campaigns/<slug>/publish", methods=["POST"])
-@require_role("admin")
+@protected(api, "admin")
 @api.response(200, CampaignSchema)
-@api.doc(**ADMIN)
+@_error(404, UNKNOWN_CAMPAIGN)
+@_error(409, "Only a draft campaign can be published")
 def publish(slug: str) -> dict[str, Any]:
     """Publish a draft campaign: it takes gifts and is announced (admin)."""
     try:
@@ -177,9 +202,10 @@ def publish(slug: str) -> dict[str, Any]:
 
 
 @api.route("/campaigns/<slug>/close", methods=["POST"])
-@require_role("admin")
+@protected(api, "admin")
 @api.response(200, CampaignSchema)
-@api.doc(**ADMIN)
+@_error(404, UNKNOWN_CAMPAIGN)
+@_error(409, "Only a live campaign can be closed")
 def close(slug: str) -> dict[str, Any]:
     """Close a live campaign: it takes no more gifts (admin)."""
     try:
@@ -191,10 +217,16 @@ def close(slug: str) -> dict[str, Any]:
 
 
 @api.route("/campaigns/<slug>/meal-price", methods=["POST"])
-@require_role("admin")
+@protected(api, "admin")
 @api.arguments(MealPriceChangeSchema)
 @api.response(200, MealPriceChangedSchema)
-@api.doc(**ADMIN)
+@_error(404, UNKNOWN_CAMPAIGN)
+@_error(409, "The campaign is closed")
+@_error(
+    422,
+    "Invalid fields, or a change the campaign refuses: another currency than the campaign's, "
+    "or effective_from in the past",
+)
 def meal_price(body: dict[str, Any], slug: str) -> dict[str, Any]:
     """Change the meal price from a date on, and announce it (admin)."""
     try:
@@ -211,16 +243,19 @@ def meal_price(body: dict[str, Any], slug: str) -> dict[str, Any]:
 @api.route("/campaigns/<slug>/news")
 class CampaignNews(MethodView):
     @api.response(200, NewsPostSchema(many=True))
+    @_error(404, NO_CAMPAIGN)
+    @api.doc(**OPTIONAL_ADMIN)
     def get(self, slug: str) -> list[dict[str, Any]]:
         """A campaign's published news posts, newest first."""
         with donations_service().engine.connect() as conn:
             campaign = _visible_campaign(conn, slug)
             return [post_view(post, slug) for post in store.published_posts(conn, campaign.id)]
 
-    @require_role("admin")
+    @protected(api, "admin")
     @api.arguments(NewsPostRequestSchema)
     @api.response(201, NewsPostSchema)
-    @api.doc(**ADMIN)
+    @_error(404, UNKNOWN_CAMPAIGN)
+    @_error(409, "The campaign is closed")
     def post(self, body: dict[str, Any], slug: str) -> dict[str, Any]:
         """Write a news post: published now, or by the worker at `publish_at` (admin)."""
         try:
@@ -241,22 +276,19 @@ class CampaignNews(MethodView):
 @api.route("/campaigns/<slug>/donations")
 class CampaignDonations(MethodView):
     @api.arguments(DonationRequestSchema)
+    @api.arguments(IdempotencyKeySchema, location="headers")
     @api.response(201, DonationSchema)
-    @api.alt_response(404, description="No such campaign")
-    @api.alt_response(409, description="The campaign takes no gifts, or the key was reused")
-    @api.alt_response(502, description="Stripe could not be reached; nothing was stored")
-    @api.doc(
-        parameters=[
-            {
-                "in": "header",
-                "name": IDEMPOTENCY_HEADER,
-                "required": False,
-                "schema": {"type": "string", "maxLength": 200},
-                "description": "a retried request with the same key gets the first answer",
-            }
-        ]
+    @_error(404, UNKNOWN_CAMPAIGN)
+    @_error(409, "The campaign takes no gifts, or the Idempotency-Key was used for another gift")
+    @_error(
+        422,
+        "Invalid fields, or a gift this campaign refuses (the field at fault in errors.json): "
+        "another currency than the campaign's; an amount, or meals times the campaign's meal "
+        "price (plus the fee when covered), outside DONATION_MIN_AMOUNT..DONATION_MAX_AMOUNT; "
+        "a public message longer than DONATION_MESSAGE_MAX_LENGTH",
     )
-    def post(self, body: dict[str, Any], slug: str) -> dict[str, Any]:
+    @_error(502, "Stripe could not be reached; nothing was stored")
+    def post(self, body: dict[str, Any], _key: dict[str, Any], slug: str) -> dict[str, Any]:
         """Start a donation: answers with the Stripe Checkout URL where the donor pays."""
         return start_gift(body, slug)
 
@@ -320,6 +352,7 @@ def start_gift(body: dict[str, Any], slug: str) -> dict[str, Any]:
 @api.route("/donations/<donation_id>")
 class DonationResource(MethodView):
     @api.response(200, DonationSchema)
+    @_error(404, "No such donation")
     def get(self, donation_id: str) -> dict[str, Any]:
         """A donation's status (its id is the donor's unguessable reference)."""
         with donations_service().engine.connect() as conn:

@@ -2,62 +2,95 @@
 
 from __future__ import annotations
 
-from typing import Any
+import re
+from typing import Any, ClassVar
 
-from marshmallow import RAISE, Schema, ValidationError, fields, validate, validates_schema
+from marshmallow import EXCLUDE, RAISE, Schema, ValidationError, fields, validate, validates_schema
 
 from services.shared.events import MinorUnits
-from services.shared.money import normalise_currency
+from services.shared.fields import JsonBoolean, JsonInteger, Mailbox, Text, UtcDateTime
+from services.shared.money import CURRENCY_EXPONENTS
+
+
+def _any_case(code: str) -> str:
+    return "".join(f"[{letter.upper()}{letter.lower()}]" for letter in code)
+
+
+# The codes we accept, in any case ("eur", "EUR", "Eur"), as a pattern the document can carry.
+CURRENCY_PATTERN = "^(?:" + "|".join(_any_case(code) for code in sorted(CURRENCY_EXPONENTS)) + ")$"
 
 
 class Currency(fields.String):
     """An ISO 4217 code we accept, in any case; loaded in upper case."""
 
+    def __init__(self, **kwargs: Any) -> None:
+        metadata = {
+            "pattern": CURRENCY_PATTERN,
+            "description": f"ISO 4217, one of {', '.join(sorted(CURRENCY_EXPONENTS))}",
+            **kwargs.pop("metadata", {}),
+        }
+        super().__init__(metadata=metadata, **kwargs)
+
     def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> str:
         text = super()._deserialize(value, attr, data, **kwargs)
-        try:
-            return normalise_currency(text)
-        except ValueError as error:
-            raise ValidationError(f"unknown or unsupported currency {text!r}") from error
+        if not re.fullmatch(CURRENCY_PATTERN, text):
+            raise ValidationError(f"unknown or unsupported currency {text!r}")
+        return text.upper()
 
 
 class DonorSchema(Schema):
     class Meta:
         unknown = RAISE
 
-    email = fields.Email(required=True, validate=validate.Length(max=320))
-    name = fields.String(load_default="", validate=validate.Length(max=200))
+    email = Mailbox(required=True)
+    name = Text(200, load_default="")
 
 
 class DonationRequestSchema(Schema):
-    """A gift: an amount in minor units, or a number of meals."""
+    """A gift: an amount in minor units, or a number of meals (exactly one of them). Whether
+    the campaign takes it depends on the campaign and the configuration, and is answered 422
+    with the field at fault: the amount (or meals times the campaign's meal price, plus the
+    fee when covered) within DONATION_MIN_AMOUNT..DONATION_MAX_AMOUNT (default 100 to
+    1,000,000 minor units), the campaign's currency, a message within
+    DONATION_MESSAGE_MAX_LENGTH."""
 
     class Meta:
         unknown = RAISE
 
+    # What _amount_or_meals enforces, in the document's words.
+    openapi_keywords: ClassVar[dict[str, Any]] = {
+        "oneOf": [{"required": ["amount"]}, {"required": ["meals"]}]
+    }
+
     amount = MinorUnits(
         validate=validate.Range(min=1, max=10**9),
-        metadata={"description": "minor units (cents); or give `meals`"},
+        metadata={
+            "description": "minor units (cents); or give `meals`; within the configured "
+            "limits (default 100 to 1,000,000)"
+        },
     )
-    meals = fields.Integer(strict=True, validate=validate.Range(min=1, max=10_000))
+    meals = JsonInteger(
+        validate=validate.Range(min=1, max=10_000),
+        metadata={"description": "meals at the campaign's meal price; or give `amount`"},
+    )
     currency = Currency(metadata={"description": "ISO 4217; must be the campaign's"})
     donor = fields.Nested(DonorSchema, required=True)
-    updates_opt_in = fields.Boolean(
+    updates_opt_in = JsonBoolean(
         load_default=False,
         metadata={"description": "consent to the campaign's news; off by default"},
     )
     locale = fields.String(validate=validate.OneOf(["en", "fr"]))
-    anonymous = fields.Boolean(
+    anonymous = JsonBoolean(
         load_default=False, metadata={"description": "never show the donor's name publicly"}
     )
-    public_message = fields.String(
-        validate=validate.Length(max=280),
+    public_message = Text(
+        280,
         metadata={"description": "a message for the campaign page (at most 280 characters)"},
     )
-    show_message = fields.Boolean(
+    show_message = JsonBoolean(
         load_default=False, metadata={"description": "allow the message to be shown publicly"}
     )
-    cover_fee = fields.Boolean(
+    cover_fee = JsonBoolean(
         load_default=False,
         metadata={
             "description": "add the estimated processing fee so the cause gets the whole gift"
@@ -70,8 +103,23 @@ class DonationRequestSchema(Schema):
             raise ValidationError(
                 "give either `amount` (minor units) or `meals`, not both", field_name="amount"
             )
-        if isinstance(data.get("meals"), bool):
-            raise ValidationError("Not a valid integer.", field_name="meals")
+
+
+class IdempotencyKeySchema(Schema):
+    """The optional Idempotency-Key header of a gift: a retried request with the same key gets
+    the first answer. Printable ASCII, no space at either end (HTTP would drop it)."""
+
+    class Meta:
+        unknown = EXCLUDE
+
+    key = fields.String(
+        data_key="Idempotency-Key",
+        validate=validate.Regexp(
+            r"^[\x21-\x7e](?:[\x20-\x7e]{0,198}[\x21-\x7e])?$",
+            error="1 to 200 printable ASCII characters",
+        ),
+        metadata={"description": "a retried request with the same key gets the first answer"},
+    )
 
 
 class DonationSchema(Schema):
@@ -108,8 +156,8 @@ class CampaignSchema(Schema):
     giving = fields.Dict(metadata={"description": "presets, limits and the fee estimate"})
 
 
-def _text(max_length: int, **kwargs: Any) -> fields.String:
-    return fields.String(validate=validate.Length(min=1, max=max_length), **kwargs)
+def _text(max_length: int, **kwargs: Any) -> Text:
+    return Text(max_length, min_length=1, **kwargs)
 
 
 class CampaignEditSchema(Schema):
@@ -120,18 +168,12 @@ class CampaignEditSchema(Schema):
 
     title = _text(300)
     cause = _text(300, metadata={"description": "the association's name"})
-    cause_certified = fields.Boolean()
-    action_zone = fields.String(validate=validate.Length(max=200))
-    summary = fields.String(validate=validate.Length(max=2000))
-    story_markdown = fields.String(
-        validate=validate.Length(max=50_000), metadata={"description": "Markdown"}
-    )
-    money_uses = fields.List(
-        fields.String(validate=validate.Length(min=1, max=500)), validate=validate.Length(max=20)
-    )
-    goal_meals = fields.Integer(
-        strict=True, allow_none=True, validate=validate.Range(min=1, max=10**8)
-    )
+    cause_certified = JsonBoolean()
+    action_zone = Text(200)
+    summary = Text(2000)
+    story_markdown = Text(50_000, metadata={"description": "Markdown"})
+    money_uses = fields.List(_text(500), validate=validate.Length(max=20))
+    goal_meals = JsonInteger(allow_none=True, validate=validate.Range(min=1, max=10**8))
     meal_price = MinorUnits(
         validate=validate.Range(min=1, max=10**7),
         metadata={"description": "minor units; a draft only (a live campaign: meal-price)"},
@@ -164,13 +206,13 @@ class MealPriceChangeSchema(Schema):
     meal_price = MinorUnits(required=True, validate=validate.Range(min=1, max=10**7))
     currency = Currency(required=True)
     effective_from = fields.AwareDateTime(
-        required=True, metadata={"description": "ISO 8601 with a zone; not in the past"}
+        required=True, metadata={"description": "ISO 8601 with a zone; not in the past (422)"}
     )
 
 
 class MealPriceChangedSchema(Schema):
     meal_price = fields.Integer()
-    effective_from = fields.DateTime()
+    effective_from = UtcDateTime()
     announced = fields.Boolean()
 
 
@@ -181,7 +223,7 @@ class NewsPostRequestSchema(Schema):
         unknown = RAISE
 
     title = _text(300, required=True)
-    body_markdown = fields.String(required=True, validate=validate.Length(min=1, max=50_000))
+    body_markdown = _text(50_000, required=True)
     publish_at = fields.AwareDateTime(metadata={"description": "ISO 8601 with a zone"})
     locale = fields.String(load_default="fr", validate=validate.OneOf(["en", "fr"]))
 
@@ -193,6 +235,6 @@ class NewsPostSchema(Schema):
     body_markdown = fields.String()
     body_html = fields.String()
     locale = fields.String()
-    publish_at = fields.DateTime(allow_none=True)
-    published_at = fields.DateTime(allow_none=True)
+    publish_at = UtcDateTime(allow_none=True)
+    published_at = UtcDateTime(allow_none=True)
     url = fields.String()
