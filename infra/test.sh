@@ -30,7 +30,7 @@ step "lint: ruff and mypy"
 "$BIN/ruff" format --check .
 "$BIN/mypy" services/shared services/donations/domain.py services/donations/handlers.py \
   services/ledger/domain services/ledger/handlers.py \
-  services/notifications/handlers.py services/notifications/sender.py
+  services/notifications
 
 step "starting Kafka, PostgreSQL and stripe-mock for the tests (in parallel)"
 for script in kafka.sh postgres.sh stripe-mock.sh; do bash "infra/$script" stop >/dev/null 2>&1 || true; done

@@ -57,6 +57,8 @@ from .domain import (
 log = logging.getLogger(__name__)
 
 SOURCE = "difts/ledger"
+# The donations service's events: the gifts it announces carry their donor for the receipt.
+DONATIONS_SOURCE = "difts/donations"
 
 
 def campaign_published(conn: Connection, event: CloudEvent, data: dict[str, Any]) -> None:
@@ -250,6 +252,7 @@ def donation_succeeded(conn: Connection, event: CloudEvent, data: dict[str, Any]
             "meals": gift_meals,
             "meals_funded": after.meals_funded,
             "remainder": after.remainder.amount,
+            "receipt": _receipt_facts(event, data),
         },
         subject=f"donations/{donation_id}",
         correlation_id=event.correlationid,
@@ -266,6 +269,20 @@ def donation_succeeded(conn: Connection, event: CloudEvent, data: dict[str, Any]
             donation_id=donation_id,
             donation_meals=gift_meals,
         )
+
+
+def _receipt_facts(event: CloudEvent, data: dict[str, Any]) -> dict[str, Any] | None:
+    """What the donor's receipt states besides the ledger's figures, passed on from the
+    donations service's event; none for a gift re-synced from Stripe, whose donor the ledger
+    cannot vouch for (no receipt goes to it)."""
+    if event.source != DONATIONS_SOURCE:
+        return None
+    return {
+        "donor": dict(data["donor"]),
+        "campaign_title": data["campaign_title"],
+        "campaign_cause": data.get("campaign_cause", ""),
+        "succeeded_at": store.utc(data["succeeded_at"]).isoformat(),
+    }
 
 
 def donation_refunded(conn: Connection, event: CloudEvent, data: dict[str, Any]) -> None:

@@ -13,7 +13,7 @@ from flask_smorest.error_handler import ErrorSchema
 
 from services.shared.auth import protected
 
-from . import store, views
+from . import handlers, views
 from .consent import ConsentKeys
 from .messages import mask_email
 from .schemas import (
@@ -23,6 +23,7 @@ from .schemas import (
     ErasureSchema,
     PostCountsSchema,
 )
+from .unit_of_work import NotificationsUnitOfWork
 
 api = Blueprint(
     "notifications", __name__, url_prefix="/api/v1", description="The delivery log of emails"
@@ -67,12 +68,12 @@ class Resend(MethodView):
     @api.alt_response(409, schema=ErrorSchema, description="This delivery cannot be sent again")
     def post(self, delivery_id: str) -> dict[str, Any]:
         """Send one delivery again (it goes back to pending; the sender picks it up)."""
-        with _service().engine.begin() as conn:
-            refusal = store.resend(conn, delivery_id, datetime.now(UTC))
-            if refusal == "no such delivery":
-                abort(404, message=refusal)
-            if refusal:
-                abort(409, message=refusal)
+        try:
+            with NotificationsUnitOfWork(_service().engine) as uow:
+                handlers.resend(delivery_id, uow, datetime.now(UTC))
+        except handlers.CannotResend as refused:
+            abort(404 if refused.missing else 409, message=str(refused))
+        with _service().engine.connect() as conn:
             found = views.delivery(conn, delivery_id)
         assert found is not None
         return found
@@ -99,7 +100,7 @@ class Erasures(MethodView):
         cancelled. Idempotent."""
         email = body["email"]
         email_ref = _keys().email_ref(email)
-        with _service().engine.begin() as conn:
-            outcome = store.erase_donor(conn, email, email_ref, datetime.now(UTC))
+        with NotificationsUnitOfWork(_service().engine) as uow:
+            outcome = handlers.erase(email, email_ref, uow)
         current_app.logger.info("erased the personal data of %s", mask_email(email))
         return {"email_ref": email_ref, **outcome}

@@ -58,7 +58,6 @@ class Settings:
     send_batch: int = 20
     send_lease: int = 120
     retry_first_delay: float = 30.0
-    receipt_wait: int = 20
     impact_period: int = 7 * 24 * 3600
 
     # Prefixes every topic name (KAFKA_TOPIC_PREFIX), to share a Kafka cluster.
@@ -104,9 +103,6 @@ class Settings:
             # claimed and not sent goes out again once this has passed.
             send_lease=env_int("NOTIFICATIONS_SEND_LEASE", 120),
             retry_first_delay=_env_float("SMTP_RETRY_FIRST_DELAY", 30.0),
-            # Once the ledger books a campaign's gifts, a receipt waits up to this long for
-            # the booking, so it states the meals the ledger counted; 0: never waits.
-            receipt_wait=env_int("NOTIFICATIONS_RECEIPT_WAIT", 20),
             # At most one impact email per donor and campaign in this many seconds (a week);
             # milestones reached meanwhile make one email when it is over. 0: one per moment.
             impact_period=env_int("NOTIFICATIONS_IMPACT_PERIOD", 7 * 24 * 3600),

@@ -1,5 +1,6 @@
 """The Kafka entrypoint: donation, campaign and ledger events into the handlers, through the
-shared idempotent consumer (effects and event ids in one transaction, offsets after)."""
+shared idempotent consumer (a unit of work per batch: effects and event ids in one
+transaction, offsets after)."""
 
 from __future__ import annotations
 
@@ -14,20 +15,25 @@ from services.shared.kafka import make_producer
 from .config import Settings
 from .consent import ConsentKeys
 from .domain import ImpactBudget
-from .handlers import Outbox, event_handlers
+from .handlers import Stationery, event_handlers
 from .messages import Letterhead
 from .unit_of_work import NotificationsUnitOfWork
 
 TOPICS = (DONATIONS_TOPIC, CAMPAIGNS_TOPIC, LEDGER_TOPIC)
 
 
-def letterhead(settings: Settings) -> Letterhead:
-    """Who the service's emails come from and where their links point."""
-    return Letterhead.from_settings(
-        settings.mail_from,
-        settings.donations_public_url,
-        settings.mail_timezone,
-        settings.public_url,
+def stationery(settings: Settings) -> Stationery:
+    """How the service's emails are written: who they come from, where their links point,
+    the keys of unsubscribe links, the impact budget."""
+    return Stationery(
+        Letterhead.from_settings(
+            settings.mail_from,
+            settings.donations_public_url,
+            settings.mail_timezone,
+            settings.public_url,
+        ),
+        ConsentKeys(settings.signing_secret),
+        ImpactBudget(timedelta(seconds=settings.impact_period)),
     )
 
 
@@ -40,26 +46,10 @@ def build_consumer(
         unit_of_work=lambda: NotificationsUnitOfWork(engine),
         group_id=group,
         topics=TOPICS,
-        handlers=event_handlers(
-            letterhead(settings),
-            ConsentKeys(settings.signing_secret),
-            timedelta(seconds=settings.receipt_wait),
-            timedelta(seconds=settings.impact_period),
-        ),
+        handlers=event_handlers(stationery(settings)),
         bootstrap_servers=settings.kafka_bootstrap_servers,
         dead_letter_producer=make_producer(
             settings.kafka_bootstrap_servers, f"{group}-dead-letters"
         ),
         topic_prefix=settings.topic_prefix,
-    )
-
-
-def outbox(settings: Settings) -> Outbox:
-    """How the handlers write emails, for loops outside the consumer (held receipts, held
-    impact emails)."""
-    return Outbox(
-        letterhead(settings),
-        ConsentKeys(settings.signing_secret),
-        timedelta(seconds=settings.receipt_wait),
-        ImpactBudget(timedelta(seconds=settings.impact_period)),
     )

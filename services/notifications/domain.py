@@ -1,4 +1,7 @@
-"""The notifications service's rules, with no I/O: which impact emails a donor gets.
+"""The notifications service's rules, with no I/O: who may be emailed about what (Consent),
+how a delivery moves through its states and when a failed one is tried again (Delivery,
+RetryPolicy), what a receipt states (ReceiptFacts), and which impact emails a donor gets
+(ImpactBudget).
 
 The impact rule (README, "Impact emails"): the milestones one booking crosses together are
 one moment and make one email, naming the highest ("you funded 500 meals: a quarter of the
@@ -11,9 +14,178 @@ same milestone or the same count.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+import random
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
+from enum import StrEnum
 from typing import Any
+
+from services.shared.money import Money
+
+# --- consent --------------------------------------------------------------------------------
+
+CONSENT_AT_CHECKOUT = "checkout"
+
+
+@dataclass(frozen=True)
+class Consent:
+    """A donor's standing with one campaign's news: when they last asked for it (and where),
+    and when they stopped this campaign's news, if they did."""
+
+    consent_at: datetime | None = None
+    source: str | None = None
+    unsubscribed_at: datetime | None = None
+
+    def after_gift(self, opted_in: bool, consent_at: datetime, source: str) -> Consent:
+        """The standing after a gift. Consent once given is kept: a later gift without the box
+        ticked does not withdraw it (unsubscribing does). A gift with the box ticked records
+        the newer consent, and one consented after the donor unsubscribed subscribes them
+        again."""
+        if not opted_in:
+            return self
+        newer = self.consent_at is None or consent_at > self.consent_at
+        again = self.unsubscribed_at is not None and consent_at > self.unsubscribed_at
+        return Consent(
+            consent_at=consent_at if newer else self.consent_at,
+            source=source if newer else self.source,
+            unsubscribed_at=None if again else self.unsubscribed_at,
+        )
+
+    def unsubscribed(self, when: datetime) -> Consent:
+        """The standing once the donor stops this campaign's news."""
+        return self if self.unsubscribed_at is not None else replace(self, unsubscribed_at=when)
+
+    def wants_news(self, unsubscribed_everywhere_at: datetime | None = None) -> bool:
+        """Whether news and impact emails may go: consented, not unsubscribed from this
+        campaign, and not unsubscribed from every campaign since consenting."""
+        if self.consent_at is None or self.unsubscribed_at is not None:
+            return False
+        return unsubscribed_everywhere_at is None or self.consent_at > unsubscribed_everywhere_at
+
+
+# --- deliveries -----------------------------------------------------------------------------
+
+
+class Kind(StrEnum):
+    """What an email is. Receipts and refund confirmations go to every donor; news and impact
+    emails only to those who asked."""
+
+    RECEIPT = "receipt"
+    REFUND = "refund"
+    NEWS = "news"
+    IMPACT = "impact"
+
+    @property
+    def needs_consent(self) -> bool:
+        """News and impact emails go only to donors who want news."""
+        return self in (Kind.NEWS, Kind.IMPACT)
+
+
+class DeliveryStatus(StrEnum):
+    """Where a delivery is: pending (queued, or waiting for its next attempt), then sent,
+    failed (refused for good, or too many attempts) or skipped (on purpose, with why)."""
+
+    PENDING = "pending"
+    SENT = "sent"
+    FAILED = "failed"
+    SKIPPED = "skipped"
+
+
+BY_CONSENT = tuple(kind.value for kind in Kind if kind.needs_consent)
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """How often and how far apart a delivery is tried."""
+
+    max_attempts: int = 8
+    first_delay: timedelta = timedelta(seconds=30)
+    longest_delay: timedelta = timedelta(hours=1)
+    jitter: float = 0.25
+
+    def retry_at(self, attempts_made: int, now: datetime) -> datetime:
+        """When to try again after `attempts_made` failed attempts: the delay doubles each
+        time, plus up to a quarter of random jitter so retries from many workers spread out."""
+        delay = min(self.first_delay * 2 ** (attempts_made - 1), self.longest_delay)
+        return now + delay + delay * random.uniform(0, self.jitter)  # noqa: S311 - not secret
+
+    def after_failure(
+        self, attempts_before: int, reason: str, now: datetime, permanent: bool = False
+    ) -> Attempted:
+        """What a failed attempt makes of a delivery: tried again later, or failed for good (a
+        permanent refusal, or the last attempt allowed)."""
+        made = attempts_before + 1
+        if permanent:
+            return Attempted(DeliveryStatus.FAILED, reason)
+        if made >= self.max_attempts:
+            return Attempted(DeliveryStatus.FAILED, f"{reason} (gave up after {made} attempts)")
+        return Attempted(DeliveryStatus.PENDING, reason, self.retry_at(made, now))
+
+
+@dataclass(frozen=True)
+class Attempted:
+    """The outcome of one attempt: the delivery's next status, why, and its next attempt."""
+
+    status: DeliveryStatus
+    reason: str | None = None
+    retry_at: datetime | None = None
+
+
+def smtp_refusal(code: int) -> bool:
+    """A 5xx reply refuses for good; a 4xx one (and any other) is worth another attempt."""
+    return 500 <= code < 600
+
+
+# --- receipts -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ReceiptFacts:
+    """What one gift's receipt states: the gift, to whom and what for, and what the ledger
+    counted of it (the change the gift made to the campaign's meal counter, and what is
+    carried towards the next meal). Its one trigger is the ledger's donation_booked."""
+
+    donation_id: str
+    campaign_id: str
+    campaign_title: str
+    campaign_slug: str
+    cause: str
+    amount: Money
+    meal_price: Money
+    meals: int
+    carried: Money
+    donor_email: str
+    donor_name: str
+    locale: str
+    given_at: datetime
+
+    @classmethod
+    def from_booked(cls, data: dict[str, Any]) -> ReceiptFacts | None:
+        """A difts.ledger.donation_booked.v1 event's facts; None without its receipt part (a
+        gift re-synced from Stripe, whose donor the ledger cannot vouch for)."""
+        receipt = data.get("receipt")
+        if receipt is None:
+            return None
+        currency = data["currency"]
+        donor = receipt["donor"]
+        return cls(
+            donation_id=data["donation_id"],
+            campaign_id=data["campaign_id"],
+            campaign_title=receipt["campaign_title"],
+            campaign_slug=data["campaign_slug"],
+            cause=receipt.get("campaign_cause", ""),
+            amount=Money(data["amount"], currency),
+            meal_price=Money(data["meal_price"], currency),
+            meals=data["meals"],
+            carried=Money(data["remainder"], currency),
+            donor_email=donor["email"],
+            donor_name=donor.get("name", ""),
+            locale=donor.get("locale", "en"),
+            given_at=receipt["succeeded_at"],
+        )
+
+
+# --- impact emails --------------------------------------------------------------------------
 
 _GOAL_WORDS = {25: "quarter", 50: "half", 75: "three_quarters", 100: "goal"}
 
@@ -127,3 +299,37 @@ class ImpactBudget:
         if state.held is None or due is None or now < due:
             return ImpactDecision(state)
         return ImpactDecision(ImpactState(state.held.meals_funded, now, None), send=state.held)
+
+
+# --- whom and what the emails name ----------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CampaignFacts:
+    """The public facts of a campaign that emails name."""
+
+    campaign_id: str
+    slug: str
+    title: str
+    cause: str
+
+
+@dataclass(frozen=True)
+class Donor:
+    """A donor of one campaign: how to write to them, their consent, their pseudonym (what
+    unsubscribe links and erasures name), and what they were told of the milestones."""
+
+    campaign_id: str
+    email: str
+    name: str = ""
+    locale: str = "en"
+    email_ref: str | None = None
+    consent: Consent = field(default_factory=Consent)
+    impact: ImpactState = field(default_factory=ImpactState)
+    # When this address unsubscribed from every campaign (kept by pseudonym), if it did.
+    everywhere_at: datetime | None = None
+
+    @property
+    def wants_news(self) -> bool:
+        """Whether news and impact emails of this campaign may go to them now."""
+        return self.consent.wants_news(self.everywhere_at)

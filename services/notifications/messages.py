@@ -24,6 +24,8 @@ from markupsafe import Markup
 
 from services.shared.money import Money
 
+from .domain import ReceiptFacts
+
 TEMPLATES = Path(__file__).parent / "templates"
 
 _templates = Environment(
@@ -113,26 +115,6 @@ class Letterhead:
     def campaign_url(self, slug: str) -> str:
         """The donor page of a campaign."""
         return f"{self.public_url}/campaigns/{quote(slug, safe='')}"
-
-
-@dataclass(frozen=True)
-class Receipt:
-    """The facts a donation receipt states."""
-
-    donation_id: str
-    campaign_title: str
-    campaign_slug: str
-    cause: str
-    amount: Money
-    meal_price: Money
-    donor_name: str
-    locale: str
-    given_at: datetime
-    # What the ledger says the gift did (the change it made to the campaign's meal counter,
-    # and what is carried to the next meal), when its booking is known; else the receipt
-    # works it out from the gift alone.
-    booked_meals: int | None = None
-    carried: Money | None = None
 
 
 @dataclass(frozen=True)
@@ -229,31 +211,24 @@ def format_date(moment: datetime, lang: str, timezone: ZoneInfo) -> str:
     return f"{local.day} {_MONTHS[lang][local.month - 1]} {local.year}"
 
 
-def render_receipt(receipt: Receipt, letterhead: Letterhead) -> RenderedEmail:
-    """The thank-you receipt of one donation, in the donor's language."""
+def render_receipt(receipt: ReceiptFacts, letterhead: Letterhead) -> RenderedEmail:
+    """The thank-you receipt of one donation, in the donor's language, with the meals the
+    ledger counted for it."""
     lang = language(receipt.locale)
-    meals, towards_next = receipt.amount.divmod(receipt.meal_price)
-    if receipt.booked_meals is not None and receipt.carried is not None:
-        meals, towards_next = receipt.booked_meals, receipt.carried
-    context = {
+    context: dict[str, object] = {
         "donor_name": one_line(receipt.donor_name),
         "campaign_title": one_line(receipt.campaign_title),
         # Donors give to the cause; the campaign title says what for.
         "cause": one_line(receipt.cause) or one_line(receipt.campaign_title),
         "campaign_url": letterhead.campaign_url(receipt.campaign_slug),
         "amount": receipt.amount.format(lang),
-        "meals": meals,
+        "meals": receipt.meals,
         "meal_price": receipt.meal_price.format(lang),
-        "towards_next": towards_next.format(lang) if towards_next.is_positive() else "",
+        "towards_next": receipt.carried.format(lang) if receipt.carried.is_positive() else "",
         "reference": receipt.donation_id,
         "date": format_date(receipt.given_at, lang, letterhead.timezone),
     }
-    subject = _templates.get_template(f"receipt.{lang}.subject.txt").render(context)
-    return RenderedEmail(
-        subject=one_line(subject, limit=250),
-        text=_templates.get_template(f"receipt.{lang}.txt").render(context),
-        html=_templates.get_template(f"receipt.{lang}.html").render(context),
-    )
+    return _render("receipt", lang, context)
 
 
 def _render(name: str, lang: str, context: dict[str, object]) -> RenderedEmail:

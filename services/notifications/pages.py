@@ -14,9 +14,10 @@ from typing import Any
 
 from flask import Blueprint, Response, current_app, render_template_string, request
 
-from . import store
+from . import handlers
 from .consent import ConsentKeys, InvalidUnsubscribeLink, UnsubscribeRequest
 from .messages import TEMPLATES
+from .unit_of_work import NotificationsUnitOfWork
 
 log = logging.getLogger(__name__)
 
@@ -60,8 +61,8 @@ def _read(token: str) -> UnsubscribeRequest | Response:
 def _scope(asked: UnsubscribeRequest) -> tuple[str, str]:
     if asked.campaign_id is None:
         return "de toutes les campagnes", "from every campaign"
-    with _service().engine.connect() as conn:
-        campaign = store.campaign_of(conn, asked.campaign_id)
+    with NotificationsUnitOfWork(_service().engine) as uow:
+        campaign = uow.campaigns.get(asked.campaign_id)
     title = campaign.title if campaign else "cette campagne"
     return f"de {title}", f"from {campaign.title if campaign else 'this campaign'}"
 
@@ -91,8 +92,8 @@ def unsubscribe(token: str) -> Response:
     asked = _read(token)
     if isinstance(asked, Response):
         return asked
-    with _service().engine.begin() as conn:
-        changed = store.unsubscribe(conn, asked.email_ref, asked.campaign_id, datetime.now(UTC))
+    with NotificationsUnitOfWork(_service().engine) as uow:
+        changed = handlers.unsubscribe(asked, uow, datetime.now(UTC))
     log.info(
         "unsubscribed from %s (%d campaign(s) changed, one-click=%s)",
         asked.campaign_id or "every campaign",

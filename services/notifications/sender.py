@@ -14,18 +14,18 @@ message, so the window can be narrowed, not closed. Nothing is ever lost silentl
 from __future__ import annotations
 
 import logging
-import random
 import smtplib
 import ssl
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import Engine
-
-from . import store
+from .domain import DeliveryStatus, Kind, RetryPolicy, smtp_refusal
 from .messages import mask_email, redact
+from .store import DueDelivery
+from .unit_of_work import NotificationsUnitOfWork
 
 log = logging.getLogger(__name__)
 
@@ -57,21 +57,6 @@ class SmtpRelay:
         return smtp
 
 
-@dataclass(frozen=True)
-class RetryPolicy:
-    """How often and how far apart a delivery is tried."""
-
-    max_attempts: int = 8
-    first_delay: timedelta = timedelta(seconds=30)
-    longest_delay: timedelta = timedelta(hours=1)
-
-    def retry_at(self, attempts_made: int, now: datetime) -> datetime:
-        """When to try again after `attempts_made` failed attempts: the delay doubles each
-        time, plus up to a quarter of random jitter so retries from many workers spread out."""
-        delay = min(self.first_delay * 2 ** (attempts_made - 1), self.longest_delay)
-        return now + delay + delay * random.uniform(0, 0.25)
-
-
 class _ConnectionLost(Exception):
     """The SMTP session is unusable; the rest of the batch waits for the next one."""
 
@@ -86,7 +71,7 @@ class Sender:
 
     def __init__(
         self,
-        engine: Engine,
+        unit_of_work: Callable[[], NotificationsUnitOfWork],
         relay: SmtpRelay,
         envelope_from: str,
         policy: RetryPolicy | None = None,
@@ -95,7 +80,7 @@ class Sender:
         idle_wait: float = 1.0,
         rate: float = 0.0,
     ) -> None:
-        self.engine = engine
+        self.unit_of_work = unit_of_work
         self.relay = relay
         self.envelope_from = envelope_from
         self.policy = policy or RetryPolicy()
@@ -111,8 +96,8 @@ class Sender:
         """Claim one batch of due deliveries, try each, record the outcomes; return how many
         were claimed (0 when nothing is due)."""
         now = now or datetime.now(UTC)
-        with self.engine.begin() as conn:
-            due = store.claim_due(conn, now, self.batch_size, now + self.lease)
+        with self.unit_of_work() as uow:
+            due = uow.deliveries.claim_due(now, self.batch_size, now + self.lease)
         if not due:
             return 0
         # Stop well before the claim lapses, so no other sender can take a row we still send.
@@ -161,18 +146,19 @@ class Sender:
             time.sleep(self._next_slot - now)
         self._next_slot = max(now, self._next_slot) + self.interval
 
-    def _still_wanted(self, delivery: store.DueDelivery) -> bool:
+    def _still_wanted(self, delivery: DueDelivery) -> bool:
         """A news or impact email is only sent if its donor has not unsubscribed meanwhile."""
-        if delivery.kind not in store.BY_CONSENT:
+        if not Kind(delivery.kind).needs_consent:
             return True
-        with self.engine.begin() as conn:
-            if store.still_wants_news(conn, delivery.campaign_id, delivery.recipient):
+        with self.unit_of_work() as uow:
+            donor = uow.donors.get(delivery.campaign_id, delivery.recipient)
+            if donor is not None and donor.wants_news:
                 return True
-            store.mark_skipped(conn, delivery.id, "unsubscribed")
+            uow.deliveries.mark_skipped(delivery.id, "unsubscribed")
         log.info("delivery %s skipped: the donor unsubscribed", delivery.id)
         return False
 
-    def _send(self, smtp: smtplib.SMTP, delivery: store.DueDelivery, now: datetime) -> None:
+    def _send(self, smtp: smtplib.SMTP, delivery: DueDelivery, now: datetime) -> None:
         try:
             smtp.sendmail(self.envelope_from, [delivery.recipient], delivery.message)
         except smtplib.SMTPRecipientsRefused as refused:
@@ -187,55 +173,51 @@ class Sender:
             self._transient(delivery, f"{type(error).__name__}: {error}", now)
             raise _ConnectionLost from error
         else:
-            with self.engine.begin() as conn:
-                store.mark_sent(conn, delivery.id, datetime.now(UTC))
+            with self.unit_of_work() as uow:
+                uow.deliveries.mark_sent(delivery.id, datetime.now(UTC))
             log.info("sent delivery %s to %s", delivery.id, mask_email(delivery.recipient))
 
-    def _refused(self, delivery: store.DueDelivery, code: int, reply: str, now: datetime) -> None:
-        if 500 <= code < 600:
-            with self.engine.begin() as conn:
-                store.mark_failed(conn, delivery.id, reply)
+    def _refused(self, delivery: DueDelivery, code: int, reply: str, now: datetime) -> None:
+        self._failed(delivery, reply, now, permanent=smtp_refusal(code))
+        if code == 421:
+            # "Service not available, closing": smtplib has closed the session already, so the
+            # rest of the batch goes back unattempted instead of failing on it.
+            raise _ConnectionLost(reply)
+
+    def _transient(self, delivery: DueDelivery, reason: str, now: datetime) -> None:
+        self._failed(delivery, reason, now)
+
+    def _failed(
+        self, delivery: DueDelivery, reason: str, now: datetime, permanent: bool = False
+    ) -> None:
+        """Record a failed attempt as the retry policy decides: again later, or for good."""
+        outcome = self.policy.after_failure(delivery.attempts, reason, now, permanent)
+        with self.unit_of_work() as uow:
+            if outcome.status is DeliveryStatus.FAILED:
+                uow.deliveries.mark_failed(delivery.id, outcome.reason or reason)
+            else:
+                assert outcome.retry_at is not None
+                uow.deliveries.mark_retry(delivery.id, reason, outcome.retry_at)
+        if outcome.status is DeliveryStatus.FAILED:
             log.warning(
-                "delivery %s to %s refused for good: %s",
+                "delivery %s to %s failed for good: %s",
                 delivery.id,
                 mask_email(delivery.recipient),
-                redact(reply),
+                redact(outcome.reason or reason),
             )
         else:
-            self._transient(delivery, reply, now)
-            if code == 421:
-                # "Service not available, closing": smtplib has closed the session already, so
-                # the rest of the batch goes back unattempted instead of failing on it.
-                raise _ConnectionLost(reply)
+            assert outcome.retry_at is not None
+            log.info(
+                "delivery %s to %s will be retried at %s: %s",
+                delivery.id,
+                mask_email(delivery.recipient),
+                outcome.retry_at.isoformat(),
+                redact(reason),
+            )
 
-    def _transient(self, delivery: store.DueDelivery, reason: str, now: datetime) -> None:
-        attempts_made = delivery.attempts + 1
-        with self.engine.begin() as conn:
-            if attempts_made >= self.policy.max_attempts:
-                store.mark_failed(
-                    conn, delivery.id, f"{reason} (gave up after {attempts_made} attempts)"
-                )
-                log.warning(
-                    "delivery %s to %s failed after %d attempts: %s",
-                    delivery.id,
-                    mask_email(delivery.recipient),
-                    attempts_made,
-                    redact(reason),
-                )
-                return
-            retry_at = self.policy.retry_at(attempts_made, now)
-            store.mark_retry(conn, delivery.id, reason, retry_at)
-        log.info(
-            "delivery %s to %s will be retried at %s: %s",
-            delivery.id,
-            mask_email(delivery.recipient),
-            retry_at.isoformat(),
-            redact(reason),
-        )
-
-    def _release(self, deliveries: list[store.DueDelivery], now: datetime) -> None:
-        with self.engine.begin() as conn:
-            store.release(conn, [delivery.id for delivery in deliveries], now)
+    def _release(self, deliveries: list[DueDelivery], now: datetime) -> None:
+        with self.unit_of_work() as uow:
+            uow.deliveries.release([delivery.id for delivery in deliveries], now)
 
     def run(self, stop: threading.Event) -> None:
         """Send until `stop` is set; on a database error, wait and try again."""

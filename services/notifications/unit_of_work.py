@@ -1,9 +1,10 @@
-"""The notifications service's unit of work: one transaction on its database, with its outbox and
-the ids of the events it processed (services/shared/unit_of_work.py)."""
+"""The notifications service's unit of work: one transaction on its database, with the
+repositories of donors, campaigns and deliveries, and the ids of the events it processed
+(services/shared/unit_of_work.py). The service publishes no events: it has no outbox."""
 
 from __future__ import annotations
 
-from sqlalchemy import Engine
+from sqlalchemy import Connection, Engine
 
 from services.shared.unit_of_work import SqlUnitOfWork
 
@@ -13,5 +14,15 @@ from . import store
 class NotificationsUnitOfWork(SqlUnitOfWork):
     """One transaction on the notifications database."""
 
+    donors: store.Donors
+    campaigns: store.Campaigns
+    deliveries: store.Deliveries
+
     def __init__(self, engine: Engine) -> None:
         super().__init__(engine, None, store.processed)
+
+    def bind(self, conn: Connection) -> None:
+        """The repositories, on this transaction."""
+        self.donors = store.Donors(conn)
+        self.campaigns = store.Campaigns(conn)
+        self.deliveries = store.Deliveries(conn)

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Connection, func, or_, select
+
+from services.shared.db import as_utc
 
 from . import store
 from .messages import mask_email, redact
@@ -24,6 +27,10 @@ class DeliveryFilter:
     status: str | None = None
 
 
+def _utc(moment: datetime | None) -> datetime | None:
+    return as_utc(moment) if moment is not None else None
+
+
 def _row(row: Any) -> dict[str, Any]:
     return {
         "id": row.id,
@@ -38,11 +45,9 @@ def _row(row: Any) -> dict[str, Any]:
         "post_id": row.post_id,
         "milestone": row.milestone,
         "subject": row.subject,
-        "created_at": store.as_utc(row.created_at),
-        "sent_at": store.as_utc(row.sent_at),
-        "next_attempt_at": (
-            store.as_utc(row.next_attempt_at) if row.status == store.PENDING else None
-        ),
+        "created_at": _utc(row.created_at),
+        "sent_at": _utc(row.sent_at),
+        "next_attempt_at": _utc(row.next_attempt_at) if row.status == store.PENDING else None,
         "last_error": redact(row.last_error) if row.last_error else None,
     }
 

@@ -25,10 +25,12 @@ from services.ledger import store as ledger_store
 from services.ledger.__main__ import MIGRATIONS as LEDGER_MIGRATIONS
 from services.ledger.consumer import build_consumer as ledger_consumer
 from services.notifications import store
-from services.notifications.__main__ import MIGRATIONS, build_sender
+from services.notifications.cli import MIGRATIONS
 from services.notifications.config import Settings
-from services.notifications.consumer import TOPICS, build_consumer, outbox
+from services.notifications.consumer import TOPICS, build_consumer, stationery
 from services.notifications.handlers import release_due_impact
+from services.notifications.unit_of_work import NotificationsUnitOfWork
+from services.notifications.worker import build_sender
 from services.shared.db import make_engine, upgrade
 from services.shared.envelope import CloudEvent, new_event
 from services.shared.events import (
@@ -40,8 +42,8 @@ from services.shared.events import (
 )
 from services.shared.kafka import ensure_topics, make_producer
 from services.shared.outbox import OutboxRelay
-from tests.integration.test_notifications_receipts import running, wait_until
 from tests.support import infra
+from tests.support.loops import running, wait_until
 from tests.support.mail import Mailbox, body_text
 
 pytestmark = pytest.mark.integration
@@ -94,7 +96,6 @@ def settings(database_url: str, kafka_bootstrap: str, mailbox: Mailbox) -> Setti
         smtp_starttls=False,
         smtp_username="",
         send_rate=0,
-        receipt_wait=0,
     )
 
 
@@ -282,8 +283,10 @@ def test_thousands_of_gifts_give_each_donor_at_most_one_impact_email_a_week(
 
     # A week later, the milestones reached meanwhile go in one more email each.
     later = datetime.now(UTC) + timedelta(days=7, minutes=1)
-    while release_due_impact(engine, outbox(settings), later):
-        pass
+    while True:
+        with NotificationsUnitOfWork(engine) as uow:
+            if not release_due_impact(uow, stationery(settings), later):
+                break
     rows = impact_rows(engine)
     per_donor = Counter(row.recipient for row in rows)
     assert set(per_donor) == set(donors)

@@ -4,11 +4,8 @@ down only delays it."""
 
 from __future__ import annotations
 
-import contextlib
-import threading
-import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -17,15 +14,18 @@ import pytest
 from sqlalchemy import Engine, select
 
 from services.notifications import store
-from services.notifications.__main__ import MIGRATIONS, build_sender
 from services.notifications.app import create_app
+from services.notifications.cli import MIGRATIONS
 from services.notifications.config import Settings
-from services.notifications.consumer import build_consumer
-from services.shared.db import make_engine, upgrade
+from services.notifications.consumer import TOPICS, build_consumer
+from services.notifications.unit_of_work import NotificationsUnitOfWork
+from services.notifications.worker import build_sender
+from services.shared.db import as_utc, make_engine, upgrade
 from services.shared.envelope import CloudEvent, new_event
-from services.shared.events import DONATION_SUCCEEDED, DONATIONS_TOPIC
+from services.shared.events import DONATION_BOOKED, LEDGER_TOPIC
 from services.shared.kafka import ensure_topics, make_producer
 from tests.support.infra import free_port
+from tests.support.loops import end_offsets, running, start_group_at, wait_until
 from tests.support.mail import Mailbox, body_text
 
 pytestmark = pytest.mark.integration
@@ -34,11 +34,22 @@ WAIT = 60.0
 
 
 @pytest.fixture
+def before(kafka_bootstrap: str) -> dict[Any, int]:
+    """Where the topics ended before this test: its groups read from there."""
+    return end_offsets(kafka_bootstrap, TOPICS)
+
+
+@pytest.fixture
 def settings(
-    database_url: str, kafka_bootstrap: str, consumer_group: str, mailbox: Mailbox
+    database_url: str,
+    kafka_bootstrap: str,
+    consumer_group: str,
+    mailbox: Mailbox,
+    before: dict[Any, int],
 ) -> Settings:
     """The service configured against this test's database, group and SMTP sink."""
     upgrade(database_url, MIGRATIONS)
+    start_group_at(kafka_bootstrap, consumer_group, before)
     return replace(
         Settings.from_env(),
         database_url=database_url,
@@ -59,20 +70,6 @@ def engine(settings: Settings) -> Iterator[Engine]:
     engine.dispose()
 
 
-@contextlib.contextmanager
-def running(loop: Callable[[threading.Event], None]) -> Iterator[None]:
-    """Run a service loop in a thread for the duration of the block."""
-    stop = threading.Event()
-    thread = threading.Thread(target=loop, args=(stop,), daemon=True)
-    thread.start()
-    try:
-        yield
-    finally:
-        stop.set()
-        thread.join(timeout=30)
-        assert not thread.is_alive(), "the loop did not stop"
-
-
 @dataclass
 class Campaign:
     """A campaign of this test alone, so shared topics never mix tests up."""
@@ -88,37 +85,43 @@ def campaign() -> Campaign:
     return Campaign(id=tag, slug=tag)
 
 
-def donation_succeeded(
+def donation_booked(
     campaign: Campaign, email: str, amount: int = 2700, locale: str = "en"
 ) -> CloudEvent:
-    """The event the donations service publishes once Stripe confirmed a payment."""
+    """The event the ledger publishes once it booked a confirmed gift (the first of its
+    campaign: its meals are its own whole meals), with what the receipt states."""
     donation_id = f"don_{uuid.uuid4().hex[:12]}"
+    meals, remainder = divmod(amount, 1350)
     return new_event(
-        DONATION_SUCCEEDED,
-        "difts/donations",
+        DONATION_BOOKED,
+        "difts/ledger",
         {
             "donation_id": donation_id,
             "campaign_id": campaign.id,
             "campaign_slug": campaign.slug,
-            "campaign_title": campaign.title,
             "amount": amount,
             "currency": "EUR",
             "meal_price": 1350,
-            "donor": {"email": email, "name": "Camille", "locale": locale},
-            "updates_opt_in": True,
-            "succeeded_at": datetime.now(UTC).isoformat(),
+            "meals": meals,
+            "meals_funded": meals,
+            "remainder": remainder,
+            "receipt": {
+                "donor": {"email": email, "name": "Camille", "locale": locale},
+                "campaign_title": campaign.title,
+                "succeeded_at": datetime.now(UTC).isoformat(),
+            },
         },
         subject=f"donations/{donation_id}",
     )
 
 
 def publish(bootstrap: str, campaign: Campaign, *events: CloudEvent) -> None:
-    """Put events on the donations topic, keyed by campaign like the outbox relay does."""
+    """Put events on the ledger topic, keyed by campaign like the outbox relay does."""
     producer = make_producer(bootstrap, "notifications-tests")
     try:
         for event in events:
             producer.send(
-                DONATIONS_TOPIC, key=campaign.id.encode(), value=event.to_json().encode()
+                LEDGER_TOPIC, key=campaign.id.encode(), value=event.to_json().encode()
             ).get(timeout=30)
     finally:
         producer.close()
@@ -137,36 +140,27 @@ def receipts_of(engine: Engine, donation_id: str) -> list[Any]:
         )
 
 
-def wait_until(condition: Callable[[], Any], what: str, timeout: float = WAIT) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.2)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
 def test_a_confirmed_gift_gets_exactly_one_receipt_whatever_is_redelivered_or_replayed(
     settings: Settings,
     engine: Engine,
     mailbox: Mailbox,
     kafka_bootstrap: str,
     campaign: Campaign,
+    before: dict[Any, int],
 ) -> None:
     donor = a_donor()
-    gift = donation_succeeded(campaign, donor, amount=2700)
+    gift = donation_booked(campaign, donor, amount=2700)
     sender = build_sender(settings, engine)
 
     publish(kafka_bootstrap, campaign, gift)
     with running(build_consumer(settings, engine).run), running(sender.run):
         [receipt] = mailbox.wait_for(1, to=donor, timeout=WAIT)
 
-        # Kafka redelivers the same event (same id), and a later gift of the same campaign
+        # Kafka redelivers the same event (same id), and a later booking of the same campaign
         # follows it on the same partition: once that one's receipt is out, the redelivery
         # has been handled.
         marker = a_donor()
-        publish(kafka_bootstrap, campaign, gift, donation_succeeded(campaign, marker))
+        publish(kafka_bootstrap, campaign, gift, donation_booked(campaign, marker))
         mailbox.wait_for(1, to=marker, timeout=WAIT)
 
     assert receipt["Subject"] == "Thank you for your gift to Les Petites Cantines"
@@ -176,13 +170,14 @@ def test_a_confirmed_gift_gets_exactly_one_receipt_whatever_is_redelivered_or_re
     assert gift.data["donation_id"] in text
     assert f"/campaigns/{campaign.slug}" in text
 
-    # A consumer with no committed offsets reads the whole topic again, into the same
-    # database: nothing is sent twice.
+    # Another group reads the topics again from before this test, into the same database:
+    # nothing is sent twice.
     replay_group = f"{settings.consumer_group}-replay"
     ensure_topics(kafka_bootstrap, consumer_groups=(replay_group,))
+    start_group_at(kafka_bootstrap, replay_group, before)
     marker = a_donor()
     with running(build_consumer(settings, engine, group_id=replay_group).run), running(sender.run):
-        publish(kafka_bootstrap, campaign, donation_succeeded(campaign, marker))
+        publish(kafka_bootstrap, campaign, donation_booked(campaign, marker))
         mailbox.wait_for(1, to=marker, timeout=WAIT)
 
     assert len(mailbox.messages(to=donor)) == 1
@@ -216,9 +211,7 @@ def test_a_french_donor_gets_a_french_receipt(
 ) -> None:
     donor = a_donor()
 
-    publish(
-        kafka_bootstrap, campaign, donation_succeeded(campaign, donor, amount=500, locale="fr-FR")
-    )
+    publish(kafka_bootstrap, campaign, donation_booked(campaign, donor, amount=500, locale="fr-FR"))
     with running(build_consumer(settings, engine).run), running(build_sender(settings, engine).run):
         [receipt] = mailbox.wait_for(1, to=donor, timeout=WAIT)
 
@@ -236,26 +229,25 @@ def test_a_relay_that_is_down_delays_the_receipt_until_it_is_back(
     campaign: Campaign,
 ) -> None:
     donor = a_donor()
-    gift = donation_succeeded(campaign, donor)
+    gift = donation_booked(campaign, donor)
     publish(kafka_bootstrap, campaign, gift)
     with running(build_consumer(settings, engine).run):
         wait_until(lambda: receipts_of(engine, gift.data["donation_id"]), "the queued receipt")
 
-    # The consumer read the shared topic from the start, so other tests' receipts are queued
-    # here too: drain everything that is due.
+    # Drain everything that is due (the test's one receipt).
     nobody_listens = build_sender(replace(settings, smtp_port=free_port()), engine)
     while nobody_listens.send_due():
         pass
 
     [row] = receipts_of(engine, gift.data["donation_id"])
     assert (row.status, row.attempts) == ("pending", 1)
-    assert store.as_utc(row.next_attempt_at) > datetime.now(UTC)
+    assert as_utc(row.next_attempt_at) > datetime.now(UTC)
     assert row.last_error
     assert mailbox.messages(to=donor) == []
 
     # The relay is back; the retry is due.
     sender = build_sender(settings, engine)
-    retry_due = store.as_utc(row.next_attempt_at) + timedelta(seconds=1)
+    retry_due = as_utc(row.next_attempt_at) + timedelta(seconds=1)
     while sender.send_due(now=retry_due):
         pass
 
@@ -269,10 +261,9 @@ def test_two_senders_never_claim_the_same_delivery(database_url: str) -> None:
     engine = make_engine(database_url)
     now = datetime.now(UTC)
     try:
-        with engine.begin() as conn:
+        with NotificationsUnitOfWork(engine) as uow:
             for n in range(3):
-                store.add_delivery(
-                    conn,
+                uow.deliveries.add(
                     store.NewDelivery(
                         event_id=f"evt-{n}",
                         recipient=f"donor-{n}@example.org",
@@ -288,9 +279,9 @@ def test_two_senders_never_claim_the_same_delivery(database_url: str) -> None:
         later = now + timedelta(seconds=1)
         lease = later + timedelta(minutes=10)
         # The first sender still holds its claim (transaction open) when the second claims.
-        with engine.begin() as first, engine.begin() as second:
-            mine = store.claim_due(first, later, 2, lease)
-            theirs = store.claim_due(second, later, 2, lease)
+        with NotificationsUnitOfWork(engine) as first, NotificationsUnitOfWork(engine) as second:
+            mine = first.deliveries.claim_due(later, 2, lease)
+            theirs = second.deliveries.claim_due(later, 2, lease)
     finally:
         engine.dispose()
 

@@ -27,11 +27,11 @@ from kafka.structs import OffsetAndMetadata
 from sqlalchemy import Engine, select
 
 from services.notifications import store
-from services.notifications.__main__ import MIGRATIONS, build_sender
 from services.notifications.app import create_app
+from services.notifications.cli import MIGRATIONS
 from services.notifications.config import Settings
-from services.notifications.consumer import TOPICS, build_consumer, outbox
-from services.notifications.handlers import release_overdue_receipts
+from services.notifications.consumer import TOPICS, build_consumer
+from services.notifications.worker import build_sender
 from services.shared.db import make_engine, upgrade
 from services.shared.envelope import CloudEvent, new_event
 from services.shared.events import (
@@ -44,8 +44,8 @@ from services.shared.events import (
     UPDATE_PUBLISHED,
 )
 from services.shared.kafka import make_producer
-from tests.integration.test_notifications_receipts import running, wait_until
 from tests.support.infra import REPO
+from tests.support.loops import running, wait_until
 from tests.support.mail import Mailbox, body_text
 
 pytestmark = pytest.mark.integration
@@ -152,12 +152,42 @@ def news_post(campaign_id: str, title: str) -> CloudEvent:
     )
 
 
+def booking_of(succeeded: CloudEvent, meals: int = 2, remainder: int = 0) -> CloudEvent:
+    """The ledger's difts.ledger.donation_booked.v1 of a succeeded gift, with its receipt."""
+    data = succeeded.data
+    return new_event(
+        DONATION_BOOKED,
+        "difts/ledger",
+        {
+            "donation_id": data["donation_id"],
+            "campaign_id": data["campaign_id"],
+            "campaign_slug": data["campaign_slug"],
+            "amount": data["amount"],
+            "currency": data["currency"],
+            "meal_price": data["meal_price"],
+            "meals": meals,
+            "meals_funded": meals,
+            "remainder": remainder,
+            "receipt": {
+                "donor": data["donor"],
+                "campaign_title": data["campaign_title"],
+                "campaign_cause": data["campaign_cause"],
+                "succeeded_at": data["succeeded_at"],
+            },
+        },
+    )
+
+
 def publish(bootstrap: str, topic: str, key: str, *events: CloudEvent) -> None:
-    """Put events on a topic, keyed by campaign like the outbox relay does."""
+    """Put events on a topic, keyed by campaign like the outbox relay does. The ledger's part
+    is played too: each succeeded gift's booking follows it on the ledger topic."""
     producer = make_producer(bootstrap, "notifications-tests")
     try:
         for event in events:
             producer.send(topic, key=key.encode(), value=event.to_json().encode()).get(timeout=30)
+            if event.type == DONATION_SUCCEEDED:
+                booking = booking_of(event).to_json().encode()
+                producer.send(LEDGER_TOPIC, key=key.encode(), value=booking).get(timeout=30)
     finally:
         producer.close()
 
@@ -487,65 +517,45 @@ def booked(campaign_id: str, donation_id: str, meals: int, remainder: int) -> Cl
     )
 
 
-def test_receipts_state_the_ledgers_meals_and_do_not_wait_for_it_forever(
+def test_a_receipt_goes_once_the_ledger_books_the_gift_and_states_its_meals(
     settings: Settings, engine: Engine, mailbox: Mailbox, kafka_bootstrap: str, campaign_id: str
 ) -> None:
-    settings = replace(settings, receipt_wait=3)
-    first, second, third = a_donor(), a_donor(), a_donor()
-    gifts = [gift(campaign_id, donor, opt_in=False) for donor in (first, second, third)]
-    writer = outbox(settings)
-
-    def release(stop: Any) -> None:
-        while not stop.wait(0.5):
-            release_overdue_receipts(engine, writer, datetime.now(UTC))
-
+    donor = a_donor()
+    succeeded = gift(campaign_id, donor, opt_in=False)
+    producer = make_producer(kafka_bootstrap, "notifications-tests")
     with (
         running(build_consumer(settings, engine).run),
         running(build_sender(settings, engine).run),
-        running(release),
     ):
-        # The ledger books the first gift; from then on receipts of this campaign wait for it.
-        publish(kafka_bootstrap, DONATIONS_TOPIC, campaign_id, gifts[0])
-        mailbox.wait_for(1, to=first, timeout=WAIT)
-        publish(
-            kafka_bootstrap,
-            LEDGER_TOPIC,
-            campaign_id,
-            booked(campaign_id, gifts[0].data["donation_id"], 2, 0),
-        )
-        wait_until(lambda: deliveries_of(engine, kind="receipt") and _booked(engine), "a booking")
-        publish(kafka_bootstrap, DONATIONS_TOPIC, campaign_id, gifts[1], gifts[2])
-        wait_until(lambda: _held(engine) == 2, "two receipts held for the ledger")
-        publish(
-            kafka_bootstrap,
-            LEDGER_TOPIC,
-            campaign_id,
-            booked(campaign_id, gifts[1].data["donation_id"], 3, 150),
-        )
-        [to_second] = mailbox.wait_for(1, to=second, timeout=WAIT)
-        # Nobody books the third gift: its receipt goes out after the wait, counted alone.
-        [to_third] = mailbox.wait_for(1, to=third, timeout=WAIT)
+        # The donations service's event alone records the donor; the receipt waits for the
+        # ledger's booking, which says what the gift funded.
+        producer.send(
+            DONATIONS_TOPIC, key=campaign_id.encode(), value=succeeded.to_json().encode()
+        ).get(timeout=30)
+        wait_until(lambda: deliveries_of(engine) == [] and _donor_known(engine, donor), "donor")
         time.sleep(1.0)
+        assert mailbox.messages(to=donor) == []
+        booking = booking_of(succeeded, meals=3, remainder=150).to_json().encode()
+        producer.send(LEDGER_TOPIC, key=campaign_id.encode(), value=booking).get(timeout=30)
+        producer.send(LEDGER_TOPIC, key=campaign_id.encode(), value=booking).get(timeout=30)
+        [receipt] = mailbox.wait_for(1, to=donor, timeout=WAIT)
+        time.sleep(1.0)
+    producer.close()
 
-    assert "It funds 3 meals" in body_text(to_second)
-    assert "The remaining €1.50 goes towards the next meal." in body_text(to_second)
-    assert "It funds 2 meals" in body_text(to_third)
-    assert len(mailbox.messages()) == 3
-    assert _held(engine) == 0
+    assert "It funds 3 meals" in body_text(receipt)
+    assert "The remaining €1.50 goes towards the next meal." in body_text(receipt)
+    assert len(mailbox.messages(to=donor)) == 1
 
 
 def _sent_news(engine: Engine) -> int:
     return len(deliveries_of(engine, kind="news", status="sent"))
 
 
-def _booked(engine: Engine) -> int:
+def _donor_known(engine: Engine, address: str) -> bool:
     with engine.connect() as conn:
-        return len(conn.execute(select(store.bookings)).all())
-
-
-def _held(engine: Engine) -> int:
-    with engine.connect() as conn:
-        return len(conn.execute(select(store.held_receipts)).all())
+        return bool(
+            conn.execute(select(store.donors).where(store.donors.c.email == address)).first()
+        )
 
 
 def test_a_milestone_is_told_once_to_each_donor_who_asked_for_news(

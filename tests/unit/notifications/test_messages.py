@@ -10,9 +10,9 @@ from email.message import EmailMessage
 
 import pytest
 
+from services.notifications.domain import ReceiptFacts
 from services.notifications.messages import (
     Letterhead,
-    Receipt,
     UnsendableAddress,
     build_message,
     language,
@@ -29,24 +29,33 @@ LETTERHEAD = Letterhead.from_settings(
 NBSP = "\u00a0"
 
 
-def a_receipt(**overrides: object) -> Receipt:
+def a_receipt(**overrides: object) -> ReceiptFacts:
+    """A receipt's facts; unless told, the meals and the carry are what the ledger counts
+    for the first gift of a campaign (the gift's own whole meals, and the rest)."""
     facts: dict[str, object] = {
         "donation_id": "don_123",
+        "campaign_id": "camp_1",
         "campaign_title": "Neighbourhood canteens",
         "campaign_slug": "petites-cantines",
         "cause": "Les Petites Cantines",
         "amount": Money(2700, "EUR"),
         "meal_price": Money(1350, "EUR"),
+        "donor_email": "zoe@example.org",
         "donor_name": "Zoé Martin",
         "locale": "en",
         "given_at": datetime(2025, 3, 14, 10, 30, tzinfo=UTC),
     }
     facts.update(overrides)
-    return Receipt(**facts)  # type: ignore[arg-type]
+    amount, price = facts["amount"], facts["meal_price"]
+    assert isinstance(amount, Money) and isinstance(price, Money)
+    meals, carried = amount.divmod(price)
+    facts.setdefault("meals", meals)
+    facts.setdefault("carried", carried)
+    return ReceiptFacts(**facts)  # type: ignore[arg-type]
 
 
 def on_the_wire(
-    receipt: Receipt, name: str = "Zoé Martin", to: str = "zoe@example.org"
+    receipt: ReceiptFacts, name: str = "Zoé Martin", to: str = "zoe@example.org"
 ) -> EmailMessage:
     """Render, build and serialize, then parse back as a mail client would."""
     message = build_message(

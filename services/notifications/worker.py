@@ -1,0 +1,81 @@
+"""The notifications worker: the Kafka consumer, the email sender, and the round that sends
+impact emails held for the budget once their period is over, each in a thread of one process
+(`python -m services.notifications worker`)."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from datetime import UTC, datetime, timedelta
+from email.utils import parseaddr
+
+from sqlalchemy import Engine
+
+from services.shared.db import make_engine
+from services.shared.kafka import ensure_topics
+from services.shared.worker import Loop, run_loops
+
+from . import handlers
+from .config import Settings
+from .consumer import build_consumer, stationery
+from .domain import RetryPolicy
+from .sender import Sender, SmtpRelay
+from .unit_of_work import NotificationsUnitOfWork
+
+log = logging.getLogger(__name__)
+
+
+def build_sender(settings: Settings, engine: Engine) -> Sender:
+    """The email sender of these settings."""
+    relay = SmtpRelay(
+        host=settings.smtp_host,
+        port=settings.smtp_port,
+        username=settings.smtp_username,
+        password=settings.smtp_password,
+        starttls=settings.smtp_starttls,
+        timeout=settings.smtp_timeout,
+    )
+    return Sender(
+        lambda: NotificationsUnitOfWork(engine),
+        relay,
+        envelope_from=parseaddr(settings.mail_from)[1],
+        policy=RetryPolicy(
+            max_attempts=settings.smtp_max_attempts,
+            first_delay=timedelta(seconds=settings.retry_first_delay),
+        ),
+        batch_size=settings.send_batch,
+        lease=timedelta(seconds=settings.send_lease),
+        rate=settings.send_rate,
+    )
+
+
+def release_held_impact(settings: Settings, engine: Engine) -> Loop:
+    """The loop that queues impact emails held for the budget, once a second."""
+    writing = stationery(settings)
+
+    def loop(stop: threading.Event) -> None:
+        while not stop.wait(1.0):
+            try:
+                with NotificationsUnitOfWork(engine) as uow:
+                    handlers.release_due_impact(uow, writing, datetime.now(UTC))
+            except Exception:  # noqa: BLE001 - a database hiccup: try again next second
+                log.exception("releasing held impact emails failed")
+
+    return loop
+
+
+def run_worker(settings: Settings) -> None:
+    """Consume events into the delivery log, and send what it holds, until SIGTERM."""
+    ensure_topics(
+        settings.kafka_bootstrap_servers,
+        consumer_groups=(settings.consumer_group,),
+        prefix=settings.topic_prefix,
+    )
+    engine = make_engine(settings.database_url)
+    run_loops(
+        {
+            "consumer": build_consumer(settings, engine).run,
+            "sender": build_sender(settings, engine).run,
+            "held-impact": release_held_impact(settings, engine),
+        }
+    )
