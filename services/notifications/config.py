@@ -9,6 +9,8 @@ from services.shared.config import (
     DEFAULT_KAFKA,
     KAFKA_BOOTSTRAP_SERVERS,
     env,
+    env_bool,
+    env_float,
     env_int,
     env_topic_prefix,
     sqlite_url,
@@ -18,19 +20,6 @@ from services.shared.config import (
 DEVELOPMENT_ADMIN_TOKEN = "dev-admin-token"  # noqa: S105
 # Not a secret either: signs unsubscribe links in make run; production sets its own.
 DEVELOPMENT_SIGNING_SECRET = "difts-notifications-development-only"  # noqa: S105
-
-
-def _env_float(name: str, default: float) -> float:
-    raw = env(name, "")
-    if not raw:
-        return default
-    try:
-        return float(raw)
-    except ValueError as error:
-        raise SystemExit(f"{name} must be a number, got {raw!r}") from error
-
-
-_TRUE = {"1", "true", "yes", "on"}
 
 
 @dataclass(frozen=True)
@@ -84,7 +73,7 @@ class Settings:
             smtp_port=env_int("SMTP_PORT", 2525),
             smtp_username=env("SMTP_USERNAME", ""),
             smtp_password=env("SMTP_PASSWORD", ""),
-            smtp_starttls=env("SMTP_STARTTLS", "off").strip().lower() in _TRUE,
+            smtp_starttls=env_bool("SMTP_STARTTLS", False),
             smtp_timeout=env_int("SMTP_TIMEOUT", 20),
             smtp_max_attempts=env_int("SMTP_MAX_ATTEMPTS", 8),
             mail_from=env("MAIL_FROM", "difts <thanks@difts.localhost>"),
@@ -97,12 +86,12 @@ class Settings:
             public_url=env("NOTIFICATIONS_PUBLIC_URL", "http://127.0.0.1:8003").rstrip("/"),
             signing_secret=env("NOTIFICATIONS_SIGNING_SECRET", DEVELOPMENT_SIGNING_SECRET),
             # Messages per second over all of this sender's connections; 0: no limit.
-            send_rate=_env_float("NOTIFICATIONS_SEND_RATE", 20.0),
+            send_rate=env_float("NOTIFICATIONS_SEND_RATE", 20.0),
             send_batch=env_int("NOTIFICATIONS_SEND_BATCH", 20),
             # How long a claimed batch is hidden from other senders: after a crash, what was
             # claimed and not sent goes out again once this has passed.
             send_lease=env_int("NOTIFICATIONS_SEND_LEASE", 120),
-            retry_first_delay=_env_float("SMTP_RETRY_FIRST_DELAY", 30.0),
+            retry_first_delay=env_float("SMTP_RETRY_FIRST_DELAY", 30.0),
             # At most one impact email per donor and campaign in this many seconds (a week);
             # milestones reached meanwhile make one email when it is over. 0: one per moment.
             impact_period=env_int("NOTIFICATIONS_IMPACT_PERIOD", 7 * 24 * 3600),

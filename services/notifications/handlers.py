@@ -107,6 +107,20 @@ class Email:
     milestone: str | None = None
     unsubscribe: UnsubscribeLinks | None = None
 
+    @classmethod
+    def to(cls, donor: Donor, rendered: RenderedEmail, kind: Kind, **about: Any) -> Email:
+        """An email to one donor of a campaign, about what `about` names."""
+        return cls(rendered, donor.name, donor.email, kind, donor.campaign_id, **about)
+
+
+def _written(kind: str, render: Callable[[], RenderedEmail]) -> RenderedEmail:
+    """An email's words; a template that cannot render this event will not render it on a
+    retry either, so the event cannot be applied."""
+    try:
+        return render()
+    except Exception as error:
+        raise PoisonEvent(f"cannot write the {kind} email: {type(error).__name__}") from error
+
 
 def _queue(
     uow: UnitOfWork,
@@ -301,20 +315,10 @@ def update_published(event: CloudEvent, uow: UnitOfWork, stationery: Stationery)
     queued = skipped = 0
     for donor in uow.donors.of_campaign(campaign_id):
         links = _links(uow, stationery, donor)
-        try:
-            rendered = render_news(post, donor.locale, stationery.letterhead, links)
-        except Exception as error:
-            # A template that cannot render this event will not render it on a retry either.
-            raise PoisonEvent(f"cannot write the news email: {type(error).__name__}") from error
-        email = Email(
-            rendered,
-            donor.name,
-            donor.email,
-            Kind.NEWS,
-            campaign_id,
-            post_id=data["post_id"],
-            unsubscribe=links,
+        rendered = _written(
+            "news", partial(render_news, post, donor.locale, stationery.letterhead, links)
         )
+        email = Email.to(donor, rendered, Kind.NEWS, post_id=data["post_id"], unsubscribe=links)
         why = None if donor.wants_news else "unsubscribed"
         if _queue(uow, stationery, event.id, email, why):
             queued, skipped = (queued + 1, skipped) if why is None else (queued, skipped + 1)
@@ -411,20 +415,10 @@ def _queue_impact(
         meals=reached.meals,
         goal_words=reached.goal_words,
     )
-    try:
-        rendered = render_impact(milestone, donor.locale, stationery.letterhead, links)
-    except Exception as error:
-        # A template that cannot render this event will not render it on a retry either.
-        raise PoisonEvent(f"cannot write the impact email: {type(error).__name__}") from error
-    email = Email(
-        rendered,
-        donor.name,
-        donor.email,
-        Kind.IMPACT,
-        donor.campaign_id,
-        milestone=reached.milestone,
-        unsubscribe=links,
+    rendered = _written(
+        "impact", partial(render_impact, milestone, donor.locale, stationery.letterhead, links)
     )
+    email = Email.to(donor, rendered, Kind.IMPACT, milestone=reached.milestone, unsubscribe=links)
     return _queue(uow, stationery, event_id, email, skipped_because)
 
 

@@ -211,16 +211,23 @@ def format_date(moment: datetime, lang: str, timezone: ZoneInfo) -> str:
     return f"{local.day} {_MONTHS[lang][local.month - 1]} {local.year}"
 
 
+def _campaign_words(title: str, cause: str, slug: str, letterhead: Letterhead) -> dict[str, str]:
+    """How every email names the campaign: its title, its cause (donors give to the cause;
+    the title says what for) and the link to its page."""
+    return {
+        "campaign_title": one_line(title),
+        "cause": one_line(cause) or one_line(title),
+        "campaign_url": letterhead.campaign_url(slug),
+    }
+
+
 def render_receipt(receipt: ReceiptFacts, letterhead: Letterhead) -> RenderedEmail:
     """The thank-you receipt of one donation, in the donor's language, with the meals the
     ledger counted for it."""
     lang = language(receipt.locale)
     context: dict[str, object] = {
         "donor_name": one_line(receipt.donor_name),
-        "campaign_title": one_line(receipt.campaign_title),
-        # Donors give to the cause; the campaign title says what for.
-        "cause": one_line(receipt.cause) or one_line(receipt.campaign_title),
-        "campaign_url": letterhead.campaign_url(receipt.campaign_slug),
+        **_campaign_words(receipt.campaign_title, receipt.cause, receipt.campaign_slug, letterhead),
         "amount": receipt.amount.format(lang),
         "meals": receipt.meals,
         "meal_price": receipt.meal_price.format(lang),
@@ -245,9 +252,7 @@ def render_refund(refund: Refund, letterhead: Letterhead) -> RenderedEmail:
     lang = language(refund.locale)
     context: dict[str, object] = {
         "donor_name": one_line(refund.donor_name),
-        "campaign_title": one_line(refund.campaign_title),
-        "cause": one_line(refund.cause) or one_line(refund.campaign_title),
-        "campaign_url": letterhead.campaign_url(refund.campaign_slug),
+        **_campaign_words(refund.campaign_title, refund.cause, refund.campaign_slug, letterhead),
         "amount": refund.amount.format(lang),
         "total_refunded": refund.total_refunded.format(lang),
         "fully_refunded": refund.fully_refunded,
@@ -264,9 +269,7 @@ def render_news(
     the HTML (cleaned again here, whatever the publisher promised) as the HTML part."""
     lang = language(locale)
     context: dict[str, object] = {
-        "campaign_title": one_line(post.campaign_title),
-        "cause": one_line(post.cause) or one_line(post.campaign_title),
-        "campaign_url": letterhead.campaign_url(post.campaign_slug),
+        **_campaign_words(post.campaign_title, post.cause, post.campaign_slug, letterhead),
         "title": one_line(post.title),
         "body_markdown": post.body_markdown.strip(),
         "body_html": Markup(nh3.clean(post.body_html)),  # noqa: S704 - cleaned by nh3 just now
@@ -285,9 +288,9 @@ def render_impact(
     lang = language(locale)
     meals = milestone.meals if milestone.meals is not None else milestone.meals_funded
     context: dict[str, object] = {
-        "campaign_title": one_line(milestone.campaign_title),
-        "cause": one_line(milestone.cause) or one_line(milestone.campaign_title),
-        "campaign_url": letterhead.campaign_url(milestone.campaign_slug),
+        **_campaign_words(
+            milestone.campaign_title, milestone.cause, milestone.campaign_slug, letterhead
+        ),
         "meals": meals,
         "meals_now": milestone.meals_funded if milestone.meals_funded > meals else None,
         "goal_phrase": _GOAL_PHRASES[lang].get(milestone.goal_words or ""),

@@ -29,6 +29,30 @@ def env_int(name: str, default: int) -> int:
         raise SystemExit(f"{name} must be an integer, got {raw!r}") from error
 
 
+def env_float(name: str, default: float) -> float:
+    """A number variable; a malformed value stops start-up with a message naming it."""
+    raw = os.environ.get(name)
+    if not raw:
+        return default
+    try:
+        return float(raw)
+    except ValueError as error:
+        raise SystemExit(f"{name} must be a number, got {raw!r}") from error
+
+
+_TRUE, _FALSE = ("1", "true", "yes", "on"), ("0", "false", "no", "off")
+
+
+def env_bool(name: str, default: bool) -> bool:
+    """A yes/no variable (1/0, true/false, yes/no, on/off); anything else stops start-up."""
+    raw = os.environ.get(name, "").strip().lower()
+    if not raw:
+        return default
+    if raw in _TRUE or raw in _FALSE:
+        return raw in _TRUE
+    raise SystemExit(f"{name} must be 1/0, true/false, yes/no or on/off, got {raw!r}")
+
+
 def sqlite_url(name: str) -> str:
     """The embedded default database of one service: a SQLite file under var/."""
     return f"sqlite:///{var_dir() / (name + '.db')}"

@@ -213,36 +213,35 @@ class DonationRefundFailedV1(_EventData):
     failed_at = fields.AwareDateTime(required=True)
 
 
-class DisputeOpenedV1(_EventData):
-    """The donor's bank disputes a charge: Stripe withdraws the amount and a dispute fee."""
+class _DisputeData(_EventData):
+    """What every event about a dispute names: the gift, the dispute, its charge and balance
+    transaction."""
 
     donation_id = fields.String(required=True)
     campaign_id = fields.String(required=True)
     campaign_slug = fields.String(load_default="")
     dispute_id = fields.String(required=True)
     charge_id = fields.String(load_default=None, allow_none=True)
-    amount = _minor_units(required=True, validate=validate.Range(min=1))
     currency = _currency()
+    balance_transaction_id = fields.String(load_default=None, allow_none=True)
+
+
+class DisputeOpenedV1(_DisputeData):
+    """The donor's bank disputes a charge: Stripe withdraws the amount and a dispute fee."""
+
+    amount = _minor_units(required=True, validate=validate.Range(min=1))
     fee = _minor_units(load_default=0)
     reason = fields.String(load_default="")
-    balance_transaction_id = fields.String(load_default=None, allow_none=True)
     opened_at = fields.AwareDateTime(required=True)
 
 
-class DisputeClosedV1(_EventData):
+class DisputeClosedV1(_DisputeData):
     """A dispute ended: won (the amount, and the fee where Stripe says so, come back) or lost."""
 
-    donation_id = fields.String(required=True)
-    campaign_id = fields.String(required=True)
-    campaign_slug = fields.String(load_default="")
-    dispute_id = fields.String(required=True)
-    charge_id = fields.String(load_default=None, allow_none=True)
     status = fields.String(required=True, validate=validate.OneOf(["won", "lost"]))
     amount = _minor_units(required=True)
-    currency = _currency()
     amount_reinstated = _minor_units(load_default=0)
     fee_reinstated = _minor_units(load_default=0)
-    balance_transaction_id = fields.String(load_default=None, allow_none=True)
     closed_at = fields.AwareDateTime(required=True)
 
 

@@ -38,6 +38,11 @@ class ProcessedEvents(Protocol):
         """Whether the event's id is recorded."""
 
 
+def _has_event(conn: Connection, table: Table, event_id: str) -> bool:
+    found = conn.execute(select(table.c.event_id).where(table.c.event_id == event_id)).first()
+    return found is not None
+
+
 class SqlOutbox:
     """The outbox table, on the unit of work's transaction."""
 
@@ -51,10 +56,7 @@ class SqlOutbox:
 
     def has(self, event_id: str) -> bool:
         """Whether an event with this id was ever queued."""
-        found = self.conn.execute(
-            select(self.table.c.seq).where(self.table.c.event_id == event_id)
-        ).first()
-        return found is not None
+        return _has_event(self.conn, self.table, event_id)
 
 
 class SqlProcessedEvents:
@@ -71,10 +73,7 @@ class SqlProcessedEvents:
 
     def seen(self, event_id: str) -> bool:
         """Whether the event id is recorded."""
-        found = self.conn.execute(
-            select(self.table.c.event_id).where(self.table.c.event_id == event_id)
-        ).first()
-        return found is not None
+        return _has_event(self.conn, self.table, event_id)
 
 
 class NoOutbox:

@@ -198,12 +198,3 @@ def _parses_as_json(raw: bytes) -> bool:
 def current_correlation_id() -> str | None:
     """The correlation id of the request being served, if any."""
     return correlation_id.get()
-
-
-def error(status: int, message: str, field: str | None = None) -> None:
-    """Abort with a JSON error; `field` names the input at fault."""
-    from flask_smorest import abort
-
-    if field:
-        abort(status, message=message, errors={"json": {field: [message]}})
-    abort(status, message=message)
