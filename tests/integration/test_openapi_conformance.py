@@ -61,7 +61,7 @@ from services.shared.events import DONATION_SUCCEEDED, UPDATE_PUBLISHED
 from services.shared.money import Money
 from tests.support import infra
 from tests.support.donations import DONATIONS_MIGRATIONS, donations_settings
-from tests.unit.test_ledger_books import gift, published, refund
+from tests.unit.ledger.handlers.test_gifts import gift, published, refund
 
 pytestmark = pytest.mark.integration
 

@@ -19,7 +19,7 @@ from services.ledger.reconciliation import StripeBalance
 from services.ledger.resync import resync_from_stripe
 from services.shared.consumer import IdempotentConsumer
 from services.shared.db import make_engine, upgrade
-from tests.unit.test_ledger_books import published
+from tests.unit.ledger.handlers.test_gifts import published
 
 CREATED = 1_768_478_400  # 2026-01-15T12:00:00Z
 

@@ -23,7 +23,7 @@ import pytest
 from kafka import KafkaProducer
 from sqlalchemy import Engine, select
 
-import tests.integration.test_ledger_consumer as base
+import tests.integration.ledger.test_consumer as base
 from services.ledger import store, views
 from services.ledger.__main__ import MIGRATIONS
 from services.ledger.consumer import build_consumer
@@ -42,7 +42,7 @@ from tests.support import infra
 
 pytestmark = pytest.mark.integration
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 
 SLOW_OFFSET_COMMIT_WORKER = """
 import sys, time

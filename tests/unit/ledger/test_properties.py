@@ -19,7 +19,7 @@ from services.ledger.consumer import build_consumer
 from services.shared.consumer import IdempotentConsumer
 from services.shared.db import make_engine
 from services.shared.envelope import CloudEvent
-from tests.unit.test_ledger_books import (
+from tests.unit.ledger.handlers.test_gifts import (
     CAMPAIGN,
     FUND,
     dispute_closed,

@@ -19,7 +19,7 @@ from services.ledger.config import Settings
 from services.ledger.consumer import build_consumer
 from services.shared.consumer import IdempotentConsumer
 from services.shared.db import make_engine, upgrade
-from tests.unit.test_ledger_books import gift, published, refund
+from tests.unit.ledger.handlers.test_gifts import gift, published, refund
 
 FINANCE = {"Authorization": "Bearer test-finance"}
 ADMIN = {"Authorization": "Bearer test-admin"}
