@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, NoReturn
 
 from flask import current_app, jsonify, request
@@ -14,9 +15,11 @@ from services.shared.auth import protected, roles_of
 from services.shared.money import Money
 from services.shared.web import current_correlation_id
 
-from . import handlers, store
+from . import views
 from .domain import Campaign, CampaignRuleBroken, CampaignStatus, GiftRefused
-from .markdown_text import render_markdown
+from .handlers import campaigns, giving, news
+from .handlers.campaigns import UnknownCampaign
+from .handlers.webhooks import apply_stripe_event, keep_unreadable_event
 from .payments import InvalidWebhook, PaymentProviderError, verify_signature
 from .schemas import (
     CampaignCreateSchema,
@@ -32,6 +35,7 @@ from .schemas import (
 )
 from .stripe_events import MAX_BODY_BYTES as MAX_WEBHOOK_BYTES
 from .stripe_events import UnreadableEvent, read_event
+from .unit_of_work import DonationsUnitOfWork
 
 api = Blueprint("donations", __name__, url_prefix="/api/v1", description="Campaigns and donations")
 webhooks = Blueprint(
@@ -72,54 +76,21 @@ def _is_admin() -> bool:
     return bool(roles and "admin" in roles)
 
 
-def giving_options(campaign: Campaign) -> dict[str, Any]:
-    """What the donation form offers: presets, limits and the fee estimate's terms."""
-    settings = donations_service().settings
-    return {
-        "preset_meals": list(settings.preset_meals),
-        "min_amount": settings.min_amount,
-        "max_amount": settings.max_amount,
-        "fee_percent_bp": settings.fee_percent_bp,
-        "fee_fixed": settings.fee_fixed,
-        "message_max_length": settings.message_max_length,
-        "currency": campaign.meal_price.currency,
-    }
+def _unit_of_work() -> DonationsUnitOfWork:
+    """A unit of work on the service's database (opened by the caller)."""
+    return DonationsUnitOfWork(donations_service().engine)
 
 
-def campaign_view(conn: Connection, campaign: Campaign) -> dict[str, Any]:
-    """A campaign as the API and the pages show it."""
-    return {
-        "id": campaign.id,
-        "slug": campaign.slug,
-        "title": campaign.title,
-        "cause": campaign.cause,
-        "cause_certified": campaign.cause_certified,
-        "action_zone": campaign.action_zone,
-        "summary": campaign.summary,
-        "story_markdown": campaign.story_markdown,
-        "story_html": render_markdown(campaign.story_markdown),
-        "money_uses": list(campaign.money_uses),
-        "currency": campaign.meal_price.currency,
-        "meal_price": campaign.meal_price.amount,
-        "goal_meals": campaign.goal_meals,
-        "status": campaign.status.value,
-        "meals_funded": store.meals_funded(conn, campaign.id),
-        "giving": giving_options(campaign),
-    }
+def _campaign_answer(conn: Connection, campaign: Campaign) -> dict[str, Any]:
+    return views.campaign_view(conn, campaign, donations_service().settings)
 
 
-def post_view(post: Any, campaign_slug: str) -> dict[str, Any]:
-    """A news post as the API shows it."""
-    return {
-        **post._asdict(),
-        "campaign": campaign_slug,
-        "body_html": render_markdown(post.body_markdown),
-        "url": handlers.post_url(donations_service().settings.public_url, campaign_slug, post.id),
-    }
+def _post_answer(post: Any, campaign_slug: str) -> dict[str, Any]:
+    return views.post_view(post, campaign_slug, donations_service().settings.public_url)
 
 
 def _visible_campaign(conn: Connection, slug: str) -> Campaign:
-    campaign = store.campaign_by_slug(conn, slug)
+    campaign = views.campaign(conn, slug)
     # A draft is the campaign manager's business until it is published.
     if campaign is None or (campaign.status is CampaignStatus.DRAFT and not _is_admin()):
         abort(404, message=f"no campaign {slug!r}", errors={"path": {"slug": ["unknown"]}})
@@ -127,12 +98,28 @@ def _visible_campaign(conn: Connection, slug: str) -> Campaign:
     return campaign
 
 
-def _refuse(error: CampaignRuleBroken | handlers.UnknownCampaign) -> NoReturn:
-    if isinstance(error, handlers.UnknownCampaign):
+def _refuse(error: CampaignRuleBroken | UnknownCampaign) -> NoReturn:
+    if isinstance(error, UnknownCampaign):
         abort(404, message=f"no campaign {error}", errors={"path": {"slug": ["unknown"]}})
     status = 409 if error.field in ("status", "campaign", "slug") else 422
     abort(status, message=error.message, errors={"json": {error.field: [error.message]}})
     raise AssertionError("unreachable")
+
+
+def _changed(change: Callable[[DonationsUnitOfWork], Any]) -> Any:
+    """Run a campaign manager's change in a unit of work, or abort with what refused it."""
+    try:
+        with _unit_of_work() as uow:
+            return change(uow)
+    except (CampaignRuleBroken, UnknownCampaign) as error:
+        _refuse(error)
+
+
+def _campaign_changed(change: Callable[[DonationsUnitOfWork], Campaign]) -> dict[str, Any]:
+    """A change of a campaign, answered with the campaign as it is now."""
+    campaign = _changed(change)
+    with donations_service().engine.connect() as conn:
+        return _campaign_answer(conn, campaign)
 
 
 @api.route("/campaigns")
@@ -144,15 +131,8 @@ class Campaigns(MethodView):
     def post(self, body: dict[str, Any]) -> dict[str, Any]:
         """Write a draft campaign (admin)."""
         price = Money(body.pop("meal_price"), body.pop("currency"))
-        slug = body.pop("slug")
-        try:
-            campaign = handlers.create_campaign(
-                donations_service().engine, slug=slug, meal_price=price, values=body
-            )
-        except CampaignRuleBroken as error:
-            _refuse(error)
-        with donations_service().engine.connect() as conn:
-            return campaign_view(conn, campaign)
+        command = campaigns.CreateCampaign(body.pop("slug"), price, body)
+        return _campaign_changed(lambda uow: campaigns.create_campaign(command, uow))
 
 
 @api.route("/campaigns/<slug>")
@@ -163,7 +143,7 @@ class CampaignResource(MethodView):
     def get(self, slug: str) -> dict[str, Any]:
         """A campaign's public facts, meals funded so far, and the giving options."""
         with donations_service().engine.connect() as conn:
-            return campaign_view(conn, _visible_campaign(conn, slug))
+            return _campaign_answer(conn, _visible_campaign(conn, slug))
 
     @protected(api, "admin")
     # No body is an empty edit, as webargs reads it: the document says the body is optional.
@@ -178,12 +158,8 @@ class CampaignResource(MethodView):
     )
     def patch(self, body: dict[str, Any], slug: str) -> dict[str, Any]:
         """Edit a campaign (admin); a live campaign's new facts are announced."""
-        try:
-            campaign = handlers.edit_campaign(donations_service().engine, slug, body)
-        except (CampaignRuleBroken, handlers.UnknownCampaign) as error:
-            _refuse(error)
-        with donations_service().engine.connect() as conn:
-            return campaign_view(conn, campaign)
+        command = campaigns.EditCampaign(slug, body)
+        return _campaign_changed(lambda uow: campaigns.edit_campaign(command, uow))
 
 
 @api.route("/campaigns/<slug>/publish", methods=["POST"])
@@ -193,12 +169,7 @@ class CampaignResource(MethodView):
 @_error(409, "Only a draft campaign can be published")
 def publish(slug: str) -> dict[str, Any]:
     """Publish a draft campaign: it takes gifts and is announced (admin)."""
-    try:
-        campaign = handlers.go_live(donations_service().engine, slug)
-    except (CampaignRuleBroken, handlers.UnknownCampaign) as error:
-        _refuse(error)
-    with donations_service().engine.connect() as conn:
-        return campaign_view(conn, campaign)
+    return _campaign_changed(lambda uow: campaigns.go_live(slug, uow))
 
 
 @api.route("/campaigns/<slug>/close", methods=["POST"])
@@ -208,12 +179,7 @@ def publish(slug: str) -> dict[str, Any]:
 @_error(409, "Only a live campaign can be closed")
 def close(slug: str) -> dict[str, Any]:
     """Close a live campaign: it takes no more gifts (admin)."""
-    try:
-        campaign = handlers.close_campaign(donations_service().engine, slug)
-    except (CampaignRuleBroken, handlers.UnknownCampaign) as error:
-        _refuse(error)
-    with donations_service().engine.connect() as conn:
-        return campaign_view(conn, campaign)
+    return _campaign_changed(lambda uow: campaigns.close_campaign(slug, uow))
 
 
 @api.route("/campaigns/<slug>/meal-price", methods=["POST"])
@@ -229,15 +195,9 @@ def close(slug: str) -> dict[str, Any]:
 )
 def meal_price(body: dict[str, Any], slug: str) -> dict[str, Any]:
     """Change the meal price from a date on, and announce it (admin)."""
-    try:
-        return handlers.change_meal_price(
-            donations_service().engine,
-            slug,
-            Money(body["meal_price"], body["currency"]),
-            body["effective_from"],
-        )
-    except (CampaignRuleBroken, handlers.UnknownCampaign) as error:
-        _refuse(error)
+    price = Money(body["meal_price"], body["currency"])
+    command = campaigns.ChangeMealPrice(slug, price, body["effective_from"])
+    return dict(_changed(lambda uow: campaigns.change_meal_price(command, uow)))
 
 
 @api.route("/campaigns/<slug>/news")
@@ -249,7 +209,8 @@ class CampaignNews(MethodView):
         """A campaign's published news posts, newest first."""
         with donations_service().engine.connect() as conn:
             campaign = _visible_campaign(conn, slug)
-            return [post_view(post, slug) for post in store.published_posts(conn, campaign.id)]
+            posts = views.published_posts(conn, campaign.id)
+            return [_post_answer(post, slug) for post in posts]
 
     @protected(api, "admin")
     @api.arguments(NewsPostRequestSchema)
@@ -258,19 +219,15 @@ class CampaignNews(MethodView):
     @_error(409, "The campaign is closed")
     def post(self, body: dict[str, Any], slug: str) -> dict[str, Any]:
         """Write a news post: published now, or by the worker at `publish_at` (admin)."""
-        try:
-            post = handlers.write_news_post(
-                donations_service().engine,
-                slug,
-                title=body["title"],
-                body_markdown=body["body_markdown"],
-                publish_at=body.get("publish_at"),
-                locale=body["locale"],
-                public_url=donations_service().settings.public_url,
-            )
-        except (CampaignRuleBroken, handlers.UnknownCampaign) as error:
-            _refuse(error)
-        return post_view(post, slug)
+        command = news.WriteNewsPost(
+            slug,
+            title=body["title"],
+            body_markdown=body["body_markdown"],
+            public_url=donations_service().settings.public_url,
+            publish_at=body.get("publish_at"),
+            locale=body["locale"],
+        )
+        return _post_answer(_changed(lambda uow: news.write_news_post(command, uow)), slug)
 
 
 @api.route("/campaigns/<slug>/donations")
@@ -311,7 +268,7 @@ def start_gift(body: dict[str, Any], slug: str) -> dict[str, Any]:
             message=f"the public message is at most {limit} characters",
             errors={"json": {"public_message": [f"at most {limit} characters"]}},
         )
-    gift = handlers.Gift(
+    gift = giving.Gift(
         campaign_slug=slug,
         amount=body.get("amount"),
         meals=body.get("meals"),
@@ -327,19 +284,13 @@ def start_gift(body: dict[str, Any], slug: str) -> dict[str, Any]:
         cover_fee=body.get("cover_fee", False),
         idempotency_key=key,
     )
+    command = giving.StartDonation(gift, service.rules)
     try:
-        return handlers.start_donation(
-            service.engine,
-            service.checkout,
-            service.limits,
-            gift,
-            service.settings.public_url,
-            fee=service.fee,
-            balance=service.balance,
-        )
-    except handlers.UnknownCampaign:
+        donation = giving.start_donation(command, _unit_of_work(), service.payments)
+        return views.donation_answer(donation, slug)
+    except UnknownCampaign:
         abort(404, message=f"no campaign {slug!r}", errors={"path": {"slug": ["unknown"]}})
-    except handlers.IdempotencyConflict as error:
+    except giving.IdempotencyConflict as error:
         abort(409, message=str(error), errors={"headers": {IDEMPOTENCY_HEADER: [str(error)]}})
     except GiftRefused as refused:
         status = 409 if refused.field == "campaign" else 422
@@ -356,11 +307,10 @@ class DonationResource(MethodView):
     def get(self, donation_id: str) -> dict[str, Any]:
         """A donation's status (its id is the donor's unguessable reference)."""
         with donations_service().engine.connect() as conn:
-            row = store.donation_row(conn, donation_id)
-            campaign = store.campaign_by_id(conn, row.campaign_id) if row else None
-        if row is None or campaign is None:
+            row = views.donation(conn, donation_id)
+        if row is None:
             abort(404, message="no such donation")
-        return {**row._asdict(), "campaign": campaign.slug}
+        return dict(row._asdict())
 
 
 def receive_stripe_event(payload: bytes, signature: str | None) -> dict[str, Any]:
@@ -380,16 +330,15 @@ def receive_stripe_event(payload: bytes, signature: str | None) -> dict[str, Any
     try:
         event = read_event(payload)
     except UnreadableEvent as error:
-        kept_as = handlers.keep_unreadable_event(service.engine, payload, error)
+        with _unit_of_work() as uow:
+            kept_as = keep_unreadable_event(payload, error, uow)
         return {
             "received": True,
             "event": kept_as,
             "outcome": "unreadable",
             "problem": error.reason,
         }
-    outcome = handlers.apply_stripe_event(
-        service.engine, event, current_correlation_id(), service.balance
-    )
+    outcome = apply_stripe_event(event, _unit_of_work(), service.payments, current_correlation_id())
     answer: dict[str, Any] = {"received": True, "event": event.id, "outcome": outcome}
     if outcome == "unreadable":
         answer["problem"] = "kept for a person to look at: it could not be applied"

@@ -15,8 +15,9 @@ from services.shared.web import create_service_app, dependency_checks
 from .api import api, webhooks
 from .config import Settings
 from .domain import GiftLimits, ProcessingFee
+from .handlers.giving import GivingRules
 from .pages import pages, security_headers
-from .payments import StripeBalance, StripeCheckout
+from .payments import StripePayments
 
 # Bodies above this are refused with 413 before any parsing (a gift is well under 4 KiB).
 MAX_BODY_BYTES = 64 * 1024
@@ -24,14 +25,21 @@ MAX_BODY_BYTES = 64 * 1024
 
 @dataclass
 class DonationsService:
-    """What the request handlers need: settings, the database, Stripe."""
+    """What the request handlers need: settings, the database, Stripe, the giving rules."""
 
     settings: Settings
     engine: Engine
-    checkout: StripeCheckout
-    limits: GiftLimits
-    fee: ProcessingFee
-    balance: StripeBalance
+    payments: StripePayments
+    rules: GivingRules
+
+
+def giving_rules(settings: Settings) -> GivingRules:
+    """The gift limits, the fee a donor may cover and where Stripe sends donors back."""
+    return GivingRules(
+        GiftLimits(settings.min_amount, settings.max_amount),
+        ProcessingFee(settings.fee_percent_bp, settings.fee_fixed),
+        settings.public_url,
+    )
 
 
 def create_app(settings: Settings | None = None) -> Flask:
@@ -50,14 +58,11 @@ def create_app(settings: Settings | None = None) -> Flask:
             "WTF_CSRF_TIME_LIMIT": 3600,
         },
     )
-    checkout = StripeCheckout(settings.stripe_api_key, settings.stripe_api_base or None)
     app.extensions["donations"] = DonationsService(
         settings=settings,
         engine=engine,
-        checkout=checkout,
-        limits=GiftLimits(settings.min_amount, settings.max_amount),
-        fee=ProcessingFee(settings.fee_percent_bp, settings.fee_fixed),
-        balance=StripeBalance(checkout.client),
+        payments=StripePayments(settings.stripe_api_key, settings.stripe_api_base or None),
+        rules=giving_rules(settings),
     )
     rest.register_blueprint(api)
     rest.register_blueprint(webhooks)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 
 from services.shared.auth import DEFAULT_API_TOKENS
@@ -10,6 +9,7 @@ from services.shared.config import (
     DEFAULT_KAFKA,
     KAFKA_BOOTSTRAP_SERVERS,
     env,
+    env_bool,
     env_int,
     env_topic_prefix,
     sqlite_url,
@@ -19,17 +19,6 @@ from services.shared.config import (
 DEVELOPMENT_WEBHOOK_SECRET = "whsec_difts_development_only"  # noqa: S105
 # Not a secret either: signs the donor pages' CSRF tokens in development; production sets one.
 DEVELOPMENT_SECRET_KEY = "difts-donations-development-only"  # noqa: S105
-
-
-def _env_bool(name: str, default: bool) -> bool:
-    raw = os.environ.get(name, "").strip().lower()
-    if not raw:
-        return default
-    if raw in ("1", "true", "yes", "on"):
-        return True
-    if raw in ("0", "false", "no", "off"):
-        return False
-    raise SystemExit(f"{name} must be 1/0, true/false, yes/no or on/off, got {raw!r}")
 
 
 def _is_stripe_mock(api_base: str, api_key: str) -> bool:
@@ -103,7 +92,7 @@ class Settings:
             preset_meals=_preset_meals(env("DONATION_PRESET_MEALS", "1,2,5,10")),
             message_max_length=env_int("DONATION_MESSAGE_MAX_LENGTH", 280),
             # On by default only when the stripe library points at stripe-mock (make run).
-            test_checkout=_env_bool(
+            test_checkout=env_bool(
                 "DONATIONS_TEST_CHECKOUT",
                 _is_stripe_mock(
                     env("STRIPE_API_BASE", "http://127.0.0.1:12111"),

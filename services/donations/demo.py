@@ -9,8 +9,9 @@ from sqlalchemy import Engine
 
 from services.shared.money import Money
 
-from . import store
-from .handlers import edit_campaign, publish_campaign, write_news_post
+from .handlers.campaigns import CreateCampaign, EditCampaign, edit_campaign, publish_campaign
+from .handlers.news import WriteNewsPost, write_news_post
+from .unit_of_work import DonationsUnitOfWork
 
 SLUG = "petites-cantines"
 TITLE = "Participatory neighbourhood canteens to (re)connect people"
@@ -122,31 +123,24 @@ def seed_demo_campaign(
         "story_markdown": STORY,
         "money_uses": list(MONEY_USES),
     }
-    campaign_id, created = publish_campaign(
-        engine,
-        slug=SLUG,
-        title=TITLE,
-        cause=CAUSE,
-        summary=SUMMARY,
-        meal_price=MEAL_PRICE,
-        goal_meals=GOAL_MEALS,
-        **details,
-    )
-    if not created:
-        # A campaign seeded before the richer facts existed gets them once.
-        with engine.connect() as conn:
-            campaign = store.campaign_by_id(conn, campaign_id)
-        if campaign is not None and not campaign.story_markdown:
-            edit_campaign(engine, SLUG, details)
-    for key, when, title, body in NEWS_POSTS:
-        write_news_post(
-            engine,
-            SLUG,
-            title=title,
-            body_markdown=body,
-            public_url=public_url,
-            locale="en",
-            seed_key=f"demo-{key}",
-            published_at=when,
+    texts = {"title": TITLE, "cause": CAUSE, "summary": SUMMARY, "goal_meals": GOAL_MEALS}
+    with DonationsUnitOfWork(engine) as uow:
+        campaign_id, created = publish_campaign(
+            CreateCampaign(SLUG, MEAL_PRICE, {**texts, **details}), uow
         )
+        campaign = uow.campaigns.get(campaign_id)
+        if not created and campaign is not None and not campaign.story_markdown:
+            # A campaign seeded before the richer facts existed gets them once.
+            edit_campaign(EditCampaign(SLUG, details), uow)
+        for key, when, title, body in NEWS_POSTS:
+            post = WriteNewsPost(
+                SLUG,
+                title=title,
+                body_markdown=body,
+                public_url=public_url,
+                locale="en",
+                seed_key=f"demo-{key}",
+                published_at=when,
+            )
+            write_news_post(post, uow)
     return campaign_id, created

@@ -16,7 +16,7 @@ from typing import Any
 from flask import Blueprint, abort, current_app, redirect, request
 from werkzeug.wrappers import Response
 
-from . import store
+from . import views
 from .api import donations_service
 from .pages import render_page
 
@@ -57,8 +57,8 @@ def completed_event(donation: Any) -> dict[str, Any]:
 
 def _pending(donation_id: str) -> Any:
     with donations_service().engine.connect() as conn:
-        donation = store.donation_row(conn, donation_id)
-        campaign = store.campaign_by_id(conn, donation.campaign_id) if donation else None
+        donation = views.donation(conn, donation_id)
+        campaign = views.campaign_by_id(conn, donation.campaign_id) if donation else None
     if donation is None or campaign is None:
         abort(404)
     return donation, campaign

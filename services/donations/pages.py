@@ -12,11 +12,13 @@ from werkzeug.wrappers import Response
 
 from services.shared.money import CURRENCY_EXPONENTS, Money
 
-from . import handlers, store
-from .api import campaign_view, donations_service, start_gift
-from .domain import CampaignStatus, ProcessingFee, parse_major_amount
+from . import views
+from .api import donations_service, start_gift
+from .domain import CampaignStatus, parse_major_amount
+from .handlers.giving import cancel_donation
 from .markdown_text import render_markdown
 from .schemas import DonationRequestSchema
+from .unit_of_work import DonationsUnitOfWork
 
 pages = Blueprint(
     "pages",
@@ -196,7 +198,7 @@ def render_page(template: str, status: int = 200, **context: Any) -> tuple[str, 
 
 
 def _campaign_or_404(conn: Any, slug: str) -> Any:
-    campaign = store.campaign_by_slug(conn, slug)
+    campaign = views.campaign(conn, slug)
     if campaign is None or campaign.status is CampaignStatus.DRAFT:
         abort(404)
     return campaign
@@ -206,10 +208,10 @@ def _campaign_page(slug: str, errors: dict[str, Any] | None = None, form: Any = 
     settings = donations_service().settings
     with donations_service().engine.connect() as conn:
         campaign = _campaign_or_404(conn, slug)
-        view = campaign_view(conn, campaign)
-        posts = store.published_posts(conn, campaign.id, limit=10)
-        messages = store.public_messages(conn, campaign.id)
-    fee = ProcessingFee(settings.fee_percent_bp, settings.fee_fixed)
+        view = views.campaign_view(conn, campaign, settings)
+        posts = views.published_posts(conn, campaign.id, limit=10)
+        messages = views.public_messages(conn, campaign.id)
+    fee = donations_service().rules.fee
     presets = [(meals, (campaign.meal_price * meals).amount) for meals in settings.preset_meals]
     examples = [
         (amount, fee.to_cover(Money(amount, campaign.meal_price.currency)).amount)
@@ -233,9 +235,7 @@ def _campaign_page(slug: str, errors: dict[str, Any] | None = None, form: Any = 
 def index() -> Any:
     """The live campaigns."""
     with donations_service().engine.connect() as conn:
-        rows = conn.execute(
-            store.campaigns.select().where(store.campaigns.c.status == CampaignStatus.LIVE.value)
-        ).all()
+        rows = views.live_campaigns(conn)
     return render_page("index.html", campaigns=rows)
 
 
@@ -299,7 +299,7 @@ def news_post(slug: str, post_id: str) -> Any:
     """One published news post."""
     with donations_service().engine.connect() as conn:
         campaign = _campaign_or_404(conn, slug)
-        post = store.post_row(conn, post_id)
+        post = views.post(conn, post_id)
     if post is None or post.campaign_id != campaign.id or post.published_at is None:
         abort(404)
     return render_page(
@@ -309,9 +309,9 @@ def news_post(slug: str, post_id: str) -> Any:
 
 def _donation_page(donation_id: str, template: str, **extra: Any) -> Any:
     with donations_service().engine.connect() as conn:
-        donation = store.donation_row(conn, donation_id)
-        campaign = store.campaign_by_id(conn, donation.campaign_id) if donation else None
-        meals = store.meals_funded(conn, campaign.id) if campaign else 0
+        donation = views.donation(conn, donation_id)
+        campaign = views.campaign_by_id(conn, donation.campaign_id) if donation else None
+        meals = views.meals_funded(conn, campaign.id) if campaign else 0
     if donation is None or campaign is None:
         abort(404)
     return render_page(template, donation=donation, campaign=campaign, meals_funded=meals, **extra)
@@ -330,7 +330,7 @@ def canceled(donation_id: str) -> Any:
     below) or Stripe says the session expired."""
     settings = donations_service().settings
     with donations_service().engine.connect() as conn:
-        donation = store.donation_row(conn, donation_id)
+        donation = views.donation(conn, donation_id)
     if donation is None:
         abort(404)
     pay_url = (
@@ -344,7 +344,9 @@ def canceled(donation_id: str) -> Any:
 @pages.post("/donations/<donation_id>/cancel")
 def cancel(donation_id: str) -> Any:
     """The donor cancels a pending donation (a payment Stripe still confirms later wins)."""
-    if handlers.cancel_donation(donations_service().engine, donation_id) is None:
+    with DonationsUnitOfWork(donations_service().engine) as uow:
+        status = cancel_donation(donation_id, uow)
+    if status is None:
         abort(404)
     return redirect(url_for("pages.canceled", donation_id=donation_id), 303)
 

@@ -1,16 +1,16 @@
-"""Stripe, as the donations service uses it: Checkout Sessions and webhook verification."""
+"""Stripe, as the donations service uses it: Checkout Sessions, what the balance says about a
+payment or a payout (StripePayments, the handlers' payments port), and webhook signatures."""
 
 from __future__ import annotations
 
 import hashlib
 import hmac
 import time
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import stripe
 
-from services.shared.money import Money
+from .domain.payments import NO_FACTS, CheckoutRequest, CheckoutSession, PaymentFacts
 
 if TYPE_CHECKING:
     from stripe._base_address import BaseAddresses
@@ -24,95 +24,105 @@ class InvalidWebhook(ValueError):
     """A webhook whose signature, timestamp or body is not Stripe's."""
 
 
-@dataclass(frozen=True)
-class CheckoutSession:
-    """What the donor's browser needs to pay, and the id Stripe's events will name."""
-
-    id: str
-    url: str
-
-
-def checkout_session_params(
-    *,
-    donation_id: str,
-    campaign_id: str,
-    campaign_title: str,
-    gift: Money,
-    donor_email: str,
-    success_url: str,
-    cancel_url: str,
-    fee_covered: Money | None = None,
-) -> dict[str, Any]:
-    """What we ask Stripe Checkout for: a donation (`submit_type=donate`) of `gift`, with the
+def checkout_session_params(checkout: CheckoutRequest) -> dict[str, Any]:
+    """What we ask Stripe Checkout for: a donation (`submit_type=donate`) of the gift, with the
     donation and campaign ids (and the donor-covered fee) on the session and on the payment
     intent, hence on its charge: a finance re-sync can then book a payment whose webhook never
     arrived."""
     metadata = {
-        "donation_id": donation_id,
-        "campaign_id": campaign_id,
-        "fee_covered": str(fee_covered.amount if fee_covered else 0),
+        "donation_id": checkout.donation_id,
+        "campaign_id": checkout.campaign_id,
+        "fee_covered": str(checkout.fee_covered.amount),
     }
     return {
         "mode": "payment",
         "submit_type": "donate",
-        "client_reference_id": donation_id,
-        "customer_email": donor_email,
+        "client_reference_id": checkout.donation_id,
+        "customer_email": checkout.donor_email,
         "metadata": metadata,
         "payment_intent_data": {"metadata": metadata},
         "line_items": [
             {
                 "quantity": 1,
                 "price_data": {
-                    "currency": gift.currency.lower(),
-                    "unit_amount": gift.amount,
-                    "product_data": {"name": f"Donation to {campaign_title}"},
+                    "currency": checkout.gift.currency.lower(),
+                    "unit_amount": checkout.gift.amount,
+                    "product_data": {"name": f"Donation to {checkout.campaign_title}"},
                 },
             }
         ],
-        "success_url": success_url,
-        "cancel_url": cancel_url,
+        "success_url": checkout.success_url,
+        "cancel_url": checkout.cancel_url,
     }
 
 
-class StripeCheckout:
-    """Creates Checkout Sessions through the stripe library (stripe-mock locally)."""
+def _id_of(value: Any) -> str | None:
+    """The id of an expandable Stripe field: the string itself, or the object's id."""
+    if value is None or isinstance(value, str):
+        return value
+    return str(getattr(value, "id", "")) or None
+
+
+class StripePayments:
+    """Stripe through the stripe library (stripe-mock locally): opens Checkout Sessions, and
+    reads what balance transactions say about a payment or a payout (stripe-mock answers with
+    its fixture values: fee 0, net 100, whatever the payment)."""
 
     def __init__(self, api_key: str, api_base: str | None = None) -> None:
         base: BaseAddresses | None = {"api": api_base} if api_base else None
         self.client = stripe.StripeClient(api_key, base_addresses=base, max_network_retries=2)
 
-    def create_session(
-        self,
-        *,
-        donation_id: str,
-        campaign_id: str,
-        campaign_title: str,
-        gift: Money,
-        donor_email: str,
-        success_url: str,
-        cancel_url: str,
-        fee_covered: Money | None = None,
-    ) -> CheckoutSession:
+    def create_session(self, checkout: CheckoutRequest) -> CheckoutSession:
         """A one-off donation payment; Stripe's idempotency key is derived from the donation
         id, so a retried request never opens a second session."""
-        params = checkout_session_params(
-            donation_id=donation_id,
-            campaign_id=campaign_id,
-            campaign_title=campaign_title,
-            gift=gift,
-            donor_email=donor_email,
-            success_url=success_url,
-            cancel_url=cancel_url,
-            fee_covered=fee_covered,
-        )
         try:
             session = self.client.v1.checkout.sessions.create(
-                params=params,  # type: ignore[arg-type]
-                options={"idempotency_key": f"checkout-{donation_id}"},
+                params=checkout_session_params(checkout),  # type: ignore[arg-type]
+                options={"idempotency_key": f"checkout-{checkout.donation_id}"},
             )
         except stripe.StripeError as error:
             raise PaymentProviderError(str(error.user_message or error)) from error
         return CheckoutSession(id=session.id, url=session.url or "")
+
+    def payment_facts(self, payment_intent_id: str | None) -> PaymentFacts:
+        """The charge and balance transaction of a paid payment intent; unknown parts are None
+        (a payment is still counted when Stripe cannot be asked; the fee then travels null)."""
+        if not payment_intent_id:
+            return NO_FACTS
+        try:
+            intent = self.client.v1.payment_intents.retrieve(
+                payment_intent_id, params={"expand": ["latest_charge.balance_transaction"]}
+            )
+        except stripe.StripeError:
+            return NO_FACTS
+        charge = intent.latest_charge
+        if charge is None or isinstance(charge, str):
+            return PaymentFacts(charge, None, None, None)
+        if _id_of(getattr(charge, "payment_intent", None)) != payment_intent_id:
+            # Not this payment's own charge (stripe-mock answers every intent with one fixture
+            # charge): booking it would make every later gift look like a duplicate charge.
+            return NO_FACTS
+        txn = charge.balance_transaction
+        if txn is None or isinstance(txn, str):
+            return PaymentFacts(charge.id, txn, None, None)
+        return PaymentFacts(
+            charge.id,
+            txn.id,
+            int(txn.fee),
+            int(txn.net),
+            int(txn.amount),
+            str(txn.currency).upper(),
+        )
+
+    def payout_transactions(self, payout_id: str) -> list[str]:
+        """The balance transactions a payout settles (every page)."""
+        try:
+            page = self.client.v1.balance_transactions.list(
+                params={"payout": payout_id, "limit": 100}
+            )
+            return [txn.id for txn in page.auto_paging_iter()]
+        except stripe.StripeError:
+            return []
 
 
 def verify_signature(payload: bytes, signature: str | None, secret: str, tolerance: int) -> None:
@@ -155,85 +165,3 @@ def _verify_bytes(payload: bytes, signature: str, secret: str, tolerance: int) -
         raise InvalidWebhook("signature verification failed: no signature matches the body")
     if tolerance and timestamp < time.time() - tolerance:
         raise InvalidWebhook("signature verification failed: the timestamp is too old")
-
-
-@dataclass(frozen=True)
-class PaymentFacts:
-    """What Stripe's balance transaction says about a payment: the charge, the processor's
-    fee and what is left for the cause (minor units of the payment's currency)."""
-
-    charge_id: str | None
-    balance_transaction_id: str | None
-    fee: int | None
-    net: int | None
-    # What the balance transaction itself is for, to check it describes this payment.
-    amount: int | None = None
-    currency: str | None = None
-
-
-NO_FACTS = PaymentFacts(None, None, None, None)
-
-
-def _id_of(value: Any) -> str | None:
-    """The id of an expandable Stripe field: the string itself, or the object's id."""
-    if value is None or isinstance(value, str):
-        return value
-    return str(getattr(value, "id", "")) or None
-
-
-class StripeBalance:
-    """Reads balance transactions through the stripe library (stripe-mock locally, which
-    answers with its fixture values: fee 0, net 100, whatever the payment)."""
-
-    def __init__(self, client: stripe.StripeClient) -> None:
-        self.client = client
-
-    def payment_facts(self, payment_intent_id: str | None) -> PaymentFacts:
-        """The charge and balance transaction of a paid payment intent; unknown parts are None
-        (a payment is still counted when Stripe cannot be asked; the fee then travels null)."""
-        if not payment_intent_id:
-            return NO_FACTS
-        try:
-            intent = self.client.v1.payment_intents.retrieve(
-                payment_intent_id, params={"expand": ["latest_charge.balance_transaction"]}
-            )
-        except stripe.StripeError:
-            return NO_FACTS
-        charge = intent.latest_charge
-        if charge is None or isinstance(charge, str):
-            return PaymentFacts(charge, None, None, None)
-        if _id_of(getattr(charge, "payment_intent", None)) != payment_intent_id:
-            # Not this payment's own charge (stripe-mock answers every intent with one fixture
-            # charge): booking it would make every later gift look like a duplicate charge.
-            return NO_FACTS
-        txn = charge.balance_transaction
-        if txn is None or isinstance(txn, str):
-            return PaymentFacts(charge.id, txn, None, None)
-        return PaymentFacts(
-            charge.id,
-            txn.id,
-            int(txn.fee),
-            int(txn.net),
-            int(txn.amount),
-            str(txn.currency).upper(),
-        )
-
-    def transaction_fee(self, balance_transaction_id: str | None) -> int | None:
-        """The processor's fee on one balance transaction, if Stripe answers."""
-        if not balance_transaction_id:
-            return None
-        try:
-            txn = self.client.v1.balance_transactions.retrieve(balance_transaction_id)
-        except stripe.StripeError:
-            return None
-        return int(txn.fee)
-
-    def payout_transactions(self, payout_id: str) -> list[str]:
-        """The balance transactions a payout settles (every page)."""
-        try:
-            page = self.client.v1.balance_transactions.list(
-                params={"payout": payout_id, "limit": 100}
-            )
-            return [txn.id for txn in page.auto_paging_iter()]
-        except stripe.StripeError:
-            return []

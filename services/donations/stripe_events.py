@@ -1,4 +1,5 @@
-"""Verified Stripe payloads as typed facts: the only place that reads Stripe's dictionaries.
+"""Verified Stripe payloads as typed facts (domain/payments.py): the only place that reads
+Stripe's dictionaries.
 
 A signed body is still untrusted in its shape: Stripe's API versions move fields, and a body
 signed with our secret can hold anything. `read_event` parses it with limits (size, depth,
@@ -14,6 +15,21 @@ import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
+
+from .domain.payments import (
+    CheckoutAwaitingPayment,
+    CheckoutPaid,
+    CheckoutUnpaid,
+    DisputeClosed,
+    DisputeFees,
+    DisputeOpened,
+    Fact,
+    NotHandled,
+    PaymentRef,
+    PayoutPaid,
+    RefundReported,
+    RefundsListed,
+)
 
 # Bigger bodies are refused before their signature is checked (Stripe's events are far
 # smaller; a charge listing many refunds is the largest we expect).
@@ -61,140 +77,6 @@ class UnreadableEvent(ValueError):
         self.reason = reason
         self.event_id = event_id
         self.event_type = event_type
-
-
-# --- the facts ------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class PaymentRef:
-    """How a refund or dispute names the payment it is about."""
-
-    payment_intent_id: str | None
-    charge_id: str | None
-    donation_id: str | None = None
-
-    @property
-    def key(self) -> str | None:
-        """What an event about this payment waits for while its donation is unknown."""
-        return self.payment_intent_id or self.charge_id
-
-
-@dataclass(frozen=True)
-class CheckoutPaid:
-    """A Checkout Session was paid (at once, or later for a delayed method)."""
-
-    donation_id: str | None
-    session_id: str | None
-    payment_intent_id: str | None
-    amount_total: int | None
-    currency: str | None
-
-
-@dataclass(frozen=True)
-class CheckoutAwaitingPayment:
-    """A Checkout Session completed with a delayed payment method: the outcome comes later."""
-
-    donation_id: str | None
-
-
-@dataclass(frozen=True)
-class CheckoutUnpaid:
-    """A Checkout Session ended without payment: `status` is "failed" or "expired"."""
-
-    donation_id: str | None
-    status: str
-    reason: str
-
-
-@dataclass(frozen=True)
-class RefundReported:
-    """One refund as Stripe describes it now (its status may still change)."""
-
-    refund_id: str
-    amount: int
-    currency: str | None
-    status: str | None
-    payment: PaymentRef
-    balance_transaction_id: str | None
-    failure_balance_transaction_id: str | None
-
-    @property
-    def failed(self) -> bool:
-        """A failed or canceled refund never gave the money back."""
-        return self.status in ("failed", "canceled")
-
-    @property
-    def counts(self) -> bool:
-        """A succeeded or pending refund (or one of an API version without a status)."""
-        return self.status in (None, "succeeded", "pending")
-
-
-@dataclass(frozen=True)
-class RefundsListed:
-    """charge.refunded: the refunds a charge lists (empty on API versions that omit them)."""
-
-    refunds: tuple[RefundReported, ...]
-
-
-@dataclass(frozen=True)
-class DisputeFees:
-    """What a dispute's balance transactions say: the fee withdrawn, the fee given back, and
-    the latest transaction."""
-
-    withdrawn: int
-    reinstated: int
-    balance_transaction_id: str | None
-
-
-@dataclass(frozen=True)
-class DisputeOpened:
-    """The donor's bank disputes a charge."""
-
-    dispute_id: str
-    amount: int
-    currency: str | None
-    payment: PaymentRef
-    fees: DisputeFees
-    reason: str
-
-
-@dataclass(frozen=True)
-class DisputeClosed:
-    """A dispute ended, or changed to a status that is not an end (`status` says which)."""
-
-    dispute_id: str
-    status: str
-    charge_id: str | None
-    fees: DisputeFees
-
-
-@dataclass(frozen=True)
-class PayoutPaid:
-    """Stripe paid money out to the bank."""
-
-    payout_id: str
-    amount: int
-    currency: str
-    arrival_at: datetime | None
-
-
-@dataclass(frozen=True)
-class NotHandled:
-    """An event type difts does not act on."""
-
-
-Fact = (
-    CheckoutPaid
-    | CheckoutAwaitingPayment
-    | CheckoutUnpaid
-    | RefundReported
-    | RefundsListed
-    | DisputeOpened
-    | DisputeClosed
-    | PayoutPaid
-    | NotHandled
-)
 
 
 @dataclass(frozen=True)

@@ -1,9 +1,11 @@
-"""The donations service's unit of work: one transaction on its database, with its outbox and
-the ids of the events it processed (services/shared/unit_of_work.py)."""
+"""The donations service's unit of work: one transaction on its database, with the
+repositories of campaigns, news posts, donations (their refunds, disputes, payouts), the
+Stripe events received and the ledger's meal counts, its outbox and the ids of the events it
+processed (services/shared/unit_of_work.py)."""
 
 from __future__ import annotations
 
-from sqlalchemy import Engine
+from sqlalchemy import Connection, Engine
 
 from services.shared.unit_of_work import SqlUnitOfWork
 
@@ -13,5 +15,25 @@ from . import store
 class DonationsUnitOfWork(SqlUnitOfWork):
     """One transaction on the donations database."""
 
+    campaigns: store.Campaigns
+    news: store.NewsPosts
+    meals: store.CampaignMeals
+    donations: store.Donations
+    refunds: store.Refunds
+    disputes: store.Disputes
+    payouts: store.Payouts
+    stripe_events: store.StripeEvents
+
     def __init__(self, engine: Engine) -> None:
         super().__init__(engine, store.outbox, store.processed)
+
+    def bind(self, conn: Connection) -> None:
+        """The repositories, on this transaction."""
+        self.campaigns = store.Campaigns(conn)
+        self.news = store.NewsPosts(conn)
+        self.meals = store.CampaignMeals(conn)
+        self.donations = store.Donations(conn)
+        self.refunds = store.Refunds(conn)
+        self.disputes = store.Disputes(conn)
+        self.payouts = store.Payouts(conn)
+        self.stripe_events = store.StripeEvents(conn)

@@ -1,0 +1,51 @@
+"""`python -m services.donations migrate | seed-demo | worker`: bring the database up to date,
+create the demo campaign, or run the background loops."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from services.shared.cli import run_cli
+from services.shared.db import make_engine, upgrade
+from services.shared.logs import configure_logging
+
+from .config import Settings
+from .demo import seed_demo_campaign
+from .worker import run_worker
+
+MIGRATIONS = Path(__file__).parent / "migrations"
+
+
+def migrate(_args: argparse.Namespace) -> None:
+    """Bring the donations database to the newest schema."""
+    upgrade(Settings.from_env().database_url, MIGRATIONS)
+    print("donations: database migrated")
+
+
+def seed_demo(_args: argparse.Namespace) -> None:
+    """Create the demo campaign and its news posts (idempotent)."""
+    settings = Settings.from_env()
+    campaign_id, created = seed_demo_campaign(
+        make_engine(settings.database_url), settings.public_url
+    )
+    print(f"donations: demo campaign {'created' if created else 'already there'} ({campaign_id})")
+
+
+def worker(_args: argparse.Namespace) -> None:
+    """Relay the outbox to Kafka, keep the meals-funded projection from the ledger's events,
+    and publish scheduled news posts when due, until stopped."""
+    run_worker(Settings.from_env())
+
+
+def main() -> None:
+    """The donations command line."""
+    configure_logging("donations")
+    run_cli(
+        "donations",
+        {
+            "migrate": ("apply database migrations", migrate),
+            "seed-demo": ("create the demo campaign", seed_demo),
+            "worker": ("run the outbox relay, meals consumer, scheduled posts", worker),
+        },
+    )

@@ -1,0 +1,60 @@
+"""One function per thing that happens to donations: load through the unit of work, apply
+the domain's rules, save, and put the events the change publishes in the outbox of the same
+transaction. No SQL (the repositories hold it), no Flask, no Stripe client (the payments port
+is one).
+
+giving.py: a donor starts a gift, or leaves the checkout; webhooks.py: what the Stripe
+webhook receives (deduplicated, kept until what it follows is known, or kept as unreadable)
+and lifecycle.py what each fact Stripe reports does to a donation; campaigns.py and news.py:
+the campaign manager's commands; projections.py: the ledger's counts the pages show;
+publishing.py: each change as its event of the published language.
+
+Handlers run in the unit of work their entrypoint opened, except the three that ask Stripe
+(start_donation, apply_stripe_event, apply_kept_events): those get it unopened and open it
+only around their database work, so no transaction (SQLite's write lock) waits on Stripe.
+"""
+
+from __future__ import annotations
+
+from contextlib import AbstractContextManager
+from typing import Any, Protocol, Self
+
+from services.shared.unit_of_work import Outbox
+
+from .. import store
+from ..domain import CheckoutRequest, CheckoutSession, PaymentFacts
+
+
+class UnitOfWork(Protocol):
+    """What the handlers use of a unit of work (unit_of_work.DonationsUnitOfWork; the unit
+    tests' fake)."""
+
+    campaigns: store.Campaigns
+    news: store.NewsPosts
+    meals: store.CampaignMeals
+    donations: store.Donations
+    refunds: store.Refunds
+    disputes: store.Disputes
+    payouts: store.Payouts
+    stripe_events: store.StripeEvents
+    outbox: Outbox
+
+    def __enter__(self) -> Self: ...
+
+    def __exit__(self, *exc: object) -> None: ...
+
+    def savepoint(self) -> AbstractContextManager[Any]:
+        """A nested transaction: what happens inside it is undone alone if it raises."""
+
+
+class Payments(Protocol):
+    """The payment processor, as the handlers use it (payments.StripePayments)."""
+
+    def create_session(self, checkout: CheckoutRequest) -> CheckoutSession:
+        """Open the checkout where the donor pays; PaymentProviderError if it cannot."""
+
+    def payment_facts(self, payment_intent_id: str | None) -> PaymentFacts:
+        """What the balance says about a paid payment (unknown parts None)."""
+
+    def payout_transactions(self, payout_id: str) -> list[str]:
+        """The balance transactions a payout settles."""

@@ -1,0 +1,329 @@
+"""What the donations service publishes: each change as its event of the published language
+(services/shared/events.py), put in the unit of work's outbox on the topic of its kind, keyed
+by campaign (a payout by its id) so each campaign's events stay in order. Event ids derive
+from the fact (a donation's success, a refund, a dispute's opening), so producing one twice
+publishes one event id."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from services.shared.envelope import new_event
+from services.shared.events import (
+    CAMPAIGN_CLOSED,
+    CAMPAIGN_PUBLISHED,
+    CAMPAIGNS_TOPIC,
+    DISPUTE_CLOSED,
+    DISPUTE_OPENED,
+    DONATION_FAILED,
+    DONATION_REFUND_FAILED,
+    DONATION_REFUNDED,
+    DONATION_SUCCEEDED,
+    DONATIONS_TOPIC,
+    MEAL_PRICE_CHANGED,
+    PAYOUT_PAID,
+    UPDATE_PUBLISHED,
+)
+
+from ..domain import (
+    Campaign,
+    DisputeEnded,
+    Donation,
+    DonationDisputed,
+    DonationEnded,
+    DonationEvent,
+    DonationRefunded,
+    DonationSucceeded,
+    MealPriceChange,
+    NewsPost,
+    PayoutPaid,
+    RefundReversed,
+    derived_event_id,
+    succeeded_event_id,
+)
+from ..markdown_text import render_markdown
+from . import UnitOfWork
+
+SOURCE = "difts/donations"
+
+
+def publish_donation_events(
+    uow: UnitOfWork, events: tuple[DonationEvent, ...], correlation_id: str | None
+) -> None:
+    """Queue the events of a donation's change (its request's correlation id, else the one
+    that caused the change)."""
+    for event in events:
+        donation = event.donation
+        campaign = uow.campaigns.get(donation.campaign_id)
+        assert campaign is not None  # donations reference campaigns by foreign key
+        event_type, data, event_id = _donation_event(event, campaign)
+        uow.outbox.add(
+            DONATIONS_TOPIC,
+            donation.campaign_id,
+            new_event(
+                event_type,
+                SOURCE,
+                data,
+                subject=f"donations/{donation.id}",
+                correlation_id=donation.correlation_id or correlation_id,
+                event_id=event_id,
+            ),
+        )
+
+
+def _about(donation: Donation, campaign: Campaign) -> dict[str, Any]:
+    """What every event about a donation's money names."""
+    return {
+        "donation_id": donation.id,
+        "campaign_id": donation.campaign_id,
+        "campaign_slug": campaign.slug,
+    }
+
+
+def _donor(donation: Donation) -> dict[str, Any]:
+    donor = donation.donor
+    return {"email": donor.email, "name": donor.name, "locale": donor.locale}
+
+
+def _donation_event(event: DonationEvent, campaign: Campaign) -> tuple[str, dict[str, Any], str]:
+    """The type, data and id of a donation event (the one dispatch on what changed)."""
+    donation = event.donation
+    match event:
+        case DonationSucceeded():
+            return DONATION_SUCCEEDED, _succeeded(event, campaign), succeeded_event_id(donation.id)
+        case DonationEnded():
+            event_id = derived_event_id(donation.id, donation.status.value)
+            return DONATION_FAILED, _ended(event), event_id
+        case DonationRefunded():
+            return DONATION_REFUNDED, _refunded(event, campaign), _refund_id(event, "refunded")
+        case RefundReversed():
+            data = _reversed(event, campaign)
+            return DONATION_REFUND_FAILED, data, _refund_id(event, "refund_failed")
+        case DonationDisputed():
+            return DISPUTE_OPENED, _disputed(event, campaign), _dispute_id(event, "opened")
+        case DisputeEnded():
+            return DISPUTE_CLOSED, _dispute_ended(event, campaign), _dispute_id(event, "closed")
+    raise AssertionError(f"no event of {type(event).__name__}")
+
+
+def _refund_id(event: DonationRefunded | RefundReversed, fact: str) -> str:
+    return derived_event_id(event.refund.id, fact)
+
+
+def _dispute_id(event: DonationDisputed | DisputeEnded, fact: str) -> str:
+    return derived_event_id(event.dispute.id, fact)
+
+
+def _succeeded(event: DonationSucceeded, campaign: Campaign) -> dict[str, Any]:
+    """difts.donation.succeeded.v1: everything the ledger books and the receipt states."""
+    donation = event.donation
+    return {
+        "donation_id": donation.id,
+        "campaign_id": campaign.id,
+        "campaign_slug": campaign.slug,
+        "campaign_title": campaign.title,
+        "campaign_cause": campaign.cause,
+        "amount": donation.amount.amount,
+        "currency": donation.currency,
+        "meal_price": campaign.meal_price.amount,
+        "fee_covered": donation.fee_covered.amount,
+        "fee": donation.fee,
+        "net": donation.net,
+        "donor": _donor(donation),
+        "anonymous": donation.anonymous,
+        "updates_opt_in": donation.updates_opt_in,
+        "consent_at": donation.consent_at.isoformat() if donation.consent_at else None,
+        "checkout_session_id": event.session_id,
+        "payment_intent_id": donation.payment_intent_id,
+        "charge_id": donation.charge_id,
+        "balance_transaction_id": donation.balance_transaction_id,
+        "succeeded_at": event.at.isoformat(),
+    }
+
+
+def _ended(event: DonationEnded) -> dict[str, Any]:
+    """difts.donation.failed.v1: the donation ended unpaid (failed, expired or canceled)."""
+    donation = event.donation
+    return {
+        "donation_id": donation.id,
+        "campaign_id": donation.campaign_id,
+        "status": donation.status.value,
+        "reason": event.reason,
+        "failed_at": event.at.isoformat(),
+    }
+
+
+def _reversed(event: RefundReversed, campaign: Campaign) -> dict[str, Any]:
+    """difts.donation.refund_failed.v1: a counted refund failed; the total refunded now."""
+    return {
+        **_about(event.donation, campaign),
+        "refund_id": event.refund.id,
+        "amount": event.refund.amount,
+        "currency": event.refund.currency,
+        "total_refunded": event.donation.amount_refunded.amount,
+        "balance_transaction_id": event.report.failure_balance_transaction_id,
+        "failed_at": event.at.isoformat(),
+    }
+
+
+def _refunded(event: DonationRefunded, campaign: Campaign) -> dict[str, Any]:
+    """difts.donation.refunded.v1: one refund counted, and the total refunded now."""
+    donation, report = event.donation, event.report
+    return {
+        **_about(donation, campaign),
+        "campaign_title": campaign.title,
+        "refund_id": event.refund.id,
+        "charge_id": report.payment.charge_id or donation.charge_id,
+        "amount": event.refund.amount,
+        "currency": event.refund.currency,
+        "total_refunded": donation.amount_refunded.amount,
+        "fully_refunded": event.fully,
+        "fee_refunded": 0,
+        "balance_transaction_id": report.balance_transaction_id,
+        "donor": _donor(donation),
+        "refunded_at": event.at.isoformat(),
+    }
+
+
+def _disputed(event: DonationDisputed, campaign: Campaign) -> dict[str, Any]:
+    """difts.donation.dispute_opened.v1: the amount and fee Stripe withdraws."""
+    donation, report = event.donation, event.report
+    return {
+        **_about(donation, campaign),
+        "dispute_id": event.dispute.id,
+        "charge_id": report.payment.charge_id or donation.charge_id,
+        "amount": event.dispute.amount,
+        "currency": event.dispute.currency,
+        "fee": report.fees.withdrawn,
+        "reason": report.reason,
+        "balance_transaction_id": report.fees.balance_transaction_id,
+        "opened_at": event.at.isoformat(),
+    }
+
+
+def _dispute_ended(event: DisputeEnded, campaign: Campaign) -> dict[str, Any]:
+    """difts.donation.dispute_closed.v1: won (what comes back) or lost."""
+    donation, report, dispute = event.donation, event.report, event.dispute
+    return {
+        **_about(donation, campaign),
+        "dispute_id": dispute.id,
+        "charge_id": report.charge_id or donation.charge_id,
+        "status": dispute.status,
+        "amount": dispute.amount,
+        "currency": dispute.currency,
+        "amount_reinstated": dispute.amount if event.won else 0,
+        "fee_reinstated": report.fees.reinstated if event.won else 0,
+        "balance_transaction_id": report.fees.balance_transaction_id,
+        "closed_at": event.at.isoformat(),
+    }
+
+
+def publish_payout(
+    uow: UnitOfWork,
+    payout: PayoutPaid,
+    transactions: tuple[str, ...],
+    now: datetime,
+    correlation_id: str | None,
+) -> None:
+    """difts.payout.paid.v1: money paid out to the bank and the transactions it settles."""
+    data = {
+        "payout_id": payout.payout_id,
+        "amount": payout.amount,
+        "currency": payout.currency,
+        "arrival_date": (payout.arrival_at or now).isoformat(),
+        "balance_transaction_ids": list(transactions),
+        "paid_at": now.isoformat(),
+    }
+    uow.outbox.add(
+        DONATIONS_TOPIC,
+        payout.payout_id,
+        new_event(
+            PAYOUT_PAID,
+            SOURCE,
+            data,
+            subject=f"payouts/{payout.payout_id}",
+            correlation_id=correlation_id,
+            event_id=derived_event_id(payout.payout_id, "paid"),
+        ),
+    )
+
+
+def _announce(
+    uow: UnitOfWork,
+    campaign: Campaign,
+    event_type: str,
+    data: dict[str, Any],
+    subject: str = "",
+    event_id: str | None = None,
+) -> None:
+    uow.outbox.add(
+        CAMPAIGNS_TOPIC,
+        campaign.id,
+        new_event(
+            event_type,
+            SOURCE,
+            data,
+            subject=subject or f"campaigns/{campaign.id}",
+            event_id=event_id,
+        ),
+    )
+
+
+def announce_campaign(uow: UnitOfWork, campaign: Campaign) -> None:
+    """difts.campaign.published.v1: a live campaign's public facts as they are now."""
+    data = {
+        "campaign_id": campaign.id,
+        "slug": campaign.slug,
+        "title": campaign.title,
+        "cause": campaign.cause,
+        "currency": campaign.meal_price.currency,
+        "meal_price": campaign.meal_price.amount,
+        "goal_meals": campaign.goal_meals,
+        "status": campaign.status.value,
+        "action_zone": campaign.action_zone,
+        "summary": campaign.summary,
+    }
+    _announce(uow, campaign, CAMPAIGN_PUBLISHED, data)
+
+
+def announce_closed(uow: UnitOfWork, campaign: Campaign) -> None:
+    """difts.campaign.closed.v1: the campaign takes no more gifts."""
+    assert campaign.closed_at is not None
+    closed_at = campaign.closed_at.isoformat()
+    data = {"campaign_id": campaign.id, "slug": campaign.slug, "closed_at": closed_at}
+    _announce(uow, campaign, CAMPAIGN_CLOSED, data)
+
+
+def announce_meal_price(uow: UnitOfWork, campaign: Campaign, change: MealPriceChange) -> None:
+    """difts.campaign.meal_price_changed.v1: the price from a date on, and the one before."""
+    data = {
+        "campaign_id": campaign.id,
+        "slug": campaign.slug,
+        "currency": change.meal_price.currency,
+        "meal_price": change.meal_price.amount,
+        "previous_meal_price": change.previous,
+        "effective_from": change.effective_from.isoformat(),
+    }
+    _announce(uow, campaign, MEAL_PRICE_CHANGED, data)
+
+
+def announce_post(uow: UnitOfWork, campaign: Campaign, post: NewsPost, url: str) -> None:
+    """difts.campaign.update_published.v1: a news post, for the campaign's donors."""
+    assert post.published_at is not None
+    data = {
+        "campaign_id": campaign.id,
+        "campaign_slug": campaign.slug,
+        "campaign_title": campaign.title,
+        "cause": campaign.cause,
+        "post_id": post.id,
+        "title": post.title,
+        "body_markdown": post.body_markdown,
+        "body_html": render_markdown(post.body_markdown),
+        "url": url,
+        "locale": post.locale,
+        "published_at": post.published_at.isoformat(),
+    }
+    subject = f"campaigns/{campaign.id}/news/{post.id}"
+    event_id = derived_event_id(post.id, "published")
+    _announce(uow, campaign, UPDATE_PUBLISHED, data, subject, event_id)

@@ -1,0 +1,48 @@
+"""The donations database: its tables (tables.py) and the repositories the unit of work
+builds on its transaction (campaigns.py, donations.py, webhooks.py). The only room with SQL
+that writes; views.py holds the read queries of the API and pages. Works on SQLite and
+PostgreSQL."""
+
+from .campaigns import CampaignMeals, Campaigns, NewsPosts, campaign_of
+from .donations import Disputes, Donations, Payouts, Refunds
+from .tables import (
+    campaign_meals,
+    campaigns,
+    disputes,
+    donations,
+    meal_price_changes,
+    metadata,
+    news_posts,
+    outbox,
+    payouts,
+    processed,
+    refunds,
+    stripe_events,
+)
+from .webhooks import UNREADABLE, KeptEvent, StripeEvents
+
+__all__ = [
+    "UNREADABLE",
+    "CampaignMeals",
+    "Campaigns",
+    "Disputes",
+    "Donations",
+    "KeptEvent",
+    "NewsPosts",
+    "Payouts",
+    "Refunds",
+    "StripeEvents",
+    "campaign_meals",
+    "campaign_of",
+    "campaigns",
+    "disputes",
+    "donations",
+    "meal_price_changes",
+    "metadata",
+    "news_posts",
+    "outbox",
+    "payouts",
+    "processed",
+    "refunds",
+    "stripe_events",
+]

@@ -1,0 +1,66 @@
+"""The donations worker, each loop in a thread of one process (`python -m services.donations
+worker`): the outbox relay to Kafka, the consumer of the ledger's meal counts, and a round
+every five seconds that publishes the news posts now due and retries the kept Stripe
+events."""
+
+from __future__ import annotations
+
+import logging
+import threading
+
+from sqlalchemy import Engine
+
+from services.shared.db import make_engine
+from services.shared.kafka import ensure_topics, make_producer
+from services.shared.outbox import OutboxRelay
+from services.shared.worker import Loop, run_loops
+
+from . import store
+from .config import Settings
+from .consumer import build_consumer
+from .handlers.news import publish_due_posts
+from .handlers.webhooks import apply_kept_events
+from .payments import StripePayments
+from .unit_of_work import DonationsUnitOfWork
+
+log = logging.getLogger(__name__)
+
+
+def scheduled(settings: Settings, engine: Engine) -> Loop:
+    """The loop that publishes news posts when due and retries kept Stripe events."""
+    payments = StripePayments(settings.stripe_api_key, settings.stripe_api_base or None)
+
+    def loop(stop: threading.Event) -> None:
+        while not stop.is_set():
+            try:
+                with DonationsUnitOfWork(engine) as uow:
+                    publish_due_posts(settings.public_url, uow)
+                apply_kept_events(DonationsUnitOfWork(engine), payments)
+            except Exception:  # noqa: BLE001 - a database hiccup must not end the loop
+                log.exception("scheduled posts or kept stripe events failed; retrying")
+            stop.wait(5.0)
+
+    return loop
+
+
+def run_worker(settings: Settings) -> None:
+    """Relay the outbox, keep the ledger's meal counts, publish due posts, until SIGTERM."""
+    engine = make_engine(settings.database_url)
+    ensure_topics(
+        settings.kafka_bootstrap_servers,
+        consumer_groups=(settings.consumer_group,),
+        prefix=settings.topic_prefix,
+    )
+    relay = OutboxRelay(
+        engine,
+        store.outbox,
+        make_producer(settings.kafka_bootstrap_servers, "donations-relay"),
+        topic_prefix=settings.topic_prefix,
+    )
+    run_loops(
+        {
+            "outbox-relay": relay.run,
+            "meals-funded": build_consumer(settings, engine).run,
+            "scheduled": scheduled(settings, engine),
+        }
+    )
