@@ -43,7 +43,6 @@ from schemathesis.checks import (
 from schemathesis.config import SchemathesisConfig
 from schemathesis.core.failures import Failure
 
-from services.donations import handlers as donation_handlers
 from services.donations.app import create_app as donations_app_for
 from services.donations.demo import seed_demo_campaign
 from services.ledger.__main__ import MIGRATIONS as LEDGER_MIGRATIONS
@@ -59,6 +58,7 @@ from services.shared.db import make_engine, upgrade
 from services.shared.envelope import new_event
 from services.shared.events import DONATION_SUCCEEDED, UPDATE_PUBLISHED
 from services.shared.money import Money
+from tests.support import donations as donation_handlers
 from tests.support import infra
 from tests.support.donations import DONATIONS_MIGRATIONS, donations_settings
 from tests.unit.ledger.handlers.test_gifts import gift, published, refund

@@ -1,11 +1,18 @@
-"""The donations service as integration tests configure it."""
+"""The donations service as integration tests configure it, and the campaign manager's
+commands as tests seed campaigns with (each in a unit of work of its own)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy import Engine
+
 from services.donations.config import Settings
+from services.donations.domain import Campaign
+from services.donations.handlers import campaigns
+from services.donations.unit_of_work import DonationsUnitOfWork
+from services.shared.money import Money
 
 DONATIONS_MIGRATIONS = Path(__file__).resolve().parents[2] / "services/donations/migrations"
 
@@ -26,3 +33,19 @@ def donations_settings(database_url: str, stripe_mock_url: str, **overrides: Any
         **overrides,
     }
     return Settings(**values)
+
+
+def publish_campaign(engine: Engine, *, slug: str, meal_price: Money, **texts: Any) -> str:
+    """A live campaign (title, cause and the other texts as given), announced; its id."""
+    with DonationsUnitOfWork(engine) as uow:
+        command = campaigns.CreateCampaign(slug, meal_price, texts)
+        campaign_id, _created = campaigns.publish_campaign(command, uow)
+    return campaign_id
+
+
+def create_campaign(
+    engine: Engine, *, slug: str, meal_price: Money, values: dict[str, Any]
+) -> Campaign:
+    """A draft campaign, not announced."""
+    with DonationsUnitOfWork(engine) as uow:
+        return campaigns.create_campaign(campaigns.CreateCampaign(slug, meal_price, values), uow)

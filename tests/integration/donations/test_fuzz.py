@@ -1,9 +1,10 @@
 """No input makes the donations API answer 5xx: schemathesis generates requests from the
 app's own OpenAPI document (valid and invalid bodies, paths, headers) and sends them through
-the Flask test client, on SQLite with stripe-mock behind the Checkout calls."""
+the Flask test client, on PostgreSQL with stripe-mock behind the Checkout calls."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -15,23 +16,30 @@ from schemathesis.checks import not_a_server_error
 from services.donations.app import create_app
 from services.donations.demo import seed_demo_campaign
 from services.shared.db import make_engine, upgrade
+from tests.support import infra
 from tests.support.donations import DONATIONS_MIGRATIONS, donations_settings
+
+pytestmark = pytest.mark.integration
 
 ADMIN = {"Authorization": "Bearer fuzz-admin"}
 SECRET = "whsec_fuzz"
 
 
 @pytest.fixture(scope="module")
-def donations_app(tmp_path_factory: pytest.TempPathFactory, stripe_mock_url: str) -> Any:
-    """The app on a fresh SQLite file, with the demo campaign seeded."""
-    url = f"sqlite:///{tmp_path_factory.mktemp('fuzz') / 'donations.db'}"
-    upgrade(url, DONATIONS_MIGRATIONS)
-    seed_demo_campaign(make_engine(url))
-    return create_app(
-        donations_settings(
-            url, stripe_mock_url, stripe_webhook_secret=SECRET, api_tokens="fuzz-admin:admin"
+def donations_app(postgres_admin_url: str, stripe_mock_url: str) -> Iterator[Any]:
+    """The app on a fresh PostgreSQL database, with the demo campaign seeded."""
+    with infra.fresh_database(postgres_admin_url, prefix="fuzz_donations") as url:
+        upgrade(url, DONATIONS_MIGRATIONS)
+        engine = make_engine(url)
+        seed_demo_campaign(engine)
+        engine.dispose()
+        app = create_app(
+            donations_settings(
+                url, stripe_mock_url, stripe_webhook_secret=SECRET, api_tokens="fuzz-admin:admin"
+            )
         )
-    )
+        yield app
+        app.extensions["donations"].engine.dispose()
 
 
 @pytest.fixture(scope="module")

@@ -6,25 +6,22 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from flask.testing import FlaskClient
-from kafka import KafkaConsumer, TopicPartition
 from sqlalchemy import func, select
 
-from services.donations import handlers, store
-from services.donations.app import create_app
+from services.donations import store, views
+from services.donations.consumer import build_consumer
+from services.donations.handlers.news import WriteNewsPost, publish_due_posts, write_news_post
+from services.donations.handlers.webhooks import apply_kept_events
+from services.donations.payments import StripePayments
 from services.donations.unit_of_work import DonationsUnitOfWork
-from services.shared.consumer import IdempotentConsumer, on_connection
-from services.shared.db import make_engine, upgrade
-from services.shared.envelope import CloudEvent, new_event
+from services.shared.envelope import new_event
 from services.shared.events import (
     CAMPAIGN_CLOSED,
     CAMPAIGN_PUBLISHED,
-    CAMPAIGNS_TOPIC,
     DISPUTE_CLOSED,
     DISPUTE_OPENED,
     DONATION_FAILED,
@@ -38,96 +35,16 @@ from services.shared.events import (
     UPDATE_PUBLISHED,
 )
 from services.shared.kafka import make_producer
-from services.shared.outbox import OutboxRelay
-from tests.support.donations import DONATIONS_MIGRATIONS, donations_settings
+from tests.integration.donations.conftest import (
+    ADMIN,
+    SECRET,
+    events_keyed,
+    published,
+    webhook,
+)
 from tests.support.stripe_signing import encode, sign
 
-SECRET = "whsec_lifecycle"
-ADMIN = {"Authorization": "Bearer lifecycle-admin"}
-
-
-@pytest.fixture
-def donations(
-    database_url: str, stripe_mock_url: str, kafka_bootstrap: str
-) -> Iterator[dict[str, Any]]:
-    """A migrated donations database, the app, a live campaign made through the admin API."""
-    upgrade(database_url, DONATIONS_MIGRATIONS)
-    settings = donations_settings(
-        database_url,
-        stripe_mock_url,
-        kafka_bootstrap_servers=kafka_bootstrap,
-        stripe_webhook_secret=SECRET,
-        api_tokens="lifecycle-admin:admin,lifecycle-books:finance",
-    )
-    engine = make_engine(database_url)
-    client = create_app(settings).test_client()
-    slug = f"life-{uuid.uuid4().hex[:10]}"
-    created = client.post(
-        "/api/v1/campaigns",
-        headers=ADMIN,
-        json={
-            "slug": slug,
-            "title": "Canteens",
-            "cause": "Les Petites Cantines",
-            "cause_certified": True,
-            "action_zone": "Grand Est",
-            "story_markdown": "We **cook** together.",
-            "money_uses": ["Opening canteens", "Training"],
-            "meal_price": 1350,
-            "currency": "EUR",
-            "goal_meals": 100,
-        },
-    )
-    assert created.status_code == 201, created.json
-    assert client.post(f"/api/v1/campaigns/{slug}/publish", headers=ADMIN).status_code == 200
-    producer = make_producer(kafka_bootstrap, "test-relay")
-    yield {
-        "client": client,
-        "engine": engine,
-        "slug": slug,
-        "campaign_id": created.json["id"],
-        "relay": OutboxRelay(engine, store.outbox, producer),
-        "bootstrap": kafka_bootstrap,
-    }
-    producer.close()
-    engine.dispose()
-
-
-def events_keyed(bootstrap: str, key: str, topics: tuple[str, ...]) -> list[CloudEvent]:
-    """Every event on `topics` with this key, in each partition's order."""
-    consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
-    partitions = [
-        TopicPartition(topic, p)
-        for topic in topics
-        for p in consumer.partitions_for_topic(topic) or []
-    ]
-    consumer.assign(partitions)
-    consumer.seek_to_beginning()
-    end = consumer.end_offsets(partitions)
-    found = []
-    while any(consumer.position(tp) < end[tp] for tp in partitions):
-        for records in consumer.poll(timeout_ms=1000).values():
-            found += [r for r in records if r.key == key.encode()]
-    consumer.close()
-    return [CloudEvent.from_json(r.value) for r in found]
-
-
-def published(donations: dict[str, Any]) -> list[CloudEvent]:
-    while donations["relay"].publish_pending():
-        pass
-    return events_keyed(
-        donations["bootstrap"], donations["campaign_id"], (DONATIONS_TOPIC, CAMPAIGNS_TOPIC)
-    )
-
-
-def webhook(client: FlaskClient, kind: str, obj: dict[str, Any], event_id: str = "") -> Any:
-    event = {"id": event_id or f"evt_{uuid.uuid4().hex}", "object": "event", "type": kind}
-    body = encode({**event, "data": {"object": obj}})
-    return client.post(
-        "/webhooks/stripe",
-        data=body,
-        headers={"Stripe-Signature": sign(body, SECRET), "Content-Type": "application/json"},
-    )
+pytestmark = pytest.mark.integration
 
 
 def give(donations: dict[str, Any], **body: Any) -> dict[str, Any]:
@@ -168,7 +85,8 @@ def test_paid_then_refunded_in_two_parts_each_refund_counted_once(
     }
     # The refund arrives before the payment it follows: kept, applied after.
     assert webhook(client, "refund.created", first).json["outcome"] == "waiting"
-    assert handlers.apply_kept_events(donations["engine"]) == 0  # still nothing to follow
+    kept = apply_kept_events(DonationsUnitOfWork(donations["engine"]), stripe_mock(donations))
+    assert kept == 0  # still nothing to follow
     paid = webhook(client, "checkout.session.completed", session(donation, pi), "evt_paid_" + pi)
     assert paid.json["outcome"] == "succeeded"
     again = webhook(client, "checkout.session.completed", session(donation, pi), "evt_paid_" + pi)
@@ -281,7 +199,7 @@ def test_bad_or_stale_signatures_are_refused_and_change_nothing(
         assert "Stripe-Signature" in reply.json["errors"]["headers"]
     with donations["engine"].connect() as conn:
         assert conn.execute(select(func.count()).select_from(store.stripe_events)).scalar() == 0
-        assert store.donation_row(conn, donation["id"]).status == "pending"
+        assert views.donation(conn, donation["id"]).status == "pending"
 
 
 def test_a_retried_request_with_the_same_idempotency_key_creates_nothing_new(
@@ -350,7 +268,7 @@ def test_campaign_manager_changes_are_announced(donations: dict[str, Any]) -> No
 def test_admin_endpoints_need_an_admin_token(donations: dict[str, Any]) -> None:
     client, slug = donations["client"], donations["slug"]
     assert client.post(f"/api/v1/campaigns/{slug}/close").status_code == 401
-    books = {"Authorization": "Bearer lifecycle-books"}
+    books = {"Authorization": "Bearer donations-books"}
     assert client.post(f"/api/v1/campaigns/{slug}/close", headers=books).status_code == 403
     assert client.get(f"/api/v1/campaigns/{slug}").json["status"] == "live"
 
@@ -358,18 +276,19 @@ def test_admin_endpoints_need_an_admin_token(donations: dict[str, Any]) -> None:
 def test_a_scheduled_post_is_published_once_when_due(donations: dict[str, Any]) -> None:
     engine = donations["engine"]
     soon = datetime.now(UTC) + timedelta(seconds=1)
-    handlers.write_news_post(
-        engine,
+    post = WriteNewsPost(
         donations["slug"],
         title="Bruz",
         body_markdown="A 14th canteen",
         public_url="http://donations.test",
         publish_at=soon,
     )
-    assert handlers.publish_due_posts(engine, "http://donations.test") == 0
+    with DonationsUnitOfWork(engine) as uow:
+        write_news_post(post, uow)
+    assert publish_due(engine) == 0
     time.sleep(1.2)
-    assert handlers.publish_due_posts(engine, "http://donations.test") == 1
-    assert handlers.publish_due_posts(engine, "http://donations.test") == 0
+    assert publish_due(engine) == 1
+    assert publish_due(engine) == 0
     assert [e.type for e in published(donations)].count(UPDATE_PUBLISHED) == 1
 
 
@@ -392,14 +311,7 @@ def test_meals_funded_from_the_ledger_reach_the_campaign_page(
     )
     producer = make_producer(donations["bootstrap"], "test-ledger")
     producer.send(LEDGER_TOPIC, key=campaign_id.encode(), value=event.to_json().encode()).get(30)
-    consumer = IdempotentConsumer(
-        lambda: DonationsUnitOfWork(engine),
-        consumer_group,
-        (LEDGER_TOPIC,),
-        {MEALS_FUNDED: on_connection(handlers.record_meals_funded)},
-        donations["bootstrap"],
-        producer,
-    )
+    consumer = build_consumer(donations["settings"], engine, consumer_group)
     kafka = consumer.make_kafka_consumer()
     deadline = time.monotonic() + 30
     outcomes: list[str] = []
@@ -414,3 +326,15 @@ def test_meals_funded_from_the_ledger_reach_the_campaign_page(
     page = donations["client"].get(f"/campaigns/{donations['slug']}?lang=en")
     assert 'data-meals="7"' in page.text
     assert "7 meals funded" in page.text
+
+
+def stripe_mock(donations: dict[str, Any]) -> StripePayments:
+    """Stripe as the service asks it: stripe-mock."""
+    settings = donations["settings"]
+    return StripePayments(settings.stripe_api_key, settings.stripe_api_base)
+
+
+def publish_due(engine: Any) -> int:
+    """The worker's round that publishes the news posts now due."""
+    with DonationsUnitOfWork(engine) as uow:
+        return publish_due_posts("http://donations.test", uow)

@@ -5,87 +5,18 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 from flask.testing import FlaskClient
-from kafka import KafkaConsumer, TopicPartition
-from sqlalchemy import func, select
+from sqlalchemy import select
 
 from services.donations import store
-from services.donations.app import create_app
-from services.donations.handlers import publish_campaign
-from services.shared.db import make_engine, upgrade
-from services.shared.envelope import CloudEvent
-from services.shared.events import (
-    CAMPAIGN_PUBLISHED,
-    CAMPAIGNS_TOPIC,
-    DONATION_SUCCEEDED,
-    DONATIONS_TOPIC,
-)
-from services.shared.kafka import make_producer
-from services.shared.money import Money
-from services.shared.outbox import OutboxRelay
-from tests.support.donations import DONATIONS_MIGRATIONS, donations_settings
-from tests.support.stripe_signing import checkout_completed_event, encode, sign
+from services.shared.events import CAMPAIGN_PUBLISHED, DONATION_SUCCEEDED
+from tests.integration.donations.conftest import post_signed, published, rows_in
+from tests.support.stripe_signing import checkout_completed_event, encode
 
-SECRET = "whsec_integration"
-
-
-@pytest.fixture
-def donations(
-    database_url: str, stripe_mock_url: str, kafka_bootstrap: str
-) -> Iterator[dict[str, Any]]:
-    """A migrated donations database with one live campaign, its app and its relay."""
-    upgrade(database_url, DONATIONS_MIGRATIONS)
-    settings = donations_settings(
-        database_url,
-        stripe_mock_url,
-        kafka_bootstrap_servers=kafka_bootstrap,
-        stripe_webhook_secret=SECRET,
-    )
-    engine = make_engine(database_url)
-    slug = f"test-{uuid.uuid4().hex[:10]}"
-    campaign_id, _ = publish_campaign(
-        engine,
-        slug=slug,
-        title="Test canteens",
-        cause="Les Petites Cantines",
-        summary="",
-        meal_price=Money(1350, "EUR"),
-        goal_meals=100,
-    )
-    producer = make_producer(kafka_bootstrap, "test-relay")
-    yield {
-        "client": create_app(settings).test_client(),
-        "engine": engine,
-        "slug": slug,
-        "campaign_id": campaign_id,
-        "relay": OutboxRelay(engine, store.outbox, producer),
-        "bootstrap": kafka_bootstrap,
-    }
-    producer.close()
-    engine.dispose()
-
-
-def events_about(bootstrap: str, campaign_id: str) -> list[CloudEvent]:
-    """Every event on the donations and campaigns topics keyed by this campaign."""
-    consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
-    partitions = [
-        TopicPartition(topic, p)
-        for topic in (DONATIONS_TOPIC, CAMPAIGNS_TOPIC)
-        for p in consumer.partitions_for_topic(topic) or []
-    ]
-    consumer.assign(partitions)
-    consumer.seek_to_beginning()
-    end = consumer.end_offsets(partitions)
-    found = []
-    while any(consumer.position(tp) < end[tp] for tp in partitions):
-        for records in consumer.poll(timeout_ms=1000).values():
-            found += [r for r in records if r.key == campaign_id.encode()]
-    consumer.close()
-    return [CloudEvent.from_json(r.value) for r in found]
+pytestmark = pytest.mark.integration
 
 
 def give(client: FlaskClient, slug: str, **body: Any) -> Any:
@@ -97,12 +28,7 @@ def give(client: FlaskClient, slug: str, **body: Any) -> Any:
 
 
 def webhook(client: FlaskClient, event: dict[str, Any]) -> Any:
-    body = encode(event)
-    return client.post(
-        "/webhooks/stripe",
-        data=body,
-        headers={"Stripe-Signature": sign(body, SECRET), "Content-Type": "application/json"},
-    )
+    return post_signed(client, encode(event))
 
 
 def test_a_paid_checkout_is_published_once_through_the_outbox(donations: dict[str, Any]) -> None:
@@ -119,10 +45,10 @@ def test_a_paid_checkout_is_published_once_through_the_outbox(donations: dict[st
     assert donations["relay"].publish_pending() == 2  # campaign published + donation succeeded
     assert donations["relay"].publish_pending() == 0  # nothing is published twice
 
-    published = events_about(donations["bootstrap"], donations["campaign_id"])
+    events = published(donations)
     # Two topics: order holds within a campaign's partition of each, not across them.
-    assert sorted(e.type for e in published) == [CAMPAIGN_PUBLISHED, DONATION_SUCCEEDED]
-    (succeeded,) = [e for e in published if e.type == DONATION_SUCCEEDED]
+    assert sorted(e.type for e in events) == [CAMPAIGN_PUBLISHED, DONATION_SUCCEEDED]
+    (succeeded,) = [e for e in events if e.type == DONATION_SUCCEEDED]
     assert succeeded.data["donation_id"] == donation["id"]
     assert (succeeded.data["amount"], succeeded.data["currency"]) == (2700, "EUR")
     assert succeeded.data["meal_price"] == 1350
@@ -166,6 +92,5 @@ def test_refused_gifts_store_and_publish_nothing(donations: dict[str, Any]) -> N
     )
     assert bad_email.status_code == 422
     assert "email" in bad_email.json["errors"]["json"]["donor"]
-    with donations["engine"].connect() as conn:
-        assert conn.execute(select(func.count()).select_from(store.donations)).scalar() == 0
-        assert conn.execute(select(func.count()).select_from(store.outbox)).scalar() == 1
+    assert rows_in(donations["engine"], store.donations) == 0
+    assert rows_in(donations["engine"], store.outbox) == 1

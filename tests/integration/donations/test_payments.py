@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-import stripe
+import pytest
 
-from services.donations.payments import StripeBalance
+from services.donations.payments import StripePayments
+
+pytestmark = pytest.mark.integration
 
 
 def test_a_charge_that_is_not_the_payments_own_is_not_attributed_to_it(
@@ -12,8 +14,7 @@ def test_a_charge_that_is_not_the_payments_own_is_not_attributed_to_it(
 ) -> None:
     # stripe-mock answers every payment intent with the same fixture charge, which names no
     # payment intent: attributing it would make every gift after the first a "duplicate".
-    client = stripe.StripeClient("sk_test_123", base_addresses={"api": stripe_mock_url})
-    balance = StripeBalance(client)
+    balance = StripePayments("sk_test_123", stripe_mock_url)
     first = balance.payment_facts("pi_first_gift")
     second = balance.payment_facts("pi_second_gift")
     assert first.charge_id is None and second.charge_id is None
@@ -21,5 +22,4 @@ def test_a_charge_that_is_not_the_payments_own_is_not_attributed_to_it(
 
 
 def test_a_payment_without_an_intent_has_no_facts(stripe_mock_url: str) -> None:
-    client = stripe.StripeClient("sk_test_123", base_addresses={"api": stripe_mock_url})
-    assert StripeBalance(client).payment_facts(None).charge_id is None
+    assert StripePayments("sk_test_123", stripe_mock_url).payment_facts(None).charge_id is None

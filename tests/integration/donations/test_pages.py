@@ -1,23 +1,24 @@
-"""The donor pages and the edges of the API on SQLite with stripe-mock: locale and money
+"""The donor pages and the edges of the API on PostgreSQL with stripe-mock: locale and money
 formatting, CSRF, security headers, the test checkout only where it may exist, bad input."""
 
 from __future__ import annotations
 
 import re
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 from flask.testing import FlaskClient
-from sqlalchemy import func, select
 
 from services.donations import store
 from services.donations.app import create_app
 from services.donations.config import Settings
 from services.donations.demo import SLUG, seed_demo_campaign
 from services.shared.db import make_engine, upgrade
+from tests.integration.donations.conftest import rows_in
 from tests.support.donations import DONATIONS_MIGRATIONS, donations_settings
+
+pytestmark = pytest.mark.integration
 
 
 def settings_for(url: str, stripe_mock_url: str, **overrides: Any) -> Settings:
@@ -27,8 +28,8 @@ def settings_for(url: str, stripe_mock_url: str, **overrides: Any) -> Settings:
 
 
 @pytest.fixture
-def pages(tmp_path: Path, stripe_mock_url: str) -> Iterator[dict[str, Any]]:
-    url = f"sqlite:///{tmp_path / 'donations.db'}"
+def pages(database_url: str, stripe_mock_url: str) -> Iterator[dict[str, Any]]:
+    url = database_url
     upgrade(url, DONATIONS_MIGRATIONS)
     engine = make_engine(url)
     seed_demo_campaign(engine)
@@ -44,8 +45,7 @@ def csrf_token(html: str) -> str:
 
 
 def donations_stored(engine: Any) -> int:
-    with engine.connect() as conn:
-        return int(conn.execute(select(func.count()).select_from(store.donations)).scalar() or 0)
+    return rows_in(engine, store.donations)
 
 
 def test_campaign_page_speaks_the_donors_language(pages: dict[str, Any]) -> None:
@@ -134,9 +134,9 @@ def test_fetching_the_cancel_page_changes_nothing(pages: dict[str, Any]) -> None
 
 
 def test_the_test_checkout_does_not_exist_in_production(
-    tmp_path: Path, stripe_mock_url: str
+    database_url: str, stripe_mock_url: str
 ) -> None:
-    url = f"sqlite:///{tmp_path / 'prod.db'}"
+    url = database_url
     upgrade(url, DONATIONS_MIGRATIONS)
     client = create_app(settings_for(url, stripe_mock_url, test_checkout=False)).test_client()
     assert client.get("/test-checkout/anything").status_code == 404

@@ -1,14 +1,37 @@
-"""Webhook signatures are checked exactly as Stripe signs them."""
+"""Stripe as the donations service uses it: what a Checkout Session carries, and webhook
+signatures checked exactly as Stripe signs them."""
 
 import time
 
 import pytest
 
-from services.donations.payments import InvalidWebhook, verify_signature
+from services.donations.domain import CheckoutRequest
+from services.donations.payments import InvalidWebhook, checkout_session_params, verify_signature
 from services.donations.stripe_events import read_event
+from services.shared.money import Money
 from tests.support.stripe_signing import checkout_completed_event, encode, sign
 
 SECRET = "whsec_test_secret"
+
+
+def test_a_checkout_carries_the_donation_to_the_charge_for_a_later_resync() -> None:
+    params = checkout_session_params(
+        CheckoutRequest(
+            donation_id="d-1",
+            campaign_id="c-1",
+            campaign_title="Canteens",
+            gift=Money(2767, "EUR"),
+            fee_covered=Money(67, "EUR"),
+            donor_email="ada@example.org",
+            success_url="https://difts.test/thanks",
+            cancel_url="https://difts.test/canceled",
+        )
+    )
+    assert (params["mode"], params["submit_type"]) == ("payment", "donate")
+    assert params["client_reference_id"] == "d-1"
+    expected = {"donation_id": "d-1", "campaign_id": "c-1", "fee_covered": "67"}
+    assert params["metadata"] == params["payment_intent_data"]["metadata"] == expected
+    assert params["line_items"][0]["price_data"]["unit_amount"] == 2767
 
 
 def payload() -> bytes:

@@ -12,15 +12,15 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Engine, select
 
 from services.donations import store
 from services.donations.app import create_app
 from services.donations.demo import seed_demo_campaign
 from services.donations.stripe_events import HANDLED_TYPES, keepable_text
 from services.shared.db import make_engine, upgrade
+from tests.integration.donations.conftest import post_signed, rows_in
 from tests.support.donations import DONATIONS_MIGRATIONS, donations_settings
-from tests.support.stripe_signing import sign
 
 pytestmark = pytest.mark.integration
 
@@ -181,25 +181,13 @@ def engine(donations_database: str) -> Iterator[Engine]:
 
 
 def post(client: Any, body: bytes) -> Any:
-    return client.post(
-        "/webhooks/stripe",
-        data=body,
-        headers={"Stripe-Signature": sign(body, SECRET), "Content-Type": "application/json"},
-    )
+    return post_signed(client, body, SECRET)
 
 
 def counts(engine: Engine) -> dict[str, int]:
     """What a webhook could have changed besides its own record."""
-    with engine.connect() as conn:
-        return {
-            "donations": conn.execute(
-                select(func.count()).select_from(store.donations)
-            ).scalar_one(),
-            "outbox": conn.execute(select(func.count()).select_from(store.outbox)).scalar_one(),
-            "refunds": conn.execute(select(func.count()).select_from(store.refunds)).scalar_one(),
-            "disputes": conn.execute(select(func.count()).select_from(store.disputes)).scalar_one(),
-            "payouts": conn.execute(select(func.count()).select_from(store.payouts)).scalar_one(),
-        }
+    tables = (store.donations, store.outbox, store.refunds, store.disputes, store.payouts)
+    return {table.name: rows_in(engine, table) for table in tables}
 
 
 @pytest.mark.parametrize(("shape", "body"), UNREADABLE, ids=[name for name, _ in UNREADABLE])
@@ -238,8 +226,7 @@ def test_an_unsigned_hostile_body_is_refused_and_not_kept(client: Any, engine: E
     reply = client.post("/webhooks/stripe", data=deep(20_000))
     assert reply.status_code == 400
     assert "Stripe-Signature" in reply.get_json()["errors"]["headers"]
-    with engine.connect() as conn:
-        assert conn.execute(select(func.count()).select_from(store.stripe_events)).scalar_one() == 0
+    assert rows_in(engine, store.stripe_events) == 0
 
 
 def test_an_unhandled_type_is_ignored_whatever_its_data(client: Any) -> None:
