@@ -29,7 +29,7 @@ step "lint: ruff and mypy"
 "$BIN/ruff" check .
 "$BIN/ruff" format --check .
 "$BIN/mypy" services/shared services/donations/domain.py services/donations/handlers.py \
-  services/ledger/domain services/ledger/handlers.py \
+  services/ledger/domain services/ledger/handlers \
   services/notifications
 
 step "starting Kafka, PostgreSQL and stripe-mock for the tests (in parallel)"

@@ -7,11 +7,10 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from decimal import Decimal
 from typing import Any
 
-import stripe
 from flask import Response, current_app, stream_with_context
 from flask.views import MethodView
 from flask_smorest import Blueprint, abort
@@ -21,7 +20,7 @@ from services.shared.auth import protected
 from services.shared.money import CURRENCY_EXPONENTS
 
 from . import handlers, views
-from .reconciliation import ReconciliationReport, StripeBalance, reconcile_payout, reconcile_period
+from .domain import ReconciliationReport, StripeUnavailable
 from .schemas import (
     CampaignSummarySchema,
     FeePolicySchema,
@@ -36,6 +35,8 @@ from .schemas import (
     TrialBalanceQuerySchema,
     TrialBalanceSchema,
 )
+from .stripe_balance import BalanceTransactions
+from .unit_of_work import LedgerUnitOfWork
 
 api = Blueprint(
     "ledger",
@@ -107,8 +108,8 @@ class CampaignFeePolicy(MethodView):
     def put(self, body: dict[str, Any], slug: str) -> dict[str, Any]:
         """Choose who bears the fees of the campaign's gifts booked from now on."""
         try:
-            with _engine().begin() as conn:
-                handlers.set_fee_policy(conn, slug, body["fee_policy"])
+            with LedgerUnitOfWork(_engine()) as uow:
+                handlers.set_fee_policy(handlers.SetFeePolicy(slug, body["fee_policy"]), uow)
         except handlers.Refused as error:
             abort(404, message=str(error))
         return body
@@ -252,18 +253,21 @@ class TrialBalance(MethodView):
         return Response(buffer.getvalue(), mimetype="text/csv")
 
 
-def _reconciled(reconcile: Any, *args: Any) -> dict[str, Any]:
-    """Run a reconciliation against Stripe's balance; 502 when Stripe cannot be asked."""
+def _reconciled(
+    reconcile: Callable[[Any, handlers.OpenUnitOfWork, handlers.StripeRecords], Any],
+    asked: Any,
+) -> dict[str, Any]:
+    """Run a reconciliation against Stripe's balance transactions; 404 for a payout Stripe
+    does not know, 502 when Stripe cannot be asked."""
     settings = current_app.extensions["ledger"].settings
-    balance = StripeBalance(settings.stripe_api_key, settings.stripe_api_base or None)
+    stripe = BalanceTransactions(settings.stripe_api_key, settings.stripe_api_base or None)
+    engine = _engine()
     try:
-        with _engine().connect() as conn:
-            report: ReconciliationReport = reconcile(conn, balance, *args)
-    except stripe.StripeError as error:
-        said = error.user_message or str(error)
-        if isinstance(error, stripe.InvalidRequestError) and error.http_status == 404:
-            abort(404, message=f"Stripe knows no such payout: {said}")
-        abort(502, message=f"Stripe could not be asked, try again: {said}")
+        report: ReconciliationReport = reconcile(asked, lambda: LedgerUnitOfWork(engine), stripe)
+    except StripeUnavailable as error:
+        if error.missing:
+            abort(404, message=f"Stripe knows no such payout: {error.said}")
+        abort(502, message=f"Stripe could not be asked, try again: {error.said}")
     return report.to_dict()
 
 
@@ -279,7 +283,8 @@ class Reconciliation(MethodView):
     def get(self, query: dict[str, Any]) -> dict[str, Any]:
         """Stripe's balance transactions created in [since, until), matched to the journal;
         "balanced" only when nothing is off."""
-        return _reconciled(reconcile_period, query["since"], query["until"])
+        asked = handlers.ReconcilePeriod(query["since"], query["until"])
+        return _reconciled(handlers.reconcile_period, asked)
 
 
 @finance.route("/payouts/<payout>/reconciliation")
@@ -292,7 +297,7 @@ class PayoutReconciliation(MethodView):
     def get(self, path: dict[str, Any], payout: str) -> dict[str, Any]:
         """The balance transactions Stripe says a payout settled, matched to the journal, and
         the payout booked to the bank against the total it settled."""
-        return _reconciled(reconcile_payout, path["payout"])
+        return _reconciled(handlers.reconcile_payout, handlers.ReconcilePayout(path["payout"]))
 
 
 @finance.route("/periods/<month>/close")
@@ -305,8 +310,10 @@ class ClosePeriod(MethodView):
 
         Closing a closed month again changes nothing (already_closed)."""
         try:
-            with _engine().begin() as conn:
-                newly = handlers.close_period(conn, path["month"], "finance API")
+            with LedgerUnitOfWork(_engine()) as uow:
+                newly = handlers.close_period(
+                    handlers.ClosePeriod(path["month"], "finance API"), uow
+                )
         except handlers.Refused as error:
             abort(422, message=str(error), errors={"path": {"month": [str(error)]}})
         return {"month": path["month"], "closed": True, "already_closed": not newly}

@@ -1,9 +1,10 @@
-"""The ledger service's unit of work: one transaction on its database, with its outbox and
-the ids of the events it processed (services/shared/unit_of_work.py)."""
+"""The ledger service's unit of work: one transaction on its database, with the repositories
+of campaigns (their totals, price periods and milestones), gifts and the journal, its outbox
+and the ids of the events it processed (services/shared/unit_of_work.py)."""
 
 from __future__ import annotations
 
-from sqlalchemy import Engine
+from sqlalchemy import Connection, Engine
 
 from services.shared.unit_of_work import SqlUnitOfWork
 
@@ -13,5 +14,15 @@ from . import store
 class LedgerUnitOfWork(SqlUnitOfWork):
     """One transaction on the ledger database."""
 
+    campaigns: store.Campaigns
+    gifts: store.Gifts
+    journal: store.Journal
+
     def __init__(self, engine: Engine) -> None:
         super().__init__(engine, store.outbox, store.processed)
+
+    def bind(self, conn: Connection) -> None:
+        """The repositories, on this transaction."""
+        self.campaigns = store.Campaigns(conn)
+        self.gifts = store.Gifts(conn)
+        self.journal = store.Journal(conn)

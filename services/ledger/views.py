@@ -4,13 +4,13 @@ and income as positive balances where finance staff expect them."""
 
 from __future__ import annotations
 
-import base64
-import json
 from collections.abc import Iterator
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Connection, and_, func, or_, select
+
+from services.shared.db import as_utc
 
 from .domain import (
     ACCOUNTS,
@@ -22,15 +22,7 @@ from .domain import (
     EntryKind,
     campaign_fund,
 )
-from .store import (
-    campaign_totals,
-    campaigns,
-    closed_periods,
-    journal_entries,
-    journal_lines,
-    payout_items,
-    utc,
-)
+from .store import campaign_totals, campaigns, journal_entries, journal_lines, payout_items
 
 
 def campaign_summary(conn: Connection, slug: str) -> dict[str, Any] | None:
@@ -132,7 +124,7 @@ def trial_balance(conn: Connection, at: datetime | None = None) -> dict[str, Any
         .order_by(journal_lines.c.currency, journal_lines.c.account)
     )
     if at is not None:
-        statement = statement.where(journal_entries.c.effective_at <= utc(at))
+        statement = statement.where(journal_entries.c.effective_at <= as_utc(at))
     accounts = [
         {
             "account": row.account,
@@ -178,29 +170,7 @@ def unbalanced_entries(conn: Connection) -> list[tuple[int, str, int]]:
     ]
 
 
-def closed_months(conn: Connection) -> list[dict[str, Any]]:
-    """The closed periods, oldest first."""
-    rows = conn.execute(select(closed_periods).order_by(closed_periods.c.month)).all()
-    return [dict(row._mapping) for row in rows]
-
-
 # --- the journal, filtered and paged -----------------------------------------------------------
-
-
-def encode_cursor(effective_at: datetime, entry_id: int) -> str:
-    """An opaque cursor after one entry (entries are ordered by date, then id)."""
-    raw = json.dumps([utc(effective_at).isoformat(), entry_id]).encode()
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
-
-
-def decode_cursor(cursor: str) -> tuple[datetime, int]:
-    """The entry a cursor points after; ValueError if it is not one of ours."""
-    try:
-        padded = cursor + "=" * (-len(cursor) % 4)
-        moment, entry_id = json.loads(base64.urlsafe_b64decode(padded))
-        return utc(datetime.fromisoformat(moment)), int(entry_id)
-    except (ValueError, TypeError) as error:
-        raise ValueError("not a journal cursor") from error
 
 
 def journal(
@@ -236,9 +206,9 @@ def journal(
             journal_entries.c.id.in_(select(journal_lines.c.entry_id).where(matching))
         )
     if since:
-        statement = statement.where(journal_entries.c.effective_at >= utc(since))
+        statement = statement.where(journal_entries.c.effective_at >= as_utc(since))
     if until:
-        statement = statement.where(journal_entries.c.effective_at < utc(until))
+        statement = statement.where(journal_entries.c.effective_at < as_utc(until))
     if stripe_id:
         statement = statement.where(
             or_(
@@ -273,10 +243,10 @@ def journal(
                 {"account": line.account, "currency": line.currency, "amount": line.amount}
             )
     for entry in entries:
-        entry["effective_at"] = utc(entry["effective_at"])
-        entry["created_at"] = utc(entry["created_at"])
+        entry["effective_at"] = as_utc(entry["effective_at"])
+        entry["created_at"] = as_utc(entry["created_at"])
         if entry["original_effective_at"] is not None:
-            entry["original_effective_at"] = utc(entry["original_effective_at"])
+            entry["original_effective_at"] = as_utc(entry["original_effective_at"])
         entry["lines"] = lines.get(entry["id"], [])
     return entries
 

@@ -61,7 +61,7 @@ from services.shared.money import Money
 from tests.support import donations as donation_handlers
 from tests.support import infra
 from tests.support.donations import DONATIONS_MIGRATIONS, donations_settings
-from tests.unit.ledger.handlers.test_gifts import gift, published, refund
+from tests.unit.ledger.conftest import gift, published, refund
 
 pytestmark = pytest.mark.integration
 

@@ -1,6 +1,7 @@
 """The ledger's rules, with no I/O: the chart of accounts (accounts.py), balanced journal
-entries (journal.py), what a gift does to the books (gifts.py), accounting periods
-(periods.py), and how money becomes meals (meals.py)."""
+entries (journal.py), what a gift does to the books (gifts.py), a campaign's projection and
+totals (campaigns.py), accounting periods (periods.py), how money becomes meals (meals.py),
+and the matching of Stripe's balance transactions against the journal (reconciliation.py)."""
 
 from .accounts import (
     ACCOUNTS,
@@ -13,9 +14,12 @@ from .accounts import (
     STRIPE_CLEARING,
     campaign_fund,
 )
+from .campaigns import EPOCH, Campaign, CampaignTotals
 from .gifts import (
+    BookedGift,
     FeePolicy,
     GiftBooking,
+    RefundTaken,
     ReturnToDonor,
     dispute_lost_entry,
     dispute_opened_entry,
@@ -24,12 +28,16 @@ from .gifts import (
     gift_entries,
     payout_entry,
     refund_entry,
+    refund_taken,
     return_to_donor,
+    stripe_fee,
 )
 from .journal import (
     EntryKind,
+    EntryReferences,
     JournalEntry,
     JournalLine,
+    PostedEntry,
     UnbalancedEntry,
     credit,
     debit,
@@ -45,28 +53,54 @@ from .meals import (
     highest,
     milestones_crossed,
     period_for,
+    with_eligible,
 )
 from .periods import month_of, month_start, next_month, posting_date
+from .reconciliation import (
+    LedgerMovement,
+    ReconciliationReport,
+    StripeCharge,
+    StripeMovement,
+    StripePayout,
+    StripeRefund,
+    StripeUnavailable,
+    reconcile,
+    settle_payout,
+)
 
 __all__ = [
     "ACCOUNTS",
     "BANK",
+    "BookedGift",
+    "Campaign",
+    "CampaignTotals",
     "DISPUTED_FUNDS",
     "DISPUTE_FEES",
     "DONOR_COVERED_FEES",
+    "EPOCH",
     "EntryKind",
+    "EntryReferences",
     "FEES_CHARGED_TO_CAMPAIGNS",
     "FeePolicy",
     "GiftBooking",
     "JournalEntry",
     "JournalLine",
+    "LedgerMovement",
     "MealCount",
     "MealTally",
     "Milestone",
     "PROCESSING_FEES",
+    "PostedEntry",
     "PricePeriod",
+    "ReconciliationReport",
+    "RefundTaken",
     "ReturnToDonor",
     "STRIPE_CLEARING",
+    "StripeCharge",
+    "StripeMovement",
+    "StripePayout",
+    "StripeRefund",
+    "StripeUnavailable",
     "UnbalancedEntry",
     "campaign_fund",
     "count_meals",
@@ -86,7 +120,12 @@ __all__ = [
     "payout_entry",
     "period_for",
     "posting_date",
+    "reconcile",
     "refund_entry",
+    "refund_taken",
     "return_to_donor",
     "reversal_entry",
+    "settle_payout",
+    "stripe_fee",
+    "with_eligible",
 ]

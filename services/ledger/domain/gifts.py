@@ -1,9 +1,11 @@
 """What a gift does to the books: its entries when it is confirmed, and when money of it goes
-back to the donor (a refund, a lost dispute) or Stripe moves it (a dispute, a payout)."""
+back to the donor (a refund, a lost dispute) or Stripe moves it (a dispute, a payout); and
+what the ledger remembers of a booked gift for the returns that may follow."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
 from datetime import datetime
 from enum import StrEnum
 
@@ -19,7 +21,7 @@ from .accounts import (
     STRIPE_CLEARING,
     campaign_fund,
 )
-from .journal import EntryKind, JournalEntry, credit, debit, legs
+from .journal import EntryKind, JournalEntry, JournalLine, credit, debit, legs
 
 
 class FeePolicy(StrEnum):
@@ -42,6 +44,17 @@ def donation_entry(
         effective_at=effective_at,
         lines=(debit(STRIPE_CLEARING, amount), credit(campaign_fund(campaign_id), amount)),
     )
+
+
+def stripe_fee(amount: Money, fee: int | None, net: int | None) -> Money | None:
+    """Stripe's fee on a gift of `amount`, from what its balance transaction says (None while
+    unknown): the fee, or the gift less the net when only the net is known. Figures that
+    cannot both be true are refused (ValueError)."""
+    if fee is None and net is not None:
+        fee = amount.amount - net
+    if fee is not None and net is not None and fee + net != amount.amount:
+        raise ValueError(f"fee {fee} and net {net} do not add up to {amount.amount}")
+    return Money(fee, amount.currency) if fee is not None else None
 
 
 @dataclass(frozen=True, slots=True)
@@ -164,6 +177,134 @@ def return_to_donor(
     part = min(max(0, after.amount * covered // gift.amount.amount - before), returning.amount)
     from_covered = Money(part, gift.amount.currency)
     return ReturnToDonor(returning - from_covered, from_covered)
+
+
+@dataclass(frozen=True, slots=True)
+class RefundTaken:
+    """What a refund's entry took: from the campaign's fund (net of the fee it gave back to
+    the fund), from the donor-covered fee income, and the fee it gave back to the fund."""
+
+    from_fund: Money
+    from_covered_fees: Money
+    fee_back_to_fund: Money
+
+    @property
+    def total(self) -> Money:
+        """The whole amount the refund gave back to the donor."""
+        return self.from_fund + self.from_covered_fees + self.fee_back_to_fund
+
+
+def refund_taken(campaign_id: str, lines: Sequence[JournalLine], currency: str) -> RefundTaken:
+    """What the refund posted as `lines` took, read back from its lines (so a refund that fails
+    undoes exactly what was booked, whatever the event announcing the failure says)."""
+
+    def on(account: str) -> Money:
+        return sum((line.amount for line in lines if line.account == account), Money.zero(currency))
+
+    return RefundTaken(
+        on(campaign_fund(campaign_id)), on(DONOR_COVERED_FEES), on(FEES_CHARGED_TO_CAMPAIGNS)
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class BookedGift:
+    """A gift the ledger booked, and what went back of it since: what its refunds and disputes
+    need to book their part. `returned` is what was refunded or lost in disputes;
+    `fund_balance` what the campaign's fund holds from it now (below zero when the fund bore a
+    fee and gave everything back); `fee_back_to_fund` what of the fund's fee charge Stripe gave
+    back; `period_starts_at` the price period it counts in."""
+
+    donation_id: str
+    campaign_id: str
+    booking: GiftBooking
+    charge_id: str | None
+    effective_at: datetime
+    period_starts_at: datetime
+    fund_balance: Money
+    returned: Money
+    fee_back_to_fund: Money
+    meals: int = 0
+
+    @classmethod
+    def booked(
+        cls,
+        donation_id: str,
+        campaign_id: str,
+        booking: GiftBooking,
+        charge_id: str | None,
+        effective_at: datetime,
+        period_starts_at: datetime,
+        meals: int,
+    ) -> BookedGift:
+        """A gift just booked: the fund holds its share, nothing went back yet; `meals` is how
+        many meals it moved the campaign's counter by."""
+        zero = Money.zero(booking.amount.currency)
+        return cls(
+            donation_id,
+            campaign_id,
+            booking,
+            charge_id,
+            effective_at,
+            period_starts_at,
+            fund_balance=booking.fund_share,
+            returned=zero,
+            fee_back_to_fund=zero,
+            meals=meals,
+        )
+
+    @property
+    def currency(self) -> str:
+        """The gift's currency."""
+        return self.booking.amount.currency
+
+    @property
+    def eligible(self) -> Money:
+        """What of the gift counts towards meals: what the fund holds of it, never below zero."""
+        return Money(max(0, self.fund_balance.amount), self.currency)
+
+    def give_back(self, amount: Money) -> ReturnToDonor:
+        """Split money going back to the donor (a refund, a lost dispute); more than the gift
+        can never go back (ValueError)."""
+        # What earlier returns still standing took from the donor's cover: the rest of what
+        # went back came out of the fund (whose share the fee given back to it tops up).
+        given_back_by_fund = self.booking.fund_share + self.fee_back_to_fund - self.fund_balance
+        covered_back = self.returned - given_back_by_fund
+        return return_to_donor(self.booking, self.returned, amount, covered_back)
+
+    def fee_back_on_refund(self, fee_refunded: Money) -> Money:
+        """What of the fee Stripe returns on a refund goes back to the fund: under the campaign
+        policy, up to what the fund still bears of the fee; otherwise none (it reduces the
+        fee expense)."""
+        if self.booking.policy is not FeePolicy.CAMPAIGN:
+            return Money.zero(self.currency)
+        still_charged = self.booking.charged_to_fund - self.fee_back_to_fund
+        return Money(min(fee_refunded.amount, max(0, still_charged.amount)), self.currency)
+
+    def refunded(self, back: ReturnToDonor, fee_back_to_fund: Money) -> BookedGift:
+        """The gift after a refund of `back`, the fund getting `fee_back_to_fund` back."""
+        return replace(
+            self,
+            returned=self.returned + back.total,
+            fund_balance=self.fund_balance - back.from_fund + fee_back_to_fund,
+            fee_back_to_fund=self.fee_back_to_fund + fee_back_to_fund,
+        )
+
+    def refund_failed(self, taken: RefundTaken) -> BookedGift:
+        """The gift after a refund that took `taken` failed: as if it had never happened."""
+        return replace(
+            self,
+            returned=self.returned - taken.total,
+            fund_balance=self.fund_balance + taken.from_fund,
+            fee_back_to_fund=self.fee_back_to_fund - taken.fee_back_to_fund,
+        )
+
+    def lost_in_dispute(self, back: ReturnToDonor) -> BookedGift:
+        """The gift after a dispute lost `back` to the donor's bank."""
+        return replace(
+            self,
+            returned=self.returned + back.total,
+            fund_balance=self.fund_balance - back.from_fund,
+        )
 
 
 def refund_entry(

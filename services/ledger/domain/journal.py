@@ -108,3 +108,30 @@ def reversal_entry(
         effective_at=effective_at,
         lines=tuple(JournalLine(line.account, -line.amount) for line in reversed_lines),
     )
+
+
+@dataclass(frozen=True, slots=True)
+class EntryReferences:
+    """What a journal entry is about, for finance staff to find it and reconciliation to match
+    it: the event that caused it, the campaign and gift, the payment finance staff reconcile
+    against (`stripe_reference`: payment intent, else checkout session), and Stripe's objects:
+    the one the entry books (charge, refund, dispute or payout), the charge it belongs to and
+    the balance transaction."""
+
+    event_id: str
+    campaign_id: str | None
+    donation_id: str | None = None
+    stripe_reference: str | None = None
+    stripe_object_id: str | None = None
+    charge_id: str | None = None
+    balance_transaction_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class PostedEntry:
+    """An entry as the journal holds it: its id, its kind and the Stripe objects it booked."""
+
+    id: int
+    kind: str
+    stripe_object_id: str | None
+    charge_id: str | None

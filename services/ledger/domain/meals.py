@@ -4,7 +4,7 @@ carried, and the milestones the counter crosses."""
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 
 from services.shared.money import Money
@@ -101,6 +101,19 @@ def period_for(periods: list[PricePeriod], moment: datetime) -> PricePeriod:
         if period.starts_at <= moment:
             found = period
     return found
+
+
+def with_eligible(
+    periods: list[PricePeriod], starts_at: datetime, change: Money
+) -> list[PricePeriod]:
+    """The price periods once `change` is added to the eligible amount of the one starting at
+    `starts_at` (what a gift booked in it does to the count)."""
+    return [
+        replace(period, eligible=period.eligible + change)
+        if period.starts_at == starts_at
+        else period
+        for period in periods
+    ]
 
 
 @dataclass(frozen=True, slots=True)

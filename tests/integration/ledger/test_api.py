@@ -1,42 +1,27 @@
-"""The finance API on the embedded SQLite database: the public summary stays public, the books
-want a bearer token with the finance role, the journal pages with a cursor and exports CSV."""
+"""The ledger's API through the Flask client on PostgreSQL: the public summary stays public,
+the books want a bearer token with the finance role, the journal pages with a cursor and
+exports CSV, finance staff close periods and set fee policies."""
 
 from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 from flask.testing import FlaskClient
 from sqlalchemy import Engine
 
-from services.ledger.__main__ import MIGRATIONS
 from services.ledger.app import create_app
 from services.ledger.config import Settings
 from services.ledger.consumer import build_consumer
 from services.shared.consumer import IdempotentConsumer
-from services.shared.db import make_engine, upgrade
-from tests.unit.ledger.handlers.test_gifts import gift, published, refund
+from tests.unit.ledger.conftest import gift, published, refund
+
+pytestmark = pytest.mark.integration
 
 FINANCE = {"Authorization": "Bearer test-finance"}
 ADMIN = {"Authorization": "Bearer test-admin"}
-
-
-@pytest.fixture
-def database_url(tmp_path: Path) -> str:
-    url = f"sqlite:///{tmp_path / 'ledger.db'}"
-    upgrade(url, MIGRATIONS)
-    return url
-
-
-@pytest.fixture
-def engine(database_url: str) -> Iterator[Engine]:
-    engine = make_engine(database_url)
-    yield engine
-    engine.dispose()
 
 
 @pytest.fixture
@@ -45,7 +30,7 @@ def ledger(engine: Engine) -> IdempotentConsumer:
 
 
 @pytest.fixture
-def client(database_url: str) -> FlaskClient:
+def client(engine: Engine, database_url: str) -> FlaskClient:
     settings = Settings(
         database_url,
         "127.0.0.1:1",

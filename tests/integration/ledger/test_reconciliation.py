@@ -9,19 +9,18 @@ amounts (or deliberately do not) and reads what the report makes of both sides.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime
+from typing import Any
 
 import pytest
 from sqlalchemy import Engine
 
-from services.ledger import views
-from services.ledger.__main__ import MIGRATIONS
+from services.ledger import handlers, views
 from services.ledger.consumer import build_consumer
-from services.ledger.reconciliation import StripeBalance, reconcile_payout, reconcile_period
-from services.ledger.resync import resync_from_stripe
+from services.ledger.domain import ReconciliationReport
+from services.ledger.stripe_balance import BalanceTransactions
+from services.ledger.unit_of_work import LedgerUnitOfWork
 from services.shared.consumer import IdempotentConsumer
-from services.shared.db import make_engine, upgrade
 from services.shared.envelope import CloudEvent, new_event
 from services.shared.events import CAMPAIGN_PUBLISHED, DONATION_SUCCEEDED, PAYOUT_PAID
 
@@ -31,14 +30,6 @@ FIXTURE_TXN = "txn_1PgaxNB7WZ01zgkWEV3TLf40"
 FIXTURE_CHARGE = "ch_1PgafuB7WZ01zgkWXYmPNZs8"
 FIXTURE_CREATED = "2009-02-13T23:31:30+00:00"
 FEBRUARY_2009 = (datetime(2009, 2, 1, tzinfo=UTC), datetime(2009, 3, 1, tzinfo=UTC))
-
-
-@pytest.fixture
-def engine(database_url: str) -> Iterator[Engine]:
-    upgrade(database_url, MIGRATIONS)
-    engine = make_engine(database_url)
-    yield engine
-    engine.dispose()
 
 
 @pytest.fixture
@@ -62,8 +53,38 @@ def ledger(engine: Engine) -> IdempotentConsumer:
 
 
 @pytest.fixture
-def balance(stripe_mock_url: str) -> StripeBalance:
-    return StripeBalance("sk_test_123", stripe_mock_url)
+def balance(stripe_mock_url: str) -> BalanceTransactions:
+    return BalanceTransactions("sk_test_123", stripe_mock_url)
+
+
+def reconcile_period(
+    engine: Engine, balance: BalanceTransactions, since: datetime, until: datetime
+) -> ReconciliationReport:
+    asked = handlers.ReconcilePeriod(since, until)
+    return handlers.reconcile_period(asked, lambda: LedgerUnitOfWork(engine), balance)
+
+
+def reconcile_payout(
+    engine: Engine, balance: BalanceTransactions, payout_id: str
+) -> ReconciliationReport:
+    asked = handlers.ReconcilePayout(payout_id)
+    return handlers.reconcile_payout(asked, lambda: LedgerUnitOfWork(engine), balance)
+
+
+def resync_from_stripe(
+    engine: Engine,
+    ledger: IdempotentConsumer,
+    balance: BalanceTransactions,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    payout_id: str | None = None,
+) -> dict[str, Any]:
+    return handlers.resync(
+        handlers.Resync(since, until, payout_id),
+        lambda: LedgerUnitOfWork(engine),
+        balance,
+        book=lambda event: ledger.apply(event.to_json().encode()),
+    )
 
 
 def gift(donation_id: str, charge: str, txn: str, amount: int, fee: int) -> CloudEvent:
@@ -94,12 +115,11 @@ def book(ledger: IdempotentConsumer, *events: CloudEvent) -> None:
 
 
 def test_a_period_whose_every_movement_matches_is_balanced(
-    engine: Engine, ledger: IdempotentConsumer, balance: StripeBalance
+    engine: Engine, ledger: IdempotentConsumer, balance: BalanceTransactions
 ) -> None:
     book(ledger, gift("d-fixture", FIXTURE_CHARGE, FIXTURE_TXN, 100, 0))
 
-    with engine.connect() as conn:
-        report = reconcile_period(conn, balance, *FEBRUARY_2009)
+    report = reconcile_period(engine, balance, *FEBRUARY_2009)
 
     assert report.balanced, report.to_text()
     assert [m["balance_transaction"] for m in report.matched] == [FIXTURE_TXN]
@@ -107,7 +127,7 @@ def test_a_period_whose_every_movement_matches_is_balanced(
 
 
 def test_unmatched_movements_on_each_side_and_mismatched_amounts_are_reported_with_totals(
-    engine: Engine, ledger: IdempotentConsumer, balance: StripeBalance
+    engine: Engine, ledger: IdempotentConsumer, balance: BalanceTransactions
 ) -> None:
     # The ledger thinks Stripe kept a 3-cent fee on the fixture charge (Stripe says none),
     # and has a gift Stripe does not list.
@@ -117,8 +137,7 @@ def test_unmatched_movements_on_each_side_and_mismatched_amounts_are_reported_wi
         gift("d-ledger-only", "ch_ledger_only", "txn_ledger_only", 2500, 103),
     )
 
-    with engine.connect() as conn:
-        report = reconcile_period(conn, balance, *FEBRUARY_2009)
+    report = reconcile_period(engine, balance, *FEBRUARY_2009)
     print(report.to_text())
 
     assert not report.balanced
@@ -140,10 +159,9 @@ def test_unmatched_movements_on_each_side_and_mismatched_amounts_are_reported_wi
 
 
 def test_a_movement_the_ledger_never_saw_is_only_in_stripe_and_needs_a_person_without_metadata(
-    engine: Engine, ledger: IdempotentConsumer, balance: StripeBalance
+    engine: Engine, ledger: IdempotentConsumer, balance: BalanceTransactions
 ) -> None:
-    with engine.connect() as conn:
-        report = reconcile_period(conn, balance, *FEBRUARY_2009)
+    report = reconcile_period(engine, balance, *FEBRUARY_2009)
     assert [m["source"] for m in report.only_in_stripe] == [FIXTURE_CHARGE]
     assert not report.balanced
 
@@ -158,7 +176,7 @@ def test_a_movement_the_ledger_never_saw_is_only_in_stripe_and_needs_a_person_wi
 
 
 def test_a_payout_is_reconciled_with_what_it_settled_and_resync_books_a_missed_payout_once(
-    engine: Engine, ledger: IdempotentConsumer, balance: StripeBalance
+    engine: Engine, ledger: IdempotentConsumer, balance: BalanceTransactions
 ) -> None:
     book(ledger, gift("d-fixture", FIXTURE_CHARGE, FIXTURE_TXN, 100, 0))
 
@@ -168,8 +186,8 @@ def test_a_payout_is_reconciled_with_what_it_settled_and_resync_books_a_missed_p
     assert first["booked"] == ["po_missed"]
     assert again["booked"] == [] and again["already_booked"] == ["po_missed"]
 
+    report = reconcile_payout(engine, balance, "po_missed")
     with engine.connect() as conn:
-        report = reconcile_payout(conn, balance, "po_missed")
         [entry] = views.journal(conn, stripe_id="po_missed")
     print(report.to_text())
     assert entry["kind"] == "payout"
@@ -185,7 +203,7 @@ def test_a_payout_is_reconciled_with_what_it_settled_and_resync_books_a_missed_p
 
 
 def test_a_payout_booked_for_what_it_settled_is_balanced(
-    engine: Engine, ledger: IdempotentConsumer, balance: StripeBalance
+    engine: Engine, ledger: IdempotentConsumer, balance: BalanceTransactions
 ) -> None:
     paid = new_event(
         PAYOUT_PAID,
@@ -201,8 +219,8 @@ def test_a_payout_booked_for_what_it_settled_is_balanced(
     )
     book(ledger, gift("d-fixture", FIXTURE_CHARGE, FIXTURE_TXN, 100, 0), paid)
 
+    report = reconcile_payout(engine, balance, "po_exact")
     with engine.connect() as conn:
-        report = reconcile_payout(conn, balance, "po_exact")
         summary = views.campaign_finance_summary(conn, "usd-cantines")
 
     assert report.balanced, report.to_text()

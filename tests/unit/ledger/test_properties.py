@@ -1,33 +1,37 @@
-"""Properties of the books over random histories: gifts (with fees and donor cover), partial
-refunds, refunds that fail afterwards, disputes won and lost, and replays of any event already
-seen. Whatever the history,
-every entry balances, no money appears or vanishes, and the meals are the formula's."""
+"""Properties of the books over random histories, on an in-memory unit of work: gifts (with
+fees and donor cover), partial refunds, refunds that fail afterwards, disputes won and lost,
+and replays of any event already seen. Whatever the history, every entry balances, no money
+appears or vanishes, and the meals are the formula's."""
 
 from __future__ import annotations
 
-import tempfile
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from sqlalchemy import Engine
 
-from services.ledger import handlers, store, views
-from services.ledger.consumer import build_consumer
+from services.ledger import handlers
 from services.shared.consumer import IdempotentConsumer
-from services.shared.db import make_engine
 from services.shared.envelope import CloudEvent
-from tests.unit.ledger.handlers.test_gifts import (
+from tests.unit.ledger.conftest import (
     CAMPAIGN,
     FUND,
+    SLUG,
+    consumer_of,
     dispute_closed,
     dispute_opened,
     gift,
     published,
     refund,
     refund_failed,
+)
+from tests.unit.ledger.fakes import (
+    FakeUnitOfWork,
+    balances,
+    finance_summary,
+    trial_totals,
+    unbalanced_entries,
 )
 
 MEAL_PRICE = 1350
@@ -93,13 +97,6 @@ steps = st.lists(
     ),
     max_size=25,
 )
-
-
-def fresh_ledger(directory: str) -> tuple[Engine, IdempotentConsumer]:
-    engine = make_engine(f"sqlite:///{Path(directory) / 'ledger.db'}")
-    store.metadata.create_all(engine)
-    ledger = build_consumer(engine, "127.0.0.1:1", "ledger", dead_letter_producer=None)  # type: ignore[arg-type]
-    return engine, ledger
 
 
 def run(history: History, ledger: IdempotentConsumer, step: tuple[Any, ...]) -> None:
@@ -176,42 +173,37 @@ def run(history: History, ledger: IdempotentConsumer, step: tuple[Any, ...]) -> 
 def test_any_history_balances_conserves_money_and_counts_meals_by_the_formula(
     history_steps: list[tuple[Any, ...]], policy: str
 ) -> None:
-    with tempfile.TemporaryDirectory() as directory:
-        engine, ledger = fresh_ledger(directory)
-        try:
-            history = History(policy=policy)
-            assert ledger.apply(published(meal_price=MEAL_PRICE).to_json().encode()).status
-            with engine.begin() as conn:
-                handlers.set_fee_policy(conn, "petites-cantines", policy)
-            for step in history_steps:
-                run(history, ledger, step)
+    uow = FakeUnitOfWork()
+    ledger = consumer_of(uow)
+    history = History(policy=policy)
+    assert ledger.apply(published(meal_price=MEAL_PRICE).to_json().encode()).status
+    with uow:
+        handlers.set_fee_policy(handlers.SetFeePolicy(SLUG, policy), uow)
+    for step in history_steps:
+        run(history, ledger, step)
 
-            with engine.connect() as conn:
-                assert views.unbalanced_entries(conn) == []
-                trial = views.trial_balance(conn)
-                found = views.campaign_finance_summary(conn, "petites-cantines")
-            assert trial["balanced"]
-            balances = {row["account"]: row["balance"] for row in trial["accounts"]}
-            assert found is not None
+    assert unbalanced_entries(uow) == []
+    found = finance_summary(uow, SLUG)
+    assert all(total == 0 for total in trial_totals(uow).values())  # the trial balance balances
+    books = balances(uow)
+    assert found is not None
 
-            # No money appears or vanishes: Stripe's side and the fund's side add up.
-            assert balances.get("assets:stripe-clearing", 0) == history.clearing
-            assert -balances.get(FUND, 0) == sum(g.kept_by_fund() for g in history.gifts)
-            eligible = sum(max(0, g.kept_by_fund()) for g in history.gifts)
-            charged = sum(g.charged_to_fund - g.fee_back_to_fund for g in history.gifts)
-            assert -balances.get("income:fees-charged-to-campaigns", 0) == charged
-            covered = sum(g.covered - g.covered_back for g in history.gifts)
-            assert -balances.get("income:donor-covered-fees", 0) == covered
-            # A gift that went back whole gave back the donor's cover to the cent.
-            for whole in (g for g in history.gifts if g.returned == g.amount):
-                assert whole.covered_back == whole.covered
-            assert found["refunded"] == sum(
-                amount for g in history.gifts for amount, *_ in g.refunds.values()
-            )
-            # Meals are the formula, with the remainder carried, never below zero.
-            assert found["meals_funded"] == eligible // MEAL_PRICE >= 0
-            assert found["remainder"] == eligible % MEAL_PRICE
-            assert found["donated"] == sum(g.amount for g in history.gifts)
-            assert CAMPAIGN == found["campaign_id"]
-        finally:
-            engine.dispose()
+    # No money appears or vanishes: Stripe's side and the fund's side add up.
+    assert books.get("assets:stripe-clearing", 0) == history.clearing
+    assert -books.get(FUND, 0) == sum(g.kept_by_fund() for g in history.gifts)
+    eligible = sum(max(0, g.kept_by_fund()) for g in history.gifts)
+    charged = sum(g.charged_to_fund - g.fee_back_to_fund for g in history.gifts)
+    assert -books.get("income:fees-charged-to-campaigns", 0) == charged
+    covered = sum(g.covered - g.covered_back for g in history.gifts)
+    assert -books.get("income:donor-covered-fees", 0) == covered
+    # A gift that went back whole gave back the donor's cover to the cent.
+    for whole in (g for g in history.gifts if g.returned == g.amount):
+        assert whole.covered_back == whole.covered
+    assert found["refunded"] == sum(
+        amount for g in history.gifts for amount, *_ in g.refunds.values()
+    )
+    # Meals are the formula, with the remainder carried, never below zero.
+    assert found["meals_funded"] == eligible // MEAL_PRICE >= 0
+    assert found["remainder"] == eligible % MEAL_PRICE
+    assert found["donated"] == sum(g.amount for g in history.gifts)
+    assert CAMPAIGN == found["campaign_id"]

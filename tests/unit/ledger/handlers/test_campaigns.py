@@ -1,118 +1,27 @@
-"""The ledger's event handlers on its embedded SQLite database (no broker: events are applied
-with IdempotentConsumer.apply, which is what the Kafka loop calls for each record)."""
+"""The campaign events on an in-memory unit of work, and what they do to the meals: a campaign's
+projection (even when its gifts arrive first), one slug per campaign and one currency once it
+holds gifts, meal prices from their dates on, and milestones announced once each."""
 
 from __future__ import annotations
 
-import json
-from collections.abc import Iterator
-from pathlib import Path
-from typing import Any
+import uuid
 
-import pytest
-from sqlalchemy import Engine, func, select
-
-from services.ledger import store, views
-from services.ledger.__main__ import MIGRATIONS
-from services.ledger.consumer import build_consumer
 from services.shared.consumer import IdempotentConsumer
-from services.shared.db import make_engine, upgrade
-from services.shared.envelope import CloudEvent, new_event
-from services.shared.events import CAMPAIGN_PUBLISHED, DONATION_SUCCEEDED, MEALS_FUNDED
+from services.shared.events import MEALS_FUNDED, MILESTONE_REACHED
+from tests.unit.ledger.conftest import CAMPAIGN, apply, gift, price_changed, published, refund
+from tests.unit.ledger.fakes import FakeUnitOfWork, balances, outbox, trial_totals
+from tests.unit.ledger.fakes import campaign_summary as summary
 
-
-@pytest.fixture
-def engine(tmp_path: Path) -> Iterator[Engine]:
-    url = f"sqlite:///{tmp_path / 'ledger.db'}"
-    upgrade(url, MIGRATIONS)
-    engine = make_engine(url)
-    yield engine
-    engine.dispose()
-
-
-@pytest.fixture
-def ledger(engine: Engine) -> IdempotentConsumer:
-    # apply() never dead-letters by itself, so no producer is needed here.
-    return build_consumer(engine, "127.0.0.1:1", "ledger", dead_letter_producer=None)  # type: ignore[arg-type]
-
-
-def published(
-    campaign_id: str = "c-1",
-    slug: str = "petites-cantines",
-    meal_price: int = 1350,
-    currency: str = "EUR",
-    goal_meals: int | None = 1000,
-) -> CloudEvent:
-    return new_event(
-        CAMPAIGN_PUBLISHED,
-        "difts/donations",
-        {
-            "campaign_id": campaign_id,
-            "slug": slug,
-            "title": "Les Petites Cantines",
-            "cause": "Neighbourhood canteens",
-            "currency": currency,
-            "meal_price": meal_price,
-            "goal_meals": goal_meals,
-        },
-    )
-
-
-def gift(
-    donation_id: str,
-    amount: int,
-    campaign_id: str = "c-1",
-    slug: str = "petites-cantines",
-    currency: str = "EUR",
-    meal_price: int = 1350,
-    correlation_id: str | None = None,
-) -> CloudEvent:
-    return new_event(
-        DONATION_SUCCEEDED,
-        "difts/donations",
-        {
-            "donation_id": donation_id,
-            "campaign_id": campaign_id,
-            "campaign_slug": slug,
-            "campaign_title": "Les Petites Cantines",
-            "amount": amount,
-            "currency": currency,
-            "meal_price": meal_price,
-            "donor": {"email": "donor@example.org", "name": "A donor"},
-            "payment_intent_id": f"pi_{donation_id}",
-            "succeeded_at": "2026-01-15T12:00:00+00:00",
-        },
-        correlation_id=correlation_id,
-    )
-
-
-def apply(ledger: IdempotentConsumer, event: CloudEvent) -> str:
-    return ledger.apply(event.to_json().encode()).status
-
-
-def summary(engine: Engine, slug: str = "petites-cantines") -> dict[str, Any]:
-    with engine.connect() as conn:
-        found = views.campaign_summary(conn, slug)
-    assert found is not None
-    return found
-
-
-def announcements(engine: Engine, event_type: str = MEALS_FUNDED) -> list[dict[str, Any]]:
-    with engine.connect() as conn:
-        payloads = conn.execute(
-            select(store.outbox.c.payload)
-            .where(store.outbox.c.event_type == event_type)
-            .order_by(store.outbox.c.seq)
-        ).scalars()
-        return [json.loads(payload) for payload in payloads]
+# --- the campaign's projection ---------------------------------------------------------------
 
 
 def test_a_gift_to_a_published_campaign_is_booked_and_funds_meals(
-    engine: Engine, ledger: IdempotentConsumer
+    uow: FakeUnitOfWork, ledger: IdempotentConsumer
 ) -> None:
-    assert apply(ledger, published()) == "applied"
-    assert apply(ledger, gift("d-1", 2700, correlation_id="corr-1")) == "applied"
+    assert apply(ledger, published()) == ["applied"]
+    assert apply(ledger, gift("d-1", 2700, correlation_id="corr-1")) == ["applied"]
 
-    assert summary(engine) == {
+    assert summary(uow) == {
         "campaign": "petites-cantines",
         "campaign_id": "c-1",
         "title": "Les Petites Cantines",
@@ -125,7 +34,7 @@ def test_a_gift_to_a_published_campaign_is_booked_and_funds_meals(
         "meals_funded": 2,
         "remainder": 0,
     }
-    [announced] = announcements(engine)
+    [announced] = outbox(uow, MEALS_FUNDED)
     assert announced["type"] == MEALS_FUNDED
     assert announced["correlationid"] == "corr-1"
     assert announced["data"] == {
@@ -142,39 +51,34 @@ def test_a_gift_to_a_published_campaign_is_booked_and_funds_meals(
 
 
 def test_the_journal_balances_and_the_fund_holds_what_was_given(
-    engine: Engine, ledger: IdempotentConsumer
+    uow: FakeUnitOfWork, ledger: IdempotentConsumer
 ) -> None:
     for number, amount in enumerate([2700, 1000, 500, 1]):
         apply(ledger, gift(f"d-{number}", amount))
 
-    with engine.connect() as conn:
-        per_currency = conn.execute(
-            select(store.journal_lines.c.currency, func.sum(store.journal_lines.c.amount)).group_by(
-                store.journal_lines.c.currency
-            )
-        ).all()
-        fund = store.account_balance(conn, "funds:campaign:c-1", "EUR")
-        clearing = store.account_balance(conn, "assets:stripe-clearing", "EUR")
+    per_currency = list(trial_totals(uow).items())
+    fund = balances(uow).get("funds:campaign:c-1", 0)
+    clearing = balances(uow).get("assets:stripe-clearing", 0)
     assert per_currency == [("EUR", 0)]
     assert (fund, clearing) == (-4201, 4201)
-    assert summary(engine)["donated"] == 4201
+    assert summary(uow)["donated"] == 4201
 
 
 def test_a_gift_before_its_campaign_is_booked_from_the_campaign_fields_it_carries(
-    engine: Engine, ledger: IdempotentConsumer
+    uow: FakeUnitOfWork, ledger: IdempotentConsumer
 ) -> None:
-    assert apply(ledger, gift("d-1", 2700)) == "applied"
-    assert summary(engine)["meals_funded"] == 2
-    assert summary(engine)["goal_meals"] is None
+    assert apply(ledger, gift("d-1", 2700)) == ["applied"]
+    assert summary(uow)["meals_funded"] == 2
+    assert summary(uow)["goal_meals"] is None
 
-    assert apply(ledger, published(goal_meals=500)) == "applied"
+    assert apply(ledger, published(goal_meals=500)) == ["applied"]
 
-    assert summary(engine)["goal_meals"] == 500
-    assert summary(engine)["donated"] == 2700
+    assert summary(uow)["goal_meals"] == 500
+    assert summary(uow)["donated"] == 2700
 
 
 def test_only_gifts_that_move_the_counter_announce_meals(
-    engine: Engine, ledger: IdempotentConsumer
+    uow: FakeUnitOfWork, ledger: IdempotentConsumer
 ) -> None:
     for number, amount in enumerate([1000, 2700, 100, 300]):
         apply(ledger, gift(f"d-{number}", amount))
@@ -186,26 +90,26 @@ def test_only_gifts_that_move_the_counter_announce_meals(
             a["data"]["donation_id"],
             a["data"]["donation_meals"],
         )
-        for a in announcements(engine)
+        for a in outbox(uow, MEALS_FUNDED)
     ]
     # 10.00 -> 0 meals; 37.00 -> 2; 38.00 -> 2; 41.00 -> 3 (remainder 0.50).
     assert counts == [(0, 2, "d-1", 2), (2, 3, "d-3", 1)]
-    assert summary(engine)["remainder"] == 50
+    assert summary(uow)["remainder"] == 50
 
 
 def test_the_same_payment_confirmed_under_another_event_id_is_counted_once(
-    engine: Engine, ledger: IdempotentConsumer
+    uow: FakeUnitOfWork, ledger: IdempotentConsumer
 ) -> None:
-    assert apply(ledger, gift("d-1", 2700)) == "applied"
-    assert apply(ledger, gift("d-1", 2700)) == "applied"  # a new event id, the same donation
+    assert apply(ledger, gift("d-1", 2700)) == ["applied"]
+    assert apply(ledger, gift("d-1", 2700)) == ["applied"]  # a new event id, the same donation
 
-    assert summary(engine)["donated"] == 2700
-    assert summary(engine)["donations"] == 1
-    assert len(announcements(engine)) == 1
+    assert summary(uow)["donated"] == 2700
+    assert summary(uow)["donations"] == 1
+    assert len(outbox(uow, MEALS_FUNDED)) == 1
 
 
 def test_a_gift_in_another_currency_than_its_campaign_is_dead_lettered_and_changes_nothing(
-    engine: Engine, ledger: IdempotentConsumer
+    uow: FakeUnitOfWork, ledger: IdempotentConsumer
 ) -> None:
     apply(ledger, published())
 
@@ -213,32 +117,31 @@ def test_a_gift_in_another_currency_than_its_campaign_is_dead_lettered_and_chang
 
     assert outcome.status == "dead_lettered"
     assert "USD" in (outcome.reason or "")
-    assert summary(engine)["donated"] == 0
-    with engine.connect() as conn:
-        assert conn.execute(select(func.count()).select_from(store.processed)).scalar() == 1
+    assert summary(uow)["donated"] == 0
+    assert len(uow.processed.ids) == 1
 
 
 def test_a_campaign_claiming_another_campaigns_slug_is_dead_lettered(
-    engine: Engine, ledger: IdempotentConsumer
+    uow: FakeUnitOfWork, ledger: IdempotentConsumer
 ) -> None:
     apply(ledger, published(campaign_id="c-1"))
 
-    assert apply(ledger, published(campaign_id="c-2")) == "dead_lettered"
-    assert apply(ledger, gift("d-1", 2700, campaign_id="c-3")) == "dead_lettered"
-    assert summary(engine)["campaign_id"] == "c-1"
+    assert apply(ledger, published(campaign_id="c-2")) == ["dead_lettered"]
+    assert apply(ledger, gift("d-1", 2700, campaign_id="c-3")) == ["dead_lettered"]
+    assert summary(uow)["campaign_id"] == "c-1"
 
 
 def test_a_new_meal_price_recounts_the_meals_and_announces_the_change(
-    engine: Engine, ledger: IdempotentConsumer
+    uow: FakeUnitOfWork, ledger: IdempotentConsumer
 ) -> None:
     apply(ledger, published(meal_price=1350))
     apply(ledger, gift("d-1", 2700))
 
     apply(ledger, published(meal_price=900))
 
-    found = summary(engine)
+    found = summary(uow)
     assert (found["meal_price"], found["meals_funded"], found["remainder"]) == (900, 3, 0)
-    last = announcements(engine)[-1]["data"]
+    last = outbox(uow, MEALS_FUNDED)[-1]["data"]
     assert (last["previous_meals_funded"], last["meals_funded"], last["donation_id"]) == (
         2,
         3,
@@ -247,17 +150,77 @@ def test_a_new_meal_price_recounts_the_meals_and_announces_the_change(
 
 
 def test_a_campaign_cannot_change_currency_once_it_holds_gifts(
-    engine: Engine, ledger: IdempotentConsumer
+    uow: FakeUnitOfWork, ledger: IdempotentConsumer
 ) -> None:
     apply(ledger, published(currency="EUR"))
-    assert apply(ledger, published(currency="USD")) == "applied"  # no gifts yet: a correction
-    assert summary(engine)["currency"] == "USD"
+    assert apply(ledger, published(currency="USD")) == ["applied"]  # no gifts yet: a correction
+    assert summary(uow)["currency"] == "USD"
     apply(ledger, gift("d-1", 2700, currency="USD"))
 
-    assert apply(ledger, published(currency="EUR")) == "dead_lettered"
-    assert summary(engine)["currency"] == "USD"
+    assert apply(ledger, published(currency="EUR")) == ["dead_lettered"]
+    assert summary(uow)["currency"] == "USD"
 
 
-def test_an_unknown_campaign_has_no_summary(engine: Engine) -> None:
-    with engine.connect() as conn:
-        assert views.campaign_summary(conn, "nobody") is None
+# --- meals: prices from a date, milestones ---------------------------------------------------
+
+
+def test_a_meal_price_change_applies_from_its_effective_date_only(
+    uow: FakeUnitOfWork, ledger: IdempotentConsumer
+) -> None:
+    apply(ledger, published(), gift("d-1", 2800, when="2026-01-10T00:00:00+00:00"))
+    change = price_changed(1000, previous=1350, effective_from="2026-02-01T00:00:00+00:00")
+    apply(ledger, change)
+    # January: 28.00 at 13.50 = 2 meals, 1.00 carried into February at 10.00 a meal.
+    assert (summary(uow)["meals_funded"], summary(uow)["remainder"]) == (2, 100)
+
+    apply(ledger, gift("d-2", 1900, when="2026-02-02T00:00:00+00:00"))
+    assert (summary(uow)["meals_funded"], summary(uow)["remainder"]) == (4, 0)
+
+    # A late January gift still counts at January's price.
+    apply(ledger, gift("d-3", 1250, when="2026-01-20T00:00:00+00:00"))
+    # January 40.50 = 3 meals, nothing carried; February 19.00 = 1 meal, 9.00 carried.
+    assert (summary(uow)["meals_funded"], summary(uow)["remainder"]) == (4, 900)
+
+
+def test_milestones_are_announced_once_each_even_when_the_count_falls_back(
+    uow: FakeUnitOfWork, ledger: IdempotentConsumer
+) -> None:
+    apply(ledger, published(goal_meals=8))
+    apply(ledger, gift("d-1", 1350 * 2))  # 2 of 8: 25 % reached
+    apply(ledger, gift("d-2", 1350 * 3))  # 5 of 8: 50 %
+    apply(ledger, refund("d-2", "re_1", 1350 * 3, 1350 * 3))  # back to 2
+    apply(ledger, gift("d-3", 1350 * 6))  # 8: 50 % again (not announced), 75 % and 100 %
+
+    events = outbox(uow, MILESTONE_REACHED)
+    reached = [part["milestone"] for m in events for part in m["data"]["milestones"]]
+    assert reached == ["goal-25", "goal-50", "goal-75", "goal-100"]
+    # One event per booking that crossed any, named after the highest it crossed.
+    assert [m["data"]["milestone"] for m in events] == ["goal-25", "goal-50", "goal-100"]
+    assert [m["data"]["meals"] for m in events] == [2, 4, 8]
+    ids = {m["id"] for m in events}
+    assert str(uuid.uuid5(uuid.NAMESPACE_URL, f"difts/ledger/milestone/{CAMPAIGN}/goal-50")) in ids
+
+
+def test_every_hundred_meals_is_a_milestone(
+    uow: FakeUnitOfWork, ledger: IdempotentConsumer
+) -> None:
+    apply(ledger, published(goal_meals=None), gift("d-1", 1350 * 250))
+
+    [event] = outbox(uow, MILESTONE_REACHED)  # one gift, one moment
+    reached = [part["milestone"] for part in event["data"]["milestones"]]
+    assert reached == ["meals-100", "meals-200"]
+    assert (event["data"]["milestone"], event["data"]["meals_funded"]) == ("meals-200", 250)
+
+
+def test_a_gift_crossing_three_milestones_is_one_event_headed_by_the_highest(
+    uow: FakeUnitOfWork, ledger: IdempotentConsumer
+) -> None:
+    apply(ledger, published(goal_meals=300), gift("d-1", 1350 * 160))
+
+    [event] = outbox(uow, MILESTONE_REACHED)
+    parts = [(p["milestone"], p["meals"]) for p in event["data"]["milestones"]]
+    assert parts == [("goal-25", 75), ("goal-50", 150), ("meals-100", 100)]
+    assert (event["data"]["milestone"], event["data"]["meals"]) == ("goal-50", 150)
+    # Redelivered under another id, the gift is booked once and announces nothing more.
+    apply(ledger, gift("d-1", 1350 * 160))
+    assert len(outbox(uow, MILESTONE_REACHED)) == 1

@@ -1,25 +1,23 @@
-"""Re-sync on the embedded SQLite database, with a fake of the stripe library's client (the
-integration tests use stripe-mock, whose fixture charge carries no donation metadata): a
-missed gift and a missed refund are booked once, through the idempotent consumer."""
+"""Re-sync on an in-memory unit of work, reading Stripe through the real adapter on a fake of
+the stripe library's client (the integration tests use stripe-mock, whose fixture charge
+carries no donation metadata): a missed gift and a missed refund are booked once, through the
+idempotent consumer."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
-from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
 import pytest
-from sqlalchemy import Engine
 
-from services.ledger import views
-from services.ledger.__main__ import MIGRATIONS
-from services.ledger.consumer import build_consumer
-from services.ledger.reconciliation import StripeBalance
-from services.ledger.resync import resync_from_stripe
+from services.ledger import handlers
+from services.ledger.stripe_balance import BalanceTransactions
 from services.shared.consumer import IdempotentConsumer
-from services.shared.db import make_engine, upgrade
-from tests.unit.ledger.handlers.test_gifts import published
+from services.shared.envelope import CloudEvent
+from tests.unit.ledger.conftest import apply, published
+from tests.unit.ledger.fakes import FakeUnitOfWork, journal
+from tests.unit.ledger.fakes import finance_summary as campaign_finance_summary
 
 CREATED = 1_768_478_400  # 2026-01-15T12:00:00Z
 
@@ -107,36 +105,34 @@ class FakeStripe:
 
 
 @pytest.fixture
-def engine(tmp_path: Path) -> Iterator[Engine]:
-    url = f"sqlite:///{tmp_path / 'ledger.db'}"
-    upgrade(url, MIGRATIONS)
-    engine = make_engine(url)
-    yield engine
-    engine.dispose()
+def ledger(ledger: IdempotentConsumer) -> IdempotentConsumer:
+    assert apply(ledger, published()) == ["applied"]
+    return ledger
 
 
-@pytest.fixture
-def ledger(engine: Engine) -> IdempotentConsumer:
-    consumer = build_consumer(engine, "127.0.0.1:1", "ledger", dead_letter_producer=None)  # type: ignore[arg-type]
-    assert consumer.apply(published().to_json().encode()).status == "applied"
-    return consumer
+def resync_from_stripe(
+    uow: FakeUnitOfWork, ledger: IdempotentConsumer, balance: BalanceTransactions
+) -> dict[str, Any]:
+    def book(event: CloudEvent) -> Any:
+        return ledger.apply(event.to_json().encode())
+
+    return handlers.resync(handlers.Resync(), lambda: uow, balance, book)
 
 
 def test_resync_books_a_missed_gift_and_its_refund_once_and_lists_what_it_cannot(
-    engine: Engine, ledger: IdempotentConsumer
+    uow: FakeUnitOfWork, ledger: IdempotentConsumer
 ) -> None:
-    balance = StripeBalance("sk_test_123", "http://127.0.0.1:1")
+    balance = BalanceTransactions("sk_test_123", "http://127.0.0.1:1")
     balance.client = FakeStripe()  # type: ignore[assignment]
 
-    first = resync_from_stripe(engine, ledger, balance)
-    again = resync_from_stripe(engine, ledger, balance)
+    first = resync_from_stripe(uow, ledger, balance)
+    again = resync_from_stripe(uow, ledger, balance)
 
     assert first["booked"] == ["txn_gift", "txn_refund"]
     assert [p["balance_transaction"] for p in first["needs_a_person"]] == ["txn_stranger"]
     assert again["booked"] == [] and again["missing_from_ledger"] == 1
-    with engine.connect() as conn:
-        summary = views.campaign_finance_summary(conn, "petites-cantines")
-        [gift] = views.journal(conn, stripe_id="txn_gift")
+    summary = campaign_finance_summary(uow, "petites-cantines")
+    [gift] = journal(uow, stripe_id="txn_gift")
     assert summary is not None
     assert (summary["donated"], summary["fees"], summary["refunded"]) == (2700, 64, 700)
     assert summary["meals_funded"] == 1  # 27.00 - 7.00 = 20.00 at 13.50

@@ -1,28 +1,19 @@
 """Reconciliation: Stripe's balance transactions against the journal.
 
-`reconcile` is pure: it matches each Stripe balance transaction to the journal entries that
-booked it (by balance transaction id, else by the Stripe object it moved money for: charge,
-refund, dispute or payout) and compares what each side says moved through the Stripe balance.
-`StripeBalance` lists the balance transactions through the stripe library, every page.
+`reconcile` matches each Stripe balance transaction to the journal entry that booked it (by
+balance transaction id, else by the Stripe object it moved money for: charge, refund, dispute
+or payout) and compares what each side says moved through the Stripe balance. Both sides come
+in as values: Stripe's through stripe_balance.py, the ledger's from the journal's repository.
+What Stripe says of the objects behind its movements (charges, refunds, payouts) is here too,
+for re-sync to rebuild what the ledger missed.
 """
 
 from __future__ import annotations
 
-import logging
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
-
-import stripe
-from sqlalchemy import Connection, func, select
-
-from .domain import BANK, STRIPE_CLEARING
-from .store import journal_entries, journal_lines, payout_items, utc
-
-log = logging.getLogger(__name__)
-
-Progress = Callable[[int], None]
 
 
 @dataclass(frozen=True)
@@ -200,156 +191,59 @@ def reconcile(
     return report
 
 
-# --- the two sides -------------------------------------------------------------------------------
-
-
-def ledger_movements(
-    conn: Connection,
-    *,
-    since: datetime | None = None,
-    until: datetime | None = None,
-    payout_id: str | None = None,
-    referencing: set[str] | None = None,
-) -> list[LedgerMovement]:
-    """The journal entries that moved Stripe clearing, in a period (by effective date, or the
-    original date of a late entry), settled by a payout (its balance transactions), or that
-    reference some Stripe ids (balance transactions or objects)."""
-    net = func.sum(journal_lines.c.amount).label("net")
-    statement = (
-        select(
-            journal_entries.c.id,
-            journal_entries.c.kind,
-            journal_entries.c.stripe_object_id,
-            journal_entries.c.balance_transaction_id,
-            journal_entries.c.effective_at,
-            journal_entries.c.original_effective_at,
-            journal_lines.c.currency,
-            net,
-        )
-        .join(journal_lines, journal_lines.c.entry_id == journal_entries.c.id)
-        .where(journal_lines.c.account == STRIPE_CLEARING)
-        .group_by(journal_entries.c.id, journal_lines.c.currency)
-        .order_by(journal_entries.c.effective_at, journal_entries.c.id)
-    )
-    dated = func.coalesce(journal_entries.c.original_effective_at, journal_entries.c.effective_at)
-    if since is not None:
-        statement = statement.where(dated >= utc(since))
-    if until is not None:
-        statement = statement.where(dated < utc(until))
-    if payout_id is not None:
-        settled = select(payout_items.c.balance_transaction_id).where(
-            payout_items.c.payout_id == payout_id
-        )
-        statement = statement.where(
-            journal_entries.c.balance_transaction_id.in_(settled),
-            journal_entries.c.kind != "payout",
-        )
-    if referencing is not None:
-        ids = sorted(referencing)
-        statement = statement.where(
-            journal_entries.c.balance_transaction_id.in_(ids)
-            | journal_entries.c.stripe_object_id.in_(ids)
-        )
-    return [
-        LedgerMovement(
-            entry_id=row.id,
-            kind=row.kind,
-            stripe_object_id=row.stripe_object_id,
-            balance_transaction_id=row.balance_transaction_id,
-            currency=row.currency,
-            net=int(row.net),
-            effective_at=utc(row.original_effective_at or row.effective_at),
-        )
-        for row in conn.execute(statement)
-    ]
-
-
-class StripeBalance:
-    """Stripe's balance transactions through the stripe library (stripe-mock in tests)."""
-
-    def __init__(self, api_key: str, api_base: str | None = None) -> None:
-        base: Any = {"api": api_base} if api_base else None
-        self.client = stripe.StripeClient(api_key, base_addresses=base, max_network_retries=2)
-
-    def movements(
-        self,
-        *,
-        since: datetime | None = None,
-        until: datetime | None = None,
-        payout_id: str | None = None,
-        progress: Progress | None = None,
-    ) -> Iterator[StripeMovement]:
-        """Every balance transaction of a period or a payout, page after page."""
-        params: dict[str, Any] = {"limit": 100}
-        created: dict[str, int] = {}
-        if since is not None:
-            created["gte"] = int(since.timestamp())
-        if until is not None:
-            created["lt"] = int(until.timestamp())
-        if created:
-            params["created"] = created
-        if payout_id is not None:
-            params["payout"] = payout_id
-        page = self.client.v1.balance_transactions.list(params=params)  # type: ignore[arg-type]
-        for count, txn in enumerate(page.auto_paging_iter(), start=1):
-            if progress is not None and count % 100 == 0:
-                progress(count)
-            source: Any = txn.source
-            yield StripeMovement(
-                id=txn.id,
-                type=txn.type,
-                source=source if isinstance(source, str) else getattr(source, "id", None),
-                currency=str(txn.currency).upper(),
-                amount=int(txn.amount),
-                fee=int(txn.fee),
-                net=int(txn.net),
-                created=datetime.fromtimestamp(int(txn.created), tz=UTC),
-            )
-
-
-def reconcile_period(
-    conn: Connection,
-    stripe_balance: StripeBalance,
-    since: datetime,
-    until: datetime,
-    progress: Progress | None = None,
-) -> ReconciliationReport:
-    """Reconcile every Stripe balance transaction created in [since, until) with the entries
-    dated in it."""
-    stripe_side = list(stripe_balance.movements(since=since, until=until, progress=progress))
-    ledger_side = ledger_movements(conn, since=since, until=until)
-    return reconcile(f"{since.isoformat()} to {until.isoformat()}", stripe_side, ledger_side)
-
-
-def reconcile_payout(
-    conn: Connection,
-    stripe_balance: StripeBalance,
-    payout_id: str,
-    progress: Progress | None = None,
-) -> ReconciliationReport:
-    """Reconcile the balance transactions Stripe says a payout settled with the entries the
-    ledger booked for them and for the payout."""
-    stripe_side = [
-        movement
-        for movement in stripe_balance.movements(payout_id=payout_id, progress=progress)
-        if movement.type != "payout"
-    ]
-    ledger_side = ledger_movements(conn, payout_id=payout_id)
-    found = reconcile(f"payout {payout_id}", stripe_side, ledger_side)
-    booked = conn.execute(
-        select(func.coalesce(func.sum(journal_lines.c.amount), 0))
-        .join(journal_entries, journal_entries.c.id == journal_lines.c.entry_id)
-        .where(
-            journal_entries.c.kind == "payout",
-            journal_entries.c.stripe_object_id == payout_id,
-            journal_lines.c.account == BANK,
-        )
-    ).scalar_one()
-    settled = sum(found.stripe_total.values())
-    found.payout = {
+def settle_payout(report: ReconciliationReport, payout_id: str, booked: int) -> None:
+    """Add to a payout's report the amount the ledger booked to the bank for it against the
+    total of the balance transactions it settled (Stripe's side of the report)."""
+    settled = sum(report.stripe_total.values())
+    report.payout = {
         "payout_id": payout_id,
-        "booked": int(booked),
+        "booked": booked,
         "settled": settled,
-        "difference": settled - int(booked),
+        "difference": settled - booked,
     }
-    return found
+
+
+# --- what Stripe says of the objects behind its movements --------------------------------------
+
+
+class StripeUnavailable(Exception):
+    """Stripe could not be asked, or refused: `said` is its message for people, `missing` that
+    it knows no such object."""
+
+    def __init__(self, message: str, said: str, missing: bool = False) -> None:
+        super().__init__(message)
+        self.said = said
+        self.missing = missing
+
+
+@dataclass(frozen=True)
+class StripeCharge:
+    """A charge: what the donor paid, the metadata Checkout put on it (donation and campaign
+    ids, the donor-covered fee), the donor's address and payment intent, when it was made."""
+
+    id: str
+    amount: int
+    currency: str
+    metadata: dict[str, Any]
+    email: str | None
+    payment_intent: str | None
+    created: datetime
+
+
+@dataclass(frozen=True)
+class StripeRefund:
+    """A refund: how much, of which charge."""
+
+    id: str
+    amount: int
+    charge_id: str | None
+
+
+@dataclass(frozen=True)
+class StripePayout:
+    """A payout: how much went to the bank, when it arrives."""
+
+    id: str
+    amount: int
+    currency: str
+    arrival_date: datetime

@@ -1,0 +1,39 @@
+"""The ledger's database: its tables (tables.py) and the repositories the unit of work builds
+on its transaction (campaigns.py, gifts.py, journal.py). The only rooms with SQL that writes;
+views.py holds the read queries of the API and the reports. Works on SQLite and PostgreSQL."""
+
+from .campaigns import Campaigns
+from .gifts import Gifts
+from .journal import Journal
+from .tables import (
+    campaign_totals,
+    campaigns,
+    closed_periods,
+    gifts,
+    journal_entries,
+    journal_lines,
+    meal_periods,
+    metadata,
+    milestones_reached,
+    outbox,
+    payout_items,
+    processed,
+)
+
+__all__ = [
+    "Campaigns",
+    "Gifts",
+    "Journal",
+    "campaign_totals",
+    "campaigns",
+    "closed_periods",
+    "gifts",
+    "journal_entries",
+    "journal_lines",
+    "meal_periods",
+    "metadata",
+    "milestones_reached",
+    "outbox",
+    "payout_items",
+    "processed",
+]
