@@ -1,33 +1,26 @@
 """The ledger against a real Kafka broker and a real PostgreSQL database: every confirmed gift
 is counted exactly once, whatever is redelivered, and what cannot be applied is set aside.
 
-Topics are shared by every test, so each test uses its own campaign (id and slug), its own
-consumer group (a fresh group reads the topics from the beginning) and its own database.
+Each test has its own topics (a prefix of its own), its own campaign, its own consumer group
+(a fresh group reads its topics from the beginning) and its own database.
 """
 
 from __future__ import annotations
 
-import contextlib
 import json
-import threading
 import time
 import uuid
-from collections import defaultdict
-from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from typing import Any
 
 import pytest
-from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+from kafka import KafkaProducer
 from sqlalchemy import Engine, func, select, update
 
 from services.ledger import store, views
-from services.ledger.__main__ import MIGRATIONS
 from services.ledger.app import create_app
 from services.ledger.config import Settings
-from services.ledger.consumer import build_consumer
 from services.shared.consumer import IdempotentConsumer
-from services.shared.db import make_engine, upgrade
 from services.shared.envelope import CloudEvent, new_event
 from services.shared.events import (
     CAMPAIGN_PUBLISHED,
@@ -40,45 +33,11 @@ from services.shared.events import (
     MEALS_FUNDED,
     dead_letter_topic,
 )
-from services.shared.kafka import make_producer
 from services.shared.outbox import OutboxRelay
+from tests.integration.ledger.conftest import Topics, read_topic, record_outcomes
+from tests.support.loops import WAIT, running, wait_until
 
 pytestmark = pytest.mark.integration
-
-WAIT = 60.0
-
-
-# --- fixtures and helpers ------------------------------------------------------------------
-
-
-@pytest.fixture
-def engine(database_url: str) -> Iterator[Engine]:
-    """The ledger's schema, migrated on a fresh PostgreSQL database."""
-    upgrade(database_url, MIGRATIONS)
-    engine = make_engine(database_url)
-    yield engine
-    engine.dispose()
-
-
-@pytest.fixture
-def producer(kafka_bootstrap: str) -> Iterator[KafkaProducer]:
-    producer = make_producer(kafka_bootstrap, client_id="test-ledger")
-    yield producer
-    producer.close(timeout=10)
-
-
-@pytest.fixture
-def ledger(
-    engine: Engine, kafka_bootstrap: str, consumer_group: str, producer: KafkaProducer
-) -> IdempotentConsumer:
-    return build_consumer(engine, kafka_bootstrap, consumer_group, producer)
-
-
-@pytest.fixture
-def campaign() -> dict[str, str]:
-    """A campaign of this test alone."""
-    tag = uuid.uuid4().hex[:12]
-    return {"id": f"test-{tag}", "slug": f"test-cantines-{tag}"}
 
 
 def published(campaign: dict[str, str], meal_price: int = 1350) -> CloudEvent:
@@ -120,61 +79,6 @@ def gift(campaign: dict[str, str], amount: int, correlation_id: str | None = Non
     )
 
 
-def send(producer: KafkaProducer, topic: str, key: str, value: CloudEvent | bytes) -> None:
-    """Publish one record and wait for the broker's ack."""
-    raw = value.to_json().encode() if isinstance(value, CloudEvent) else value
-    producer.send(topic, key=key.encode(), value=raw).get(timeout=30)
-
-
-def eventually(check: Callable[[], bool], what: str, timeout: float = WAIT) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.2)
-
-
-def record_outcomes(ledger: IdempotentConsumer) -> dict[str | None, list[str]]:
-    """Observe what the consumer made of each message, by event id."""
-    outcomes: dict[str | None, list[str]] = defaultdict(list)
-    handle_batch = getattr(ledger, "handle_batch", None)
-    if handle_batch is not None:
-        # A consumer that applies a poll's records in one transaction (handle() included)
-        # reports them together.
-
-        def recording_batch(messages: list[Any]) -> Any:
-            found = handle_batch(messages)
-            for outcome in found:
-                outcomes[outcome.event_id].append(outcome.status)
-            return found
-
-        ledger.handle_batch = recording_batch  # type: ignore[method-assign]
-        return outcomes
-    handle = ledger.handle
-
-    def recording(message: Any) -> Any:
-        outcome = handle(message)
-        outcomes[outcome.event_id].append(outcome.status)
-        return outcome
-
-    ledger.handle = recording  # type: ignore[method-assign]
-    return outcomes
-
-
-@contextlib.contextmanager
-def running(ledger: IdempotentConsumer) -> Iterator[None]:
-    """The ledger's consumer loop in a thread, as the worker process runs it."""
-    stop = threading.Event()
-    thread = threading.Thread(target=ledger.run, args=(stop,), daemon=True)
-    thread.start()
-    try:
-        yield
-    finally:
-        stop.set()
-        thread.join(timeout=30)
-        assert not thread.is_alive()
-
-
 def summary(engine: Engine, slug: str) -> dict[str, Any] | None:
     with engine.connect() as conn:
         return views.campaign_summary(conn, slug)
@@ -183,33 +87,6 @@ def summary(engine: Engine, slug: str) -> dict[str, Any] | None:
 def donated(engine: Engine, slug: str) -> int:
     found = summary(engine, slug)
     return found["donated"] if found else 0
-
-
-def read_topic(bootstrap: str, topic: str, key: str, count: int) -> list[Any]:
-    """The records of `topic` with `key`, read from the beginning, once `count` are there."""
-    reader = KafkaConsumer(
-        bootstrap_servers=bootstrap.split(","), group_id=None, enable_auto_commit=False
-    )
-    try:
-        partitions: set[int] | None = None
-        deadline = time.monotonic() + WAIT
-        while not partitions:
-            partitions = reader.partitions_for_topic(topic)
-            if time.monotonic() > deadline:
-                raise AssertionError(f"topic {topic} not found")
-            time.sleep(0.1)
-        assigned = [TopicPartition(topic, partition) for partition in partitions]
-        reader.assign(assigned)
-        reader.seek_to_beginning(*assigned)
-        found: list[Any] = []
-        while len(found) < count:
-            if time.monotonic() > deadline:
-                raise AssertionError(f"{len(found)} of {count} records keyed {key} in {topic}")
-            for records in reader.poll(timeout_ms=500).values():
-                found.extend(record for record in records if record.key == key.encode())
-        return found
-    finally:
-        reader.close()
 
 
 def meals_announcements(engine: Engine, campaign_id: str) -> list[dict[str, Any]]:
@@ -229,15 +106,16 @@ def test_a_27_euro_gift_at_13_50_a_meal_becomes_2_funded_meals(
     engine: Engine,
     ledger: IdempotentConsumer,
     producer: KafkaProducer,
+    topics: Topics,
     kafka_bootstrap: str,
     campaign: dict[str, str],
 ) -> None:
-    send(producer, CAMPAIGNS_TOPIC, campaign["id"], published(campaign))
-    send(producer, DONATIONS_TOPIC, campaign["id"], gift(campaign, 2700, "corr-27"))
+    topics.send(CAMPAIGNS_TOPIC, campaign["id"], published(campaign))
+    topics.send(DONATIONS_TOPIC, campaign["id"], gift(campaign, 2700, "corr-27"))
 
-    with running(ledger):
-        eventually(lambda: donated(engine, campaign["slug"]) == 2700, "the gift to be booked")
-        eventually(
+    with running(ledger.run):
+        wait_until(lambda: donated(engine, campaign["slug"]) == 2700, "the gift to be booked")
+        wait_until(
             lambda: (summary(engine, campaign["slug"]) or {}).get("goal_meals") == 1000,
             "the campaign to be projected",
         )
@@ -258,7 +136,7 @@ def test_a_27_euro_gift_at_13_50_a_meal_becomes_2_funded_meals(
             .where(store.journal_entries.c.campaign_id == campaign["id"])
             .order_by(store.journal_lines.c.id)
         ).all()
-        # The whole journal balances, whatever other tests' history this group replayed.
+        # The whole journal balances.
         unbalanced = conn.execute(
             select(store.journal_lines.c.currency)
             .group_by(store.journal_lines.c.currency)
@@ -272,9 +150,8 @@ def test_a_27_euro_gift_at_13_50_a_meal_becomes_2_funded_meals(
     assert announced["correlationid"] == "corr-27"
     assert (announced["data"]["meals_funded"], announced["data"]["donation_meals"]) == (2, 2)
     with engine.begin() as conn:
-        # A fresh group replays the shared topics' history into this database; publish only
-        # this test's meals announcement, not again those of earlier tests' campaigns (nor the
-        # gift's donation_booked event, which other tests cover).
+        # Publish only this test's meals announcement (not the gift's donation_booked event,
+        # which other tests cover).
         conn.execute(
             update(store.outbox)
             .where(
@@ -282,24 +159,25 @@ def test_a_27_euro_gift_at_13_50_a_meal_becomes_2_funded_meals(
             )
             .values(published_at=datetime.now(UTC))
         )
-    assert OutboxRelay(engine, store.outbox, producer).publish_pending() == 1
-    [record] = read_topic(kafka_bootstrap, LEDGER_TOPIC, campaign["id"], 1)
+    relay = OutboxRelay(engine, store.outbox, producer, topic_prefix=topics.prefix)
+    assert relay.publish_pending() == 1
+    [record] = read_topic(kafka_bootstrap, topics.name(LEDGER_TOPIC), campaign["id"], 1)
     assert json.loads(record.value)["id"] == announced["id"]
 
 
 def test_the_summary_endpoint_answers_in_minor_units_and_404_for_an_unknown_campaign(
     engine: Engine,
     ledger: IdempotentConsumer,
-    producer: KafkaProducer,
+    topics: Topics,
     database_url: str,
     kafka_bootstrap: str,
     consumer_group: str,
     campaign: dict[str, str],
 ) -> None:
     for amount in (1000, 2700, 500):
-        send(producer, DONATIONS_TOPIC, campaign["id"], gift(campaign, amount))
-    with running(ledger):
-        eventually(lambda: donated(engine, campaign["slug"]) == 4200, "three gifts")
+        topics.send(DONATIONS_TOPIC, campaign["id"], gift(campaign, amount))
+    with running(ledger.run):
+        wait_until(lambda: donated(engine, campaign["slug"]) == 4200, "three gifts")
     client = create_app(Settings(database_url, kafka_bootstrap, consumer_group)).test_client()
 
     response = client.get(f"/api/v1/campaigns/{campaign['slug']}/summary")
@@ -325,14 +203,14 @@ def test_the_summary_endpoint_answers_in_minor_units_and_404_for_an_unknown_camp
 
 
 def test_the_outbox_gets_one_meals_funded_event_per_change_of_the_count(
-    engine: Engine, ledger: IdempotentConsumer, producer: KafkaProducer, campaign: dict[str, str]
+    engine: Engine, ledger: IdempotentConsumer, topics: Topics, campaign: dict[str, str]
 ) -> None:
     # 10.00 -> 0 meals; 37.00 -> 2; 38.00 -> 2; 41.00 -> 3; 67.50 -> 5 (remainder 0).
     for amount in (1000, 2700, 100, 300, 2650):
-        send(producer, DONATIONS_TOPIC, campaign["id"], gift(campaign, amount))
+        topics.send(DONATIONS_TOPIC, campaign["id"], gift(campaign, amount))
 
-    with running(ledger):
-        eventually(lambda: donated(engine, campaign["slug"]) == 6750, "five gifts")
+    with running(ledger.run):
+        wait_until(lambda: donated(engine, campaign["slug"]) == 6750, "five gifts")
 
     counts = [
         (a["data"]["previous_meals_funded"], a["data"]["meals_funded"], a["data"]["remainder"])
@@ -345,18 +223,18 @@ def test_the_outbox_gets_one_meals_funded_event_per_change_of_the_count(
 
 
 def test_the_same_event_delivered_twice_counts_once(
-    engine: Engine, ledger: IdempotentConsumer, producer: KafkaProducer, campaign: dict[str, str]
+    engine: Engine, ledger: IdempotentConsumer, topics: Topics, campaign: dict[str, str]
 ) -> None:
     twice = gift(campaign, 2700)
     after = gift(campaign, 100)
-    send(producer, DONATIONS_TOPIC, campaign["id"], twice)
-    send(producer, DONATIONS_TOPIC, campaign["id"], twice)
-    send(producer, DONATIONS_TOPIC, campaign["id"], after)
+    topics.send(DONATIONS_TOPIC, campaign["id"], twice)
+    topics.send(DONATIONS_TOPIC, campaign["id"], twice)
+    topics.send(DONATIONS_TOPIC, campaign["id"], after)
     outcomes = record_outcomes(ledger)
 
-    with running(ledger):
+    with running(ledger.run):
         # Same key, same partition: once `after` is applied, both copies have been seen.
-        eventually(lambda: outcomes[after.id] == ["applied"], "the gift after the duplicate")
+        wait_until(lambda: outcomes[after.id] == ["applied"], "the gift after the duplicate")
 
     assert outcomes[twice.id] == ["applied", "duplicate"]
     assert donated(engine, campaign["slug"]) == 2800
@@ -364,7 +242,7 @@ def test_the_same_event_delivered_twice_counts_once(
 
 
 def test_a_refund_that_fails_is_reversed_once_and_the_meals_come_back(
-    engine: Engine, ledger: IdempotentConsumer, producer: KafkaProducer, campaign: dict[str, str]
+    engine: Engine, ledger: IdempotentConsumer, topics: Topics, campaign: dict[str, str]
 ) -> None:
     given = gift(campaign, 2700)
     donation_id = given.data["donation_id"]
@@ -392,13 +270,13 @@ def test_a_refund_that_fails_is_reversed_once_and_the_meals_come_back(
         "difts/donations",
         {**common, "total_refunded": 0, "failed_at": "2026-01-25T12:00:00+00:00"},
     )
-    send(producer, CAMPAIGNS_TOPIC, campaign["id"], published(campaign))
+    topics.send(CAMPAIGNS_TOPIC, campaign["id"], published(campaign))
     for value in (given, refunded, failed, failed):
-        send(producer, DONATIONS_TOPIC, campaign["id"], value)
+        topics.send(DONATIONS_TOPIC, campaign["id"], value)
     outcomes = record_outcomes(ledger)
 
-    with running(ledger):
-        eventually(lambda: len(outcomes[failed.id]) == 2, "the failure and its copy")
+    with running(ledger.run):
+        wait_until(lambda: len(outcomes[failed.id]) == 2, "the failure and its copy")
 
     assert outcomes[refunded.id] == ["applied"]
     assert outcomes[failed.id] == ["applied", "duplicate"]
@@ -418,11 +296,11 @@ def test_a_refund_that_fails_is_reversed_once_and_the_meals_come_back(
 
 
 def test_a_consumer_stopped_before_committing_offsets_counts_each_gift_once_after_restart(
-    engine: Engine, ledger: IdempotentConsumer, producer: KafkaProducer, campaign: dict[str, str]
+    engine: Engine, ledger: IdempotentConsumer, topics: Topics, campaign: dict[str, str]
 ) -> None:
     first, second = gift(campaign, 2700), gift(campaign, 1350)
-    send(producer, DONATIONS_TOPIC, campaign["id"], first)
-    send(producer, DONATIONS_TOPIC, campaign["id"], second)
+    topics.send(DONATIONS_TOPIC, campaign["id"], first)
+    topics.send(DONATIONS_TOPIC, campaign["id"], second)
     outcomes = record_outcomes(ledger)
 
     # Apply both, then stop as if killed: the database has them, the offsets do not.
@@ -439,9 +317,9 @@ def test_a_consumer_stopped_before_committing_offsets_counts_each_gift_once_afte
     assert donated(engine, campaign["slug"]) == 4050
 
     later = gift(campaign, 1350)
-    send(producer, DONATIONS_TOPIC, campaign["id"], later)
-    with running(ledger):
-        eventually(lambda: outcomes[later.id] == ["applied"], "the gift after the restart")
+    topics.send(DONATIONS_TOPIC, campaign["id"], later)
+    with running(ledger.run):
+        wait_until(lambda: outcomes[later.id] == ["applied"], "the gift after the restart")
 
     # The restarted consumer of the same group got both again, and counted neither twice.
     assert outcomes[first.id] == ["applied", "duplicate"]
@@ -454,7 +332,7 @@ def test_a_consumer_stopped_before_committing_offsets_counts_each_gift_once_afte
 def test_malformed_and_invalid_events_are_dead_lettered_and_the_consumer_goes_on(
     engine: Engine,
     ledger: IdempotentConsumer,
-    producer: KafkaProducer,
+    topics: Topics,
     kafka_bootstrap: str,
     consumer_group: str,
     campaign: dict[str, str],
@@ -463,24 +341,25 @@ def test_malformed_and_invalid_events_are_dead_lettered_and_the_consumer_goes_on
     invalid.data["amount"] = "27.00"  # money is integer minor units, never a string
     unknown = new_event("difts.donation.teleported.v1", "difts/donations", {"x": 1})
     good = gift(campaign, 2700)
-    send(producer, DONATIONS_TOPIC, campaign["id"], b"{not json")
-    send(producer, DONATIONS_TOPIC, campaign["id"], invalid)
-    send(producer, DONATIONS_TOPIC, campaign["id"], unknown)
-    send(producer, DONATIONS_TOPIC, campaign["id"], good)
+    topics.send(DONATIONS_TOPIC, campaign["id"], b"{not json")
+    topics.send(DONATIONS_TOPIC, campaign["id"], invalid)
+    topics.send(DONATIONS_TOPIC, campaign["id"], unknown)
+    topics.send(DONATIONS_TOPIC, campaign["id"], good)
     outcomes = record_outcomes(ledger)
 
-    with running(ledger):
-        eventually(lambda: outcomes[good.id] == ["applied"], "the good gift after the bad ones")
+    with running(ledger.run):
+        wait_until(lambda: outcomes[good.id] == ["applied"], "the good gift after the bad ones")
 
     assert outcomes[invalid.id] == ["dead_lettered"]
     assert outcomes[unknown.id] == ["skipped"]
     assert donated(engine, campaign["slug"]) == 2700
-    dead = read_topic(kafka_bootstrap, dead_letter_topic(consumer_group), campaign["id"], 2)
+    dead_letters = dead_letter_topic(consumer_group, topics.prefix)
+    dead = read_topic(kafka_bootstrap, dead_letters, campaign["id"], 2)
     assert [record.value for record in dead] == [b"{not json", invalid.to_json().encode()]
     for record in dead:
         headers = {name: value.decode() for name, value in record.headers}
         assert headers["reason"]
-        assert headers["original-topic"] == DONATIONS_TOPIC
+        assert headers["original-topic"] == topics.name(DONATIONS_TOPIC)
         assert headers["consumer-group"] == consumer_group
     assert "not JSON" in dict(dead[0].headers)["reason"].decode()
     assert "amount" in dict(dead[1].headers)["reason"].decode()

@@ -1,7 +1,7 @@
 """Replaying, crashing and poison: the ledger against real Kafka and PostgreSQL.
 
-- Replaying the whole donations topic from offset 0 into an empty ledger gives the same books
-  as a ledger that consumed it live, with redeliveries and a restart.
+- Replaying the whole donations topic (the test's own) from offset 0 into an empty ledger gives
+  the same books as a ledger that consumed it live, with redeliveries and a restart.
 - A worker process killed with SIGKILL between its database commits and its offset commit,
   then restarted, counts nothing twice.
 - Events that can never be applied go to the dead-letter topic with the reason, and the
@@ -20,14 +20,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from kafka import KafkaProducer
 from sqlalchemy import Engine, select
 
-import tests.integration.ledger.test_consumer as base
 from services.ledger import store, views
-from services.ledger.__main__ import MIGRATIONS
 from services.ledger.consumer import build_consumer
-from services.shared.db import make_engine, upgrade
 from services.shared.envelope import CloudEvent, new_event
 from services.shared.events import (
     DISPUTE_CLOSED,
@@ -38,7 +34,9 @@ from services.shared.events import (
     dead_letter_topic,
 )
 from services.shared.kafka import ensure_topics
+from tests.integration.ledger.conftest import Topics, migrated, read_topic, record_outcomes
 from tests.support import infra
+from tests.support.loops import running, wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -52,7 +50,7 @@ def slow_commit(self, *args, **kwargs):
     time.sleep(5)
     return commit(self, *args, **kwargs)
 kafka.KafkaConsumer.commit = slow_commit
-from services.ledger.__main__ import main
+from services.ledger.cli import main
 sys.argv = ["services.ledger", "worker"]
 main()
 """
@@ -65,23 +63,9 @@ def campaign() -> dict[str, str]:
 
 
 @pytest.fixture
-def producer(kafka_bootstrap: str) -> Iterator[KafkaProducer]:
-    from services.shared.kafka import make_producer
-
-    producer = make_producer(kafka_bootstrap, client_id="test-ledger-replay")
-    yield producer
-    producer.close(timeout=10)
-
-
-@pytest.fixture
 def second_database(postgres_admin_url: str) -> Iterator[str]:
     with infra.fresh_database(postgres_admin_url, prefix="replay") as url:
         yield url
-
-
-def migrated(url: str) -> Engine:
-    upgrade(url, MIGRATIONS)
-    return make_engine(url)
 
 
 def donation_event(campaign: dict[str, str], type_: str, data: dict[str, Any]) -> CloudEvent:
@@ -191,39 +175,41 @@ def test_replaying_the_donations_topic_from_offset_0_into_an_empty_ledger_gives_
     database_url: str,
     second_database: str,
     kafka_bootstrap: str,
-    producer: KafkaProducer,
+    topics: Topics,
     campaign: dict[str, str],
 ) -> None:
     events = history(campaign)
     live_engine = migrated(database_url)
     live_group = f"test-live-{uuid.uuid4().hex[:8]}"
-    ensure_topics(kafka_bootstrap, consumer_groups=(live_group,))
-    live = build_consumer(live_engine, kafka_bootstrap, live_group, producer)
-    outcomes = base.record_outcomes(live)
+    ensure_topics(kafka_bootstrap, consumer_groups=(live_group,), prefix=topics.prefix)
+    live = build_consumer(
+        live_engine, kafka_bootstrap, live_group, topics.producer, topic_prefix=topics.prefix
+    )
+    outcomes = record_outcomes(live)
 
     # Live: the first half, a restart, the second half with every event delivered twice.
     half = len(events) // 2
     for event in events[:half]:
-        base.send(producer, DONATIONS_TOPIC, campaign["id"], event)
-    with base.running(live):
-        base.eventually(lambda: outcomes[events[half - 1].id] == ["applied"], "the first half")
+        topics.send(DONATIONS_TOPIC, campaign["id"], event)
+    with running(live.run):
+        wait_until(lambda: outcomes[events[half - 1].id] == ["applied"], "the first half")
     for event in events[half:]:
-        base.send(producer, DONATIONS_TOPIC, campaign["id"], event)
-        base.send(producer, DONATIONS_TOPIC, campaign["id"], event)
-    with base.running(live):
-        base.eventually(
-            lambda: outcomes[events[-1].id] == ["applied", "duplicate"], "the second half"
-        )
+        topics.send(DONATIONS_TOPIC, campaign["id"], event)
+        topics.send(DONATIONS_TOPIC, campaign["id"], event)
+    with running(live.run):
+        wait_until(lambda: outcomes[events[-1].id] == ["applied", "duplicate"], "the second half")
     live_books = books_of(live_engine, campaign)
 
     # Replay: a new group on an empty database reads the topic from offset 0.
     replay_engine = migrated(second_database)
     replay_group = f"test-replay-{uuid.uuid4().hex[:8]}"
-    ensure_topics(kafka_bootstrap, consumer_groups=(replay_group,))
-    replay = build_consumer(replay_engine, kafka_bootstrap, replay_group, producer)
-    replayed = base.record_outcomes(replay)
-    with base.running(replay):
-        base.eventually(lambda: bool(replayed[events[-1].id]), "the replay to reach the end")
+    ensure_topics(kafka_bootstrap, consumer_groups=(replay_group,), prefix=topics.prefix)
+    replay = build_consumer(
+        replay_engine, kafka_bootstrap, replay_group, topics.producer, topic_prefix=topics.prefix
+    )
+    replayed = record_outcomes(replay)
+    with running(replay.run):
+        wait_until(lambda: bool(replayed[events[-1].id]), "the replay to reach the end")
     replay_books = books_of(replay_engine, campaign)
 
     assert replay_books == live_books
@@ -240,14 +226,16 @@ def test_replaying_the_donations_topic_from_offset_0_into_an_empty_ledger_gives_
 def test_poison_events_go_to_dead_letters_with_the_reason_and_the_consumer_goes_on(
     database_url: str,
     kafka_bootstrap: str,
-    producer: KafkaProducer,
+    topics: Topics,
     campaign: dict[str, str],
 ) -> None:
     engine = migrated(database_url)
     group = f"test-poison-{uuid.uuid4().hex[:8]}"
-    ensure_topics(kafka_bootstrap, consumer_groups=(group,))
-    ledger = build_consumer(engine, kafka_bootstrap, group, producer)
-    outcomes = base.record_outcomes(ledger)
+    ensure_topics(kafka_bootstrap, consumer_groups=(group,), prefix=topics.prefix)
+    ledger = build_consumer(
+        engine, kafka_bootstrap, group, topics.producer, topic_prefix=topics.prefix
+    )
+    outcomes = record_outcomes(ledger)
     tag = campaign["id"]
     booked = gift(campaign, f"{tag}-ok", 2700, 64)
     too_much = donation_event(
@@ -276,14 +264,15 @@ def test_poison_events_go_to_dead_letters_with_the_reason_and_the_consumer_goes_
     )
     after = gift(campaign, f"{tag}-after", 1350, 40)
     for event in (booked, too_much, never_booked, after):
-        base.send(producer, DONATIONS_TOPIC, campaign["id"], event)
+        topics.send(DONATIONS_TOPIC, campaign["id"], event)
 
-    with base.running(ledger):
-        base.eventually(lambda: outcomes[after.id] == ["applied"], "the gift after the poison")
+    with running(ledger.run):
+        wait_until(lambda: outcomes[after.id] == ["applied"], "the gift after the poison")
 
     assert outcomes[too_much.id] == ["dead_lettered"]
     assert outcomes[never_booked.id] == ["dead_lettered"]
-    dead = base.read_topic(kafka_bootstrap, dead_letter_topic(group), campaign["id"], 2)
+    dead_letters = dead_letter_topic(group, topics.prefix)
+    dead = read_topic(kafka_bootstrap, dead_letters, campaign["id"], 2)
     reasons = [dict(record.headers)["reason"].decode() for record in dead]
     assert "9999 returned of a gift of 2700" in reasons[0]
     assert "never booked" in reasons[1]
@@ -295,24 +284,29 @@ def test_poison_events_go_to_dead_letters_with_the_reason_and_the_consumer_goes_
 def test_a_worker_killed_with_sigkill_and_restarted_counts_each_gift_once(
     database_url: str,
     kafka_bootstrap: str,
-    producer: KafkaProducer,
+    topics: Topics,
     campaign: dict[str, str],
     tmp_path: Path,
 ) -> None:
     engine = migrated(database_url)
     group = f"test-kill-{uuid.uuid4().hex[:8]}"
-    ensure_topics(kafka_bootstrap, consumer_groups=(group,))
+    ensure_topics(kafka_bootstrap, consumer_groups=(group,), prefix=topics.prefix)
     env = {
         **os.environ,
         "LEDGER_DATABASE_URL": database_url,
         "KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap,
+        "KAFKA_TOPIC_PREFIX": topics.prefix,
         "LEDGER_CONSUMER_GROUP": group,
     }
     tag = campaign["id"]
     gifts = [gift(campaign, f"{tag}-{n}", 1350, 40) for n in range(400)]
     for event in gifts:
-        producer.send(DONATIONS_TOPIC, key=campaign["id"].encode(), value=event.to_json().encode())
-    producer.flush(timeout=30)
+        topics.producer.send(
+            topics.name(DONATIONS_TOPIC),
+            key=campaign["id"].encode(),
+            value=event.to_json().encode(),
+        )
+    topics.producer.flush(timeout=30)
 
     def donations() -> int:
         with engine.connect() as conn:
@@ -338,7 +332,7 @@ def test_a_worker_killed_with_sigkill_and_restarted_counts_each_gift_once(
     try:
         # Kill as soon as some gifts are committed to the database: the poll that brought
         # them is not yet acknowledged to Kafka (offsets are committed after the batch).
-        base.eventually(lambda: donations() > 0, "the first gifts to be booked", timeout=90)
+        wait_until(lambda: donations() > 0, "the first gifts to be booked", timeout=90)
     finally:
         first.send_signal(signal.SIGKILL)
         first.wait(timeout=30)
@@ -347,7 +341,7 @@ def test_a_worker_killed_with_sigkill_and_restarted_counts_each_gift_once(
 
     second = start("second.log")
     try:
-        base.eventually(lambda: donations() >= 400, "every gift after the restart", timeout=120)
+        wait_until(lambda: donations() >= 400, "every gift after the restart", timeout=120)
     finally:
         second.send_signal(signal.SIGTERM)
         second.wait(timeout=30)
