@@ -16,7 +16,8 @@ from services.shared.money import Money
 from services.shared.web import current_correlation_id
 
 from . import views
-from .domain import Campaign, CampaignRuleBroken, CampaignStatus, GiftRefused
+from .domain.campaigns import Campaign, CampaignRuleBroken, CampaignStatus
+from .domain.giving import Gift, GiftRefused
 from .handlers import campaigns, giving, news
 from .handlers.campaigns import UnknownCampaign
 from .handlers.webhooks import apply_stripe_event, keep_unreadable_event
@@ -42,6 +43,7 @@ webhooks = Blueprint(
     "webhooks", __name__, url_prefix="/webhooks", description="Events from the payment processor"
 )
 
+View = Callable[..., Any]
 IDEMPOTENCY_HEADER = "Idempotency-Key"
 # A campaign's public reads show a draft too when a token with the admin role comes along.
 OPTIONAL_ADMIN = {
@@ -162,21 +164,27 @@ class CampaignResource(MethodView):
         return _campaign_changed(lambda uow: campaigns.edit_campaign(command, uow))
 
 
-@api.route("/campaigns/<slug>/publish", methods=["POST"])
-@protected(api, "admin")
-@api.response(200, CampaignSchema)
-@_error(404, UNKNOWN_CAMPAIGN)
-@_error(409, "Only a draft campaign can be published")
+def _moves_a_campaign(path: str, refused: str) -> Callable[[View], View]:
+    """Route and document an admin operation that moves a campaign to its next state: the
+    campaign is the answer; 404 without it, 409 (`refused`) from a state it cannot leave so."""
+
+    def document(view: View) -> View:
+        view = _error(409, refused)(view)
+        view = _error(404, UNKNOWN_CAMPAIGN)(view)
+        view = api.response(200, CampaignSchema)(view)
+        view = protected(api, "admin")(view)
+        return api.route(path, methods=["POST"])(view)
+
+    return document
+
+
+@_moves_a_campaign("/campaigns/<slug>/publish", "Only a draft campaign can be published")
 def publish(slug: str) -> dict[str, Any]:
     """Publish a draft campaign: it takes gifts and is announced (admin)."""
     return _campaign_changed(lambda uow: campaigns.go_live(slug, uow))
 
 
-@api.route("/campaigns/<slug>/close", methods=["POST"])
-@protected(api, "admin")
-@api.response(200, CampaignSchema)
-@_error(404, UNKNOWN_CAMPAIGN)
-@_error(409, "Only a live campaign can be closed")
+@_moves_a_campaign("/campaigns/<slug>/close", "Only a live campaign can be closed")
 def close(slug: str) -> dict[str, Any]:
     """Close a live campaign: it takes no more gifts (admin)."""
     return _campaign_changed(lambda uow: campaigns.close_campaign(slug, uow))
@@ -268,7 +276,7 @@ def start_gift(body: dict[str, Any], slug: str) -> dict[str, Any]:
             message=f"the public message is at most {limit} characters",
             errors={"json": {"public_message": [f"at most {limit} characters"]}},
         )
-    gift = giving.Gift(
+    gift = Gift(
         campaign_slug=slug,
         amount=body.get("amount"),
         meals=body.get("meals"),

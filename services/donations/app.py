@@ -14,7 +14,7 @@ from services.shared.web import create_service_app, dependency_checks
 
 from .api import api, webhooks
 from .config import Settings
-from .domain import GiftLimits, ProcessingFee
+from .domain.giving import GiftLimits, ProcessingFee
 from .handlers.giving import GivingRules
 from .pages import pages, security_headers
 from .payments import StripePayments

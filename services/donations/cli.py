@@ -38,14 +38,14 @@ def worker(_args: argparse.Namespace) -> None:
     run_worker(Settings.from_env())
 
 
+COMMANDS = {
+    "migrate": ("apply database migrations", migrate),
+    "seed-demo": ("create the demo campaign", seed_demo),
+    "worker": ("run the outbox relay, meals consumer, scheduled posts", worker),
+}
+
+
 def main() -> None:
-    """The donations command line."""
+    """The donations command line: one of COMMANDS."""
     configure_logging("donations")
-    run_cli(
-        "donations",
-        {
-            "migrate": ("apply database migrations", migrate),
-            "seed-demo": ("create the demo campaign", seed_demo),
-            "worker": ("run the outbox relay, meals consumer, scheduled posts", worker),
-        },
-    )
+    run_cli("donations", COMMANDS)

@@ -14,7 +14,8 @@ from services.shared.money import CURRENCY_EXPONENTS, Money
 
 from . import views
 from .api import donations_service, start_gift
-from .domain import CampaignStatus, parse_major_amount
+from .domain.campaigns import CampaignStatus
+from .domain.giving import parse_major_amount
 from .handlers.giving import cancel_donation
 from .markdown_text import render_markdown
 from .schemas import DonationRequestSchema

@@ -406,7 +406,7 @@ def _json_type(value: Any) -> str:
     return "object"
 
 
-def keepable_text(payload: bytes) -> str:
+def body_to_keep(payload: bytes) -> str:
     """A body as text a database column can keep for a person to read: undecodable bytes
     escaped, NUL written out (PostgreSQL text cannot hold it)."""
     return payload.decode("utf-8", "backslashreplace").replace("\x00", "\\x00")

@@ -10,7 +10,8 @@ from sqlalchemy import Connection, select
 
 from . import store
 from .config import Settings
-from .domain import Campaign, CampaignStatus, Donation, DonationStatus, post_url
+from .domain.campaigns import Campaign, CampaignStatus, post_url
+from .domain.donations import Donation, DonationStatus
 from .markdown_text import render_markdown
 
 

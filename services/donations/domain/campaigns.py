@@ -157,13 +157,13 @@ def check_meal_price_change(
 
 @dataclass(frozen=True)
 class MealPriceChange:
-    """A live campaign's meal price from `effective_from` on; `previous` is the price in force
-    just before, which the ledger needs to price gifts between the two."""
+    """A live campaign's meal price from `effective_from` on; `previous_meal_price` is the
+    price in force just before, which the ledger needs to price gifts between the two."""
 
     id: str
     campaign_id: str
     meal_price: Money
-    previous: int
+    previous_meal_price: int
     effective_from: datetime
     created_at: datetime
 

@@ -12,11 +12,12 @@ import uuid
 from dataclasses import dataclass, replace
 from datetime import datetime
 from enum import StrEnum
+from typing import ClassVar, Generic, TypeVar
 
 from services.shared.money import Money
 
 from .campaigns import Campaign
-from .giving import PricedGift
+from .giving import Gift, PricedGift
 from .payments import (
     CheckoutPaid,
     CheckoutSession,
@@ -110,6 +111,11 @@ class DonationSucceeded:
     session_id: str | None
     at: datetime
 
+    @property
+    def event_id(self) -> str:
+        """One id however often the payment is confirmed."""
+        return succeeded_event_id(self.donation.id)
+
 
 @dataclass(frozen=True)
 class DonationEnded:
@@ -119,15 +125,39 @@ class DonationEnded:
     reason: str
     at: datetime
 
+    @property
+    def event_id(self) -> str:
+        """One id per way a donation ends."""
+        return derived_event_id(self.donation.id, self.donation.status.value)
+
+
+Reported = TypeVar("Reported", RefundReported, DisputeOpened, DisputeClosed)
+Record = TypeVar("Record", Refund, Dispute)
+
 
 @dataclass(frozen=True)
-class DonationRefunded:
-    """A refund was counted: `donation.amount_refunded` is the total now."""
+class _Reported(Generic[Reported, Record]):
+    """A change of a donation that Stripe reported (`report`), about one refund or dispute
+    (`record`): one event id per record and what happened to it (FACT), however often Stripe
+    says so."""
+
+    FACT: ClassVar[str] = ""
 
     donation: Donation
-    refund: Refund
-    report: RefundReported
+    report: Reported
     at: datetime
+    record: Record
+
+    @property
+    def event_id(self) -> str:
+        """One id per record and what happened to it."""
+        return derived_event_id(self.record.id, self.FACT)
+
+
+class DonationRefunded(_Reported[RefundReported, Refund]):
+    """A refund was counted: `donation.amount_refunded` is the total now."""
+
+    FACT = "refunded"
 
     @property
     def fully(self) -> bool:
@@ -135,39 +165,27 @@ class DonationRefunded:
         return self.donation.amount_refunded.amount >= self.donation.amount.amount
 
 
-@dataclass(frozen=True)
-class RefundReversed:
+class RefundReversed(_Reported[RefundReported, Refund]):
     """A counted refund failed at Stripe: the money never went back; it counts no more."""
 
-    donation: Donation
-    refund: Refund
-    report: RefundReported
-    at: datetime
+    FACT = "refund_failed"
 
 
-@dataclass(frozen=True)
-class DonationDisputed:
+class DonationDisputed(_Reported[DisputeOpened, Dispute]):
     """The donor's bank disputes the donation's charge."""
 
-    donation: Donation
-    dispute: Dispute
-    report: DisputeOpened
-    at: datetime
+    FACT = "opened"
 
 
-@dataclass(frozen=True)
-class DisputeEnded:
+class DisputeEnded(_Reported[DisputeClosed, Dispute]):
     """A dispute of the donation's charge was won or lost."""
 
-    donation: Donation
-    dispute: Dispute
-    report: DisputeClosed
-    at: datetime
+    FACT = "closed"
 
     @property
     def won(self) -> bool:
         """A won dispute gives the amount (and the fee Stripe says) back."""
-        return self.dispute.status == "won"
+        return self.record.status == "won"
 
 
 DonationEvent = (
@@ -236,39 +254,33 @@ class Donation:
         cls,
         donation_id: str,
         campaign: Campaign,
+        gift: Gift,
         priced: PricedGift,
-        donor: Donor,
         session: CheckoutSession,
         now: datetime,
-        *,
-        updates_opt_in: bool,
-        anonymous: bool,
-        public_message: str | None,
-        show_message: bool,
-        correlation_id: str | None,
-        request_fingerprint: str | None,
     ) -> Donation:
         """A pending donation, once Stripe opened its checkout: consent is dated now when the
-        donor asked for news, and a message is shown only if there is one."""
+        donor asked for news, a message is shown only if there is one, and a request with an
+        Idempotency-Key keeps what it asked for (so a retry that asks otherwise is refused)."""
         return cls(
             id=donation_id,
             campaign_id=campaign.id,
             amount=priced.total,
             fee_covered=priced.fee_covered,
             priced_meals=priced.priced_meals,
-            donor=donor,
-            updates_opt_in=updates_opt_in,
-            consent_at=now if updates_opt_in else None,
+            donor=Donor(gift.donor_email, gift.donor_name, gift.locale),
+            updates_opt_in=gift.updates_opt_in,
+            consent_at=now if gift.updates_opt_in else None,
             status=DonationStatus.PENDING,
             created_at=now,
             amount_refunded=Money.zero(priced.total.currency),
             checkout_session_id=session.id,
             checkout_url=session.url,
-            correlation_id=correlation_id,
-            anonymous=anonymous,
-            public_message=public_message or None,
-            show_message=bool(show_message and public_message),
-            request_fingerprint=request_fingerprint,
+            correlation_id=gift.correlation_id,
+            anonymous=gift.anonymous,
+            public_message=gift.public_message or None,
+            show_message=bool(gift.show_message and gift.public_message),
+            request_fingerprint=gift.fingerprint(),
         )
 
     @property
@@ -334,7 +346,7 @@ class Donation:
         fully = total >= self.amount.amount
         if fully:
             self.status = DonationStatus.REFUNDED
-        event = DonationRefunded(self._event_copy(), refund, report, now)
+        event = DonationRefunded(self._event_copy(), report, now, record=refund)
         return Outcome("refunded" if fully else "partially_refunded", (event,), refund=refund)
 
     def refuse_refund(self, report: RefundReported, now: datetime) -> Refund:
@@ -352,7 +364,7 @@ class Donation:
         self.amount_refunded = Money(left, self.currency)
         if self.status is DonationStatus.REFUNDED:
             self.status = DonationStatus.SUCCEEDED
-        event = RefundReversed(self._event_copy(), failed, report, now)
+        event = RefundReversed(self._event_copy(), report, now, record=failed)
         return Outcome("refund_reversed", (event,), refund=failed)
 
     def open_dispute(self, report: DisputeOpened, now: datetime) -> Outcome:
@@ -363,7 +375,7 @@ class Donation:
         currency = report.currency or self.currency
         dispute = Dispute(report.dispute_id, self.id, report.amount, currency, now)
         self.status = DonationStatus.DISPUTED
-        event = DonationDisputed(self._event_copy(), dispute, report, now)
+        event = DonationDisputed(self._event_copy(), report, now, record=dispute)
         return Outcome("dispute_opened", (event,), dispute=dispute)
 
     def close_dispute(self, dispute: Dispute, report: DisputeClosed, now: datetime) -> Outcome:
@@ -375,7 +387,7 @@ class Donation:
         if closed.status == "won" and self.status is DonationStatus.DISPUTED:
             whole = self.amount_refunded.amount >= self.amount.amount
             self.status = DonationStatus.REFUNDED if whole else DonationStatus.SUCCEEDED
-        event = DisputeEnded(self._event_copy(), closed, report, now)
+        event = DisputeEnded(self._event_copy(), report, now, record=closed)
         return Outcome(f"dispute_{closed.status}", (event,), dispute=closed)
 
 

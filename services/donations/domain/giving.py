@@ -3,11 +3,55 @@ giving form, and the meals the form prices a gift at."""
 
 from __future__ import annotations
 
+import hashlib
+import json
 from dataclasses import dataclass
 
 from services.shared.money import Money
 
 from .campaigns import Campaign, RuleBroken
+
+
+@dataclass(frozen=True)
+class Gift:
+    """A donor's request to give, as validated at the edge: an amount or a number of meals,
+    who gives, what they chose (news, anonymity, a public message, covering the fee), and the
+    request's correlation id and Idempotency-Key."""
+
+    campaign_slug: str
+    amount: int | None
+    meals: int | None
+    currency: str | None
+    donor_email: str
+    donor_name: str
+    locale: str
+    updates_opt_in: bool
+    correlation_id: str | None
+    anonymous: bool = False
+    public_message: str | None = None
+    show_message: bool = False
+    cover_fee: bool = False
+    idempotency_key: str | None = None
+
+    def fingerprint(self) -> str | None:
+        """What a request with an Idempotency-Key asked for, so a retry under the same key can
+        be told from a new one (None without a key)."""
+        if not self.idempotency_key:
+            return None
+        asked = [
+            self.campaign_slug,
+            self.amount,
+            self.meals,
+            self.currency,
+            self.donor_email,
+            self.donor_name,
+            self.updates_opt_in,
+            self.anonymous,
+            self.public_message,
+            self.show_message,
+            self.cover_fee,
+        ]
+        return hashlib.sha256(json.dumps(asked).encode()).hexdigest()
 
 
 @dataclass(frozen=True)

@@ -22,7 +22,7 @@ from typing import Any, Protocol, Self
 from services.shared.unit_of_work import Outbox
 
 from .. import store
-from ..domain import CheckoutRequest, CheckoutSession, PaymentFacts
+from ..domain.payments import CheckoutRequest, CheckoutSession, PaymentFacts
 
 
 class UnitOfWork(Protocol):

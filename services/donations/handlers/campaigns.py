@@ -11,7 +11,7 @@ from typing import Any
 
 from services.shared.money import Money
 
-from ..domain import (
+from ..domain.campaigns import (
     Campaign,
     CampaignRuleBroken,
     CampaignStatus,
@@ -122,7 +122,7 @@ def change_meal_price(command: ChangeMealPrice, uow: UnitOfWork) -> dict[str, An
         id=str(uuid.uuid4()),
         campaign_id=campaign.id,
         meal_price=command.meal_price,
-        previous=previous if previous is not None else campaign.meal_price.amount,
+        previous_meal_price=previous if previous is not None else campaign.meal_price.amount,
         effective_from=command.effective_from,
         created_at=now,
     )

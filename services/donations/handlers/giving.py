@@ -4,23 +4,14 @@ and cancels."""
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from ..domain import (
-    CheckoutRequest,
-    Donation,
-    DonationStatus,
-    Donor,
-    GiftLimits,
-    ProcessingFee,
-    donation_id_for_retry,
-    price_donation,
-)
+from ..domain.donations import Donation, DonationStatus, donation_id_for_retry
+from ..domain.giving import Gift, GiftLimits, ProcessingFee, price_donation
+from ..domain.payments import CheckoutRequest
 from . import Payments, UnitOfWork
 from .campaigns import UnknownCampaign
 from .publishing import publish_donation_events
@@ -41,44 +32,6 @@ class GivingRules:
     limits: GiftLimits
     fee: ProcessingFee
     public_url: str
-
-
-@dataclass(frozen=True)
-class Gift:
-    """A donor's request to give, as validated at the edge."""
-
-    campaign_slug: str
-    amount: int | None
-    meals: int | None
-    currency: str | None
-    donor_email: str
-    donor_name: str
-    locale: str
-    updates_opt_in: bool
-    correlation_id: str | None
-    anonymous: bool = False
-    public_message: str | None = None
-    show_message: bool = False
-    cover_fee: bool = False
-    idempotency_key: str | None = None
-
-    def fingerprint(self) -> str:
-        """What the request asked for, so a retry under the same key can be told from a new
-        one."""
-        asked = [
-            self.campaign_slug,
-            self.amount,
-            self.meals,
-            self.currency,
-            self.donor_email,
-            self.donor_name,
-            self.updates_opt_in,
-            self.anonymous,
-            self.public_message,
-            self.show_message,
-            self.cover_fee,
-        ]
-        return hashlib.sha256(json.dumps(asked).encode()).hexdigest()
 
 
 @dataclass(frozen=True)
@@ -106,7 +59,7 @@ def start_donation(command: StartDonation, uow: UnitOfWork, payments: Payments) 
     Idempotency-Key the donation id is derived from it, so a retry finds the first answer."""
     gift, rules = command.gift, command.rules
     key = gift.idempotency_key
-    fingerprint = gift.fingerprint() if key else None
+    fingerprint = gift.fingerprint()
     donation_id = donation_id_for_retry(key, gift.campaign_slug) if key else str(uuid.uuid4())
     with uow:
         campaign = uow.campaigns.by_slug(gift.campaign_slug)
@@ -136,20 +89,7 @@ def start_donation(command: StartDonation, uow: UnitOfWork, payments: Payments) 
             cancel_url=f"{rules.public_url}/donations/{donation_id}/canceled",
         )
     )
-    donation = Donation.start(
-        donation_id,
-        campaign,
-        priced,
-        Donor(gift.donor_email, gift.donor_name, gift.locale),
-        session,
-        datetime.now(UTC),
-        updates_opt_in=gift.updates_opt_in,
-        anonymous=gift.anonymous,
-        public_message=gift.public_message,
-        show_message=gift.show_message,
-        correlation_id=gift.correlation_id,
-        request_fingerprint=fingerprint,
-    )
+    donation = Donation.start(donation_id, campaign, gift, priced, session, datetime.now(UTC))
     with uow:
         if not uow.donations.add(donation):
             # Two requests with one Idempotency-Key raced: the first one's answer stands.

@@ -10,19 +10,16 @@ import logging
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from ..domain import (
+from ..domain.donations import WAITING, Donation, DonationStatus, Outcome
+from ..domain.payments import (
     NO_FACTS,
-    WAITING,
     CheckoutAwaitingPayment,
     CheckoutPaid,
     CheckoutUnpaid,
     DisputeClosed,
     DisputeOpened,
-    Donation,
-    DonationStatus,
     Fact,
     NotHandled,
-    Outcome,
     PaymentFacts,
     PaymentRef,
     PayoutPaid,

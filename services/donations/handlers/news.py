@@ -7,7 +7,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from ..domain import NewsPost, post_url
+from ..domain.campaigns import NewsPost, post_url
 from . import UnitOfWork
 from .campaigns import require_campaign
 from .publishing import announce_post

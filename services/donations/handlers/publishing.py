@@ -6,28 +6,15 @@ publishes one event id."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
+from services.shared import events
 from services.shared.envelope import new_event
-from services.shared.events import (
-    CAMPAIGN_CLOSED,
-    CAMPAIGN_PUBLISHED,
-    CAMPAIGNS_TOPIC,
-    DISPUTE_CLOSED,
-    DISPUTE_OPENED,
-    DONATION_FAILED,
-    DONATION_REFUND_FAILED,
-    DONATION_REFUNDED,
-    DONATION_SUCCEEDED,
-    DONATIONS_TOPIC,
-    MEAL_PRICE_CHANGED,
-    PAYOUT_PAID,
-    UPDATE_PUBLISHED,
-)
 
-from ..domain import (
-    Campaign,
+from ..domain.campaigns import Campaign, MealPriceChange, NewsPost
+from ..domain.donations import (
     DisputeEnded,
     Donation,
     DonationDisputed,
@@ -35,13 +22,10 @@ from ..domain import (
     DonationEvent,
     DonationRefunded,
     DonationSucceeded,
-    MealPriceChange,
-    NewsPost,
-    PayoutPaid,
     RefundReversed,
     derived_event_id,
-    succeeded_event_id,
 )
+from ..domain.payments import PayoutPaid
 from ..markdown_text import render_markdown
 from . import UnitOfWork
 
@@ -49,25 +33,25 @@ SOURCE = "difts/donations"
 
 
 def publish_donation_events(
-    uow: UnitOfWork, events: tuple[DonationEvent, ...], correlation_id: str | None
+    uow: UnitOfWork, changes: tuple[DonationEvent, ...], correlation_id: str | None
 ) -> None:
     """Queue the events of a donation's change (its request's correlation id, else the one
     that caused the change)."""
-    for event in events:
+    for event in changes:
         donation = event.donation
         campaign = uow.campaigns.get(donation.campaign_id)
         assert campaign is not None  # donations reference campaigns by foreign key
-        event_type, data, event_id = _donation_event(event, campaign)
+        event_type, data_of = _PUBLISHED[type(event)]
         uow.outbox.add(
-            DONATIONS_TOPIC,
+            events.DONATIONS_TOPIC,
             donation.campaign_id,
             new_event(
                 event_type,
                 SOURCE,
-                data,
+                data_of(event, campaign),
                 subject=f"donations/{donation.id}",
                 correlation_id=donation.correlation_id or correlation_id,
-                event_id=event_id,
+                event_id=event.event_id,
             ),
         )
 
@@ -84,35 +68,6 @@ def _about(donation: Donation, campaign: Campaign) -> dict[str, Any]:
 def _donor(donation: Donation) -> dict[str, Any]:
     donor = donation.donor
     return {"email": donor.email, "name": donor.name, "locale": donor.locale}
-
-
-def _donation_event(event: DonationEvent, campaign: Campaign) -> tuple[str, dict[str, Any], str]:
-    """The type, data and id of a donation event (the one dispatch on what changed)."""
-    donation = event.donation
-    match event:
-        case DonationSucceeded():
-            return DONATION_SUCCEEDED, _succeeded(event, campaign), succeeded_event_id(donation.id)
-        case DonationEnded():
-            event_id = derived_event_id(donation.id, donation.status.value)
-            return DONATION_FAILED, _ended(event), event_id
-        case DonationRefunded():
-            return DONATION_REFUNDED, _refunded(event, campaign), _refund_id(event, "refunded")
-        case RefundReversed():
-            data = _reversed(event, campaign)
-            return DONATION_REFUND_FAILED, data, _refund_id(event, "refund_failed")
-        case DonationDisputed():
-            return DISPUTE_OPENED, _disputed(event, campaign), _dispute_id(event, "opened")
-        case DisputeEnded():
-            return DISPUTE_CLOSED, _dispute_ended(event, campaign), _dispute_id(event, "closed")
-    raise AssertionError(f"no event of {type(event).__name__}")
-
-
-def _refund_id(event: DonationRefunded | RefundReversed, fact: str) -> str:
-    return derived_event_id(event.refund.id, fact)
-
-
-def _dispute_id(event: DonationDisputed | DisputeEnded, fact: str) -> str:
-    return derived_event_id(event.dispute.id, fact)
 
 
 def _succeeded(event: DonationSucceeded, campaign: Campaign) -> dict[str, Any]:
@@ -142,7 +97,7 @@ def _succeeded(event: DonationSucceeded, campaign: Campaign) -> dict[str, Any]:
     }
 
 
-def _ended(event: DonationEnded) -> dict[str, Any]:
+def _ended(event: DonationEnded, _campaign: Campaign) -> dict[str, Any]:
     """difts.donation.failed.v1: the donation ended unpaid (failed, expired or canceled)."""
     donation = event.donation
     return {
@@ -158,9 +113,9 @@ def _reversed(event: RefundReversed, campaign: Campaign) -> dict[str, Any]:
     """difts.donation.refund_failed.v1: a counted refund failed; the total refunded now."""
     return {
         **_about(event.donation, campaign),
-        "refund_id": event.refund.id,
-        "amount": event.refund.amount,
-        "currency": event.refund.currency,
+        "refund_id": event.record.id,
+        "amount": event.record.amount,
+        "currency": event.record.currency,
         "total_refunded": event.donation.amount_refunded.amount,
         "balance_transaction_id": event.report.failure_balance_transaction_id,
         "failed_at": event.at.isoformat(),
@@ -173,10 +128,10 @@ def _refunded(event: DonationRefunded, campaign: Campaign) -> dict[str, Any]:
     return {
         **_about(donation, campaign),
         "campaign_title": campaign.title,
-        "refund_id": event.refund.id,
+        "refund_id": event.record.id,
         "charge_id": report.payment.charge_id or donation.charge_id,
-        "amount": event.refund.amount,
-        "currency": event.refund.currency,
+        "amount": event.record.amount,
+        "currency": event.record.currency,
         "total_refunded": donation.amount_refunded.amount,
         "fully_refunded": event.fully,
         "fee_refunded": 0,
@@ -191,10 +146,10 @@ def _disputed(event: DonationDisputed, campaign: Campaign) -> dict[str, Any]:
     donation, report = event.donation, event.report
     return {
         **_about(donation, campaign),
-        "dispute_id": event.dispute.id,
+        "dispute_id": event.record.id,
         "charge_id": report.payment.charge_id or donation.charge_id,
-        "amount": event.dispute.amount,
-        "currency": event.dispute.currency,
+        "amount": event.record.amount,
+        "currency": event.record.currency,
         "fee": report.fees.withdrawn,
         "reason": report.reason,
         "balance_transaction_id": report.fees.balance_transaction_id,
@@ -204,7 +159,7 @@ def _disputed(event: DonationDisputed, campaign: Campaign) -> dict[str, Any]:
 
 def _dispute_ended(event: DisputeEnded, campaign: Campaign) -> dict[str, Any]:
     """difts.donation.dispute_closed.v1: won (what comes back) or lost."""
-    donation, report, dispute = event.donation, event.report, event.dispute
+    donation, report, dispute = event.donation, event.report, event.record
     return {
         **_about(donation, campaign),
         "dispute_id": dispute.id,
@@ -217,6 +172,18 @@ def _dispute_ended(event: DisputeEnded, campaign: Campaign) -> dict[str, Any]:
         "balance_transaction_id": report.fees.balance_transaction_id,
         "closed_at": event.at.isoformat(),
     }
+
+
+# The one dispatch on what changed: each donation event's type in the published language, and
+# its data.
+_PUBLISHED: dict[type, tuple[str, Callable[[Any, Campaign], dict[str, Any]]]] = {
+    DonationSucceeded: (events.DONATION_SUCCEEDED, _succeeded),
+    DonationEnded: (events.DONATION_FAILED, _ended),
+    DonationRefunded: (events.DONATION_REFUNDED, _refunded),
+    RefundReversed: (events.DONATION_REFUND_FAILED, _reversed),
+    DonationDisputed: (events.DISPUTE_OPENED, _disputed),
+    DisputeEnded: (events.DISPUTE_CLOSED, _dispute_ended),
+}
 
 
 def publish_payout(
@@ -236,10 +203,10 @@ def publish_payout(
         "paid_at": now.isoformat(),
     }
     uow.outbox.add(
-        DONATIONS_TOPIC,
+        events.DONATIONS_TOPIC,
         payout.payout_id,
         new_event(
-            PAYOUT_PAID,
+            events.PAYOUT_PAID,
             SOURCE,
             data,
             subject=f"payouts/{payout.payout_id}",
@@ -258,7 +225,7 @@ def _announce(
     event_id: str | None = None,
 ) -> None:
     uow.outbox.add(
-        CAMPAIGNS_TOPIC,
+        events.CAMPAIGNS_TOPIC,
         campaign.id,
         new_event(
             event_type,
@@ -284,7 +251,7 @@ def announce_campaign(uow: UnitOfWork, campaign: Campaign) -> None:
         "action_zone": campaign.action_zone,
         "summary": campaign.summary,
     }
-    _announce(uow, campaign, CAMPAIGN_PUBLISHED, data)
+    _announce(uow, campaign, events.CAMPAIGN_PUBLISHED, data)
 
 
 def announce_closed(uow: UnitOfWork, campaign: Campaign) -> None:
@@ -292,7 +259,7 @@ def announce_closed(uow: UnitOfWork, campaign: Campaign) -> None:
     assert campaign.closed_at is not None
     closed_at = campaign.closed_at.isoformat()
     data = {"campaign_id": campaign.id, "slug": campaign.slug, "closed_at": closed_at}
-    _announce(uow, campaign, CAMPAIGN_CLOSED, data)
+    _announce(uow, campaign, events.CAMPAIGN_CLOSED, data)
 
 
 def announce_meal_price(uow: UnitOfWork, campaign: Campaign, change: MealPriceChange) -> None:
@@ -302,10 +269,10 @@ def announce_meal_price(uow: UnitOfWork, campaign: Campaign, change: MealPriceCh
         "slug": campaign.slug,
         "currency": change.meal_price.currency,
         "meal_price": change.meal_price.amount,
-        "previous_meal_price": change.previous,
+        "previous_meal_price": change.previous_meal_price,
         "effective_from": change.effective_from.isoformat(),
     }
-    _announce(uow, campaign, MEAL_PRICE_CHANGED, data)
+    _announce(uow, campaign, events.MEAL_PRICE_CHANGED, data)
 
 
 def announce_post(uow: UnitOfWork, campaign: Campaign, post: NewsPost, url: str) -> None:
@@ -326,4 +293,4 @@ def announce_post(uow: UnitOfWork, campaign: Campaign, post: NewsPost, url: str)
     }
     subject = f"campaigns/{campaign.id}/news/{post.id}"
     event_id = derived_event_id(post.id, "published")
-    _announce(uow, campaign, UPDATE_PUBLISHED, data, subject, event_id)
+    _announce(uow, campaign, events.UPDATE_PUBLISHED, data, subject, event_id)

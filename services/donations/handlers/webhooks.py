@@ -13,9 +13,9 @@ from sqlalchemy.exc import DataError, DBAPIError, IntegrityError
 
 from services.shared.events import InvalidEventData
 
-from ..domain import CheckoutPaid, Fact, PayoutPaid
+from ..domain.payments import CheckoutPaid, Fact, PayoutPaid
 from ..store import UNREADABLE, KeptEvent
-from ..stripe_events import StripeEvent, UnreadableEvent, keepable_text, read_parsed
+from ..stripe_events import StripeEvent, UnreadableEvent, body_to_keep, read_parsed
 from . import Payments, UnitOfWork
 from .lifecycle import Applied, Asked, apply_fact
 
@@ -84,20 +84,16 @@ def keep_unreadable_event(payload: bytes, error: UnreadableEvent, uow: UnitOfWor
     event_id = error.event_id or "unreadable_" + hashlib.sha256(payload).hexdigest()[:40]
     fresh = uow.stripe_events.record(event_id, error.event_type or "unknown", datetime.now(UTC))
     if fresh:
-        uow.stripe_events.keep_unreadable(event_id, keepable_text(payload), error.reason)
+        uow.stripe_events.keep_unreadable(event_id, body_to_keep(payload), error.reason)
     log.warning("signed stripe body kept as unreadable: %s", error.reason)
     return event_id
 
 
 def _settle(uow: UnitOfWork, event: StripeEvent, result: Applied) -> None:
-    keep = result.outcome in KEPT_OUTCOMES
-    uow.stripe_events.settle(
-        event.id,
-        result.outcome,
-        result.donation_id,
-        json.dumps(event.payload) if keep else None,
-        result.waiting_for if keep else None,
-    )
+    """Record what became of an event; one that waits keeps its body and what it waits for."""
+    waits = result.outcome in KEPT_OUTCOMES
+    kept = KeptEvent(event.id, json.dumps(event.payload), result.waiting_for) if waits else None
+    uow.stripe_events.settle(event.id, result.outcome, result.donation_id, kept)
 
 
 def replay_waiting(

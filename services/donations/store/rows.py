@@ -1,14 +1,20 @@
 """What every repository of the donations store does with rows: find one by id (with a row
-lock when asked), and read the moments it stored as UTC."""
+lock when asked), read a row as the domain's record of the same field names, and write an
+entity's fields as the columns of the same names."""
 
 from __future__ import annotations
 
+from dataclasses import fields
 from datetime import datetime
-from typing import Any
+from enum import Enum
+from typing import Any, TypeVar
 
 from sqlalchemy import Connection, Table, select
 
 from services.shared.db import as_utc
+from services.shared.money import Money
+
+Record = TypeVar("Record")
 
 
 def by_id(conn: Connection, table: Table, key: str, lock: bool = False) -> Any | None:
@@ -18,6 +24,27 @@ def by_id(conn: Connection, table: Table, key: str, lock: bool = False) -> Any |
     return conn.execute(query.with_for_update() if lock else query).first()
 
 
-def moment(stored: datetime | None) -> datetime | None:
-    """A stored moment, if any, as an aware UTC datetime."""
-    return as_utc(stored) if stored is not None else None
+def record(row: Any, kind: type[Record], **read: Any) -> Record:
+    """A row as the domain's `kind`: each field from the column of its name (a stored moment
+    as UTC), but those given in `read`."""
+    stored = row._mapping
+    names = [field.name for field in fields(kind)]  # type: ignore[arg-type]
+    values = {name: _moment(stored[name]) for name in names if name not in read}
+    return kind(**values, **read)
+
+
+def _moment(value: Any) -> Any:
+    return as_utc(value) if isinstance(value, datetime) else value
+
+
+def columns(entity: Any, *names: str) -> dict[str, Any]:
+    """An entity's fields (`names`, else all) as the columns of the same names keep them:
+    money in minor units, states by their value."""
+    chosen = names or tuple(field.name for field in fields(entity))
+
+    def stored(value: Any) -> Any:
+        if isinstance(value, Money):
+            return value.amount
+        return value.value if isinstance(value, Enum) else value
+
+    return {name: stored(getattr(entity, name)) for name in chosen}

@@ -19,7 +19,7 @@ from sqlalchemy import (
 from services.shared.consumer import processed_events_table
 from services.shared.outbox import outbox_table
 
-from ..domain import REFUND_COUNTED
+from ..domain.donations import REFUND_COUNTED
 
 metadata = MetaData()
 

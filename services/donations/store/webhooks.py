@@ -41,20 +41,16 @@ class StripeEvents:
         return insert_if_absent(self.conn, stripe_events, row, key="id")
 
     def settle(
-        self,
-        event_id: str,
-        outcome: str,
-        donation_id: str | None,
-        payload: str | None = None,
-        waiting_for: str | None = None,
+        self, event_id: str, outcome: str, donation_id: str | None, kept: KeptEvent | None = None
     ) -> None:
-        """Say what became of a Stripe event (and keep its payload if it must wait)."""
+        """Say what became of a Stripe event (and keep its body, and what it waits for, if it
+        must wait)."""
+        waits = {"payload": kept.payload, "waiting_for": kept.waiting_for} if kept else {}
         self.conn.execute(
             update(stripe_events)
             .where(stripe_events.c.id == event_id)
-            .values(
-                outcome=outcome, donation_id=donation_id, payload=payload, waiting_for=waiting_for
-            )
+            .values(outcome=outcome, donation_id=donation_id, payload=None, waiting_for=None)
+            .values(**waits)
         )
 
     def keep_unreadable(self, event_id: str, payload: str, problem: str) -> None:

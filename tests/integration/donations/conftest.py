@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 from flask.testing import FlaskClient
+from hypothesis import HealthCheck, settings
 from kafka import KafkaConsumer, TopicPartition
 from sqlalchemy import Engine, Table, func, select
 
@@ -24,6 +25,20 @@ from tests.support.donations import DONATIONS_MIGRATIONS, donations_settings
 from tests.support.stripe_signing import encode, sign
 
 SECRET = "whsec_integration"
+
+
+def fuzzing(examples: int, derandomize: bool = True) -> settings:
+    """Hypothesis settings for fuzzing an endpoint: `examples` cases, no deadline (a request
+    may be slow), no example database (runs do not depend on each other)."""
+    return settings(
+        max_examples=examples,
+        deadline=None,
+        suppress_health_check=list(HealthCheck),
+        database=None,
+        derandomize=derandomize,
+    )
+
+
 ADMIN = {"Authorization": "Bearer donations-admin"}
 TOKENS = "donations-admin:admin,donations-books:finance"
 

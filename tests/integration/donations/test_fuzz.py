@@ -9,13 +9,14 @@ from typing import Any
 
 import pytest
 import schemathesis
-from hypothesis import HealthCheck, example, given, settings
+from hypothesis import example, given
 from hypothesis import strategies as st
 from schemathesis.checks import not_a_server_error
 
 from services.donations.app import create_app
 from services.donations.demo import seed_demo_campaign
 from services.shared.db import make_engine, upgrade
+from tests.integration.donations.conftest import fuzzing
 from tests.support import infra
 from tests.support.donations import DONATIONS_MIGRATIONS, donations_settings
 
@@ -54,13 +55,7 @@ def test_no_input_gets_a_server_error(donations_api: Any) -> None:
     for operation in operations:
 
         @given(case=operation.as_strategy())
-        @settings(
-            max_examples=25,
-            deadline=None,
-            suppress_health_check=list(HealthCheck),
-            derandomize=True,
-            database=None,
-        )
+        @fuzzing(25)
         def no_server_error(case: Any) -> None:
             # Half the cases carry the admin token, so admin bodies are fuzzed past the 401.
             headers = ADMIN if len(repr(case.body)) % 2 == 0 else None
@@ -99,9 +94,7 @@ def test_no_giving_form_input_gets_a_server_error(donations_app: Any) -> None:
     @given(form=st.dictionaries(st.sampled_from(FORM_FIELDS), FORM_VALUES, max_size=9))
     @example(form={"meals": "¹"})
     @example(form={"meals": "custom", "custom_amount": "٣"})
-    @settings(
-        max_examples=150, deadline=None, suppress_health_check=list(HealthCheck), database=None
-    )
+    @fuzzing(150, derandomize=False)
     def no_server_error(form: dict[str, str]) -> None:
         reply = client.post("/campaigns/petites-cantines/give", data={**form, "csrf_token": token})
         assert reply.status_code < 500, (form, reply.text[:500])

@@ -5,7 +5,7 @@ database): the same calls give the same answers everywhere."""
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -15,47 +15,28 @@ import pytest
 from sqlalchemy import select
 
 from services.donations import store, views
-from services.donations.domain import (
-    Campaign,
-    CampaignStatus,
-    Dispute,
-    Donation,
-    DonationStatus,
-    Donor,
-    MealPriceChange,
-    NewsPost,
-    PayoutPaid,
-    Refund,
-)
+from services.donations.domain.campaigns import Campaign, CampaignStatus, MealPriceChange, NewsPost
+from services.donations.domain.donations import Dispute, Donation, DonationStatus, Donor, Refund
+from services.donations.domain.payments import PayoutPaid
+from services.donations.store import KeptEvent
 from services.donations.unit_of_work import DonationsUnitOfWork
-from services.shared.db import make_engine, upgrade
 from services.shared.money import Money
 from tests.support.donations import DONATIONS_MIGRATIONS
+from tests.support.stores import STORES, OpenUnitOfWork, units_of_work
 from tests.unit.donations.fakes import FakeUnitOfWork
 
 pytestmark = pytest.mark.integration
 
 NOW = datetime(2025, 3, 14, 10, 0, tzinfo=UTC)
 EUR = Money(1350, "EUR")
-OpenUnitOfWork = Callable[[], contextlib.AbstractContextManager[Any]]
 
 
-@pytest.fixture(params=["fake", "sqlite", "postgresql"])
+@pytest.fixture(params=STORES)
 def open_uow(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[OpenUnitOfWork]:
-    """Opens a unit of work (a transaction, committed on leaving) on one kind of store."""
-    if request.param == "fake":
-        fake = FakeUnitOfWork()
-        yield lambda: fake
-        return
-    url = (
-        f"sqlite:///{tmp_path / 'donations.db'}"
-        if request.param == "sqlite"
-        else request.getfixturevalue("database_url")
+    """Opens a unit of work on one kind of store."""
+    yield from units_of_work(
+        request, tmp_path, DONATIONS_MIGRATIONS, DonationsUnitOfWork, FakeUnitOfWork
     )
-    upgrade(url, DONATIONS_MIGRATIONS)
-    engine = make_engine(url)
-    yield lambda: DonationsUnitOfWork(engine)
-    engine.dispose()
 
 
 def campaign(slug: str = "canteens", **changes: Any) -> Campaign:
@@ -315,7 +296,8 @@ def test_kept_events_wait_for_what_they_follow_oldest_first(open_uow: OpenUnitOf
         for number, waits_for in ((2, "pi_1"), (1, "pi_1"), (3, "d-1")):
             event_id = f"evt_{number}"
             uow.stripe_events.record(event_id, "refund.created", NOW + timedelta(seconds=number))
-            uow.stripe_events.settle(event_id, "waiting", None, f'{{"n": {number}}}', waits_for)
+            kept = KeptEvent(event_id, f'{{"n": {number}}}', waits_for)
+            uow.stripe_events.settle(event_id, "waiting", None, kept)
     with open_uow() as uow:
         waiting = uow.stripe_events.waiting_for(["pi_1", ""], KEPT)
         assert [(k.id, k.payload, k.waiting_for) for k in waiting] == [
@@ -324,8 +306,8 @@ def test_kept_events_wait_for_what_they_follow_oldest_first(open_uow: OpenUnitOf
         ]
         assert uow.stripe_events.waiting_for([""], KEPT) == []
         assert uow.stripe_events.kept_ids(KEPT, 2) == ["evt_1", "evt_2"]
-        kept = uow.stripe_events.lock_kept("evt_3", KEPT)
-        assert kept is not None and kept.waiting_for == "d-1"
+        locked = uow.stripe_events.lock_kept("evt_3", KEPT)
+        assert locked is not None and locked.waiting_for == "d-1"
         uow.stripe_events.settle("evt_3", "refunded", "d-1")
         assert uow.stripe_events.lock_kept("evt_3", KEPT) is None
 
@@ -335,7 +317,7 @@ def test_an_unreadable_event_is_kept_with_its_problem_and_no_longer_waits(
 ) -> None:
     with open_uow() as uow:
         uow.stripe_events.record("evt_1", "payout.paid", NOW)
-        uow.stripe_events.settle("evt_1", "waiting", None, "{}", "pi_1")
+        uow.stripe_events.settle("evt_1", "waiting", None, KeptEvent("evt_1", "{}", "pi_1"))
         uow.stripe_events.keep_unreadable("evt_1", "{not json", "x" * 3000)
     with open_uow() as uow:
         outcome, payload, waiting_for, problem = row_of(uow, "evt_1")

@@ -10,16 +10,16 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 from sqlalchemy import Engine, select
 
 from services.donations import store
 from services.donations.app import create_app
 from services.donations.demo import seed_demo_campaign
-from services.donations.stripe_events import HANDLED_TYPES, keepable_text
+from services.donations.stripe_events import HANDLED_TYPES, body_to_keep
 from services.shared.db import make_engine, upgrade
-from tests.integration.donations.conftest import post_signed, rows_in
+from tests.integration.donations.conftest import fuzzing, post_signed, rows_in
 from tests.support.donations import DONATIONS_MIGRATIONS, donations_settings
 
 pytestmark = pytest.mark.integration
@@ -207,7 +207,7 @@ def test_a_signed_body_of_an_unexpected_shape_is_kept_as_unreadable(
         ).one()
     assert kept.outcome == "unreadable" and kept.problem
     # The body is kept as it came (as text), or as the event it parsed into.
-    assert kept.payload == keepable_text(body) or json.loads(kept.payload) == json.loads(body)
+    assert kept.payload == body_to_keep(body) or json.loads(kept.payload) == json.loads(body)
     # Stripe sends it again: it is the same kept event, and still nothing changes.
     again = post(client, body)
     assert again.status_code == 200
@@ -281,13 +281,7 @@ def test_no_signed_stripe_event_gets_a_server_error(client: Any) -> None:
     """Random events of every handled type, correctly signed: always answered, never a 5xx."""
 
     @given(event=STRIPE_EVENTS)
-    @settings(
-        max_examples=200,
-        deadline=None,
-        suppress_health_check=list(HealthCheck),
-        database=None,
-        derandomize=True,
-    )
+    @fuzzing(200)
     def no_server_error(event: dict[str, Any]) -> None:
         reply = post(client, json.dumps(event).encode())
         assert reply.status_code < 500, (event, reply.text)

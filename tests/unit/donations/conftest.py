@@ -11,9 +11,10 @@ from typing import Any
 
 import pytest
 
-from services.donations.domain import Donation, DonationStatus, Donor, GiftLimits, ProcessingFee
+from services.donations.domain.donations import Donation, DonationStatus, Donor
+from services.donations.domain.giving import Gift, GiftLimits, ProcessingFee
 from services.donations.handlers.campaigns import CreateCampaign, publish_campaign
-from services.donations.handlers.giving import Gift, GivingRules, StartDonation, start_donation
+from services.donations.handlers.giving import GivingRules, StartDonation, start_donation
 from services.donations.handlers.webhooks import apply_stripe_event
 from services.donations.stripe_events import read_parsed
 from services.shared.events import CAMPAIGNS_TOPIC

@@ -6,30 +6,26 @@ against this fake too, so it cannot drift from the real repositories."""
 from __future__ import annotations
 
 import copy
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
+from types import SimpleNamespace
 from typing import Any
 
-from services.donations.domain import (
-    Campaign,
-    CampaignStatus,
+from services.donations.domain.campaigns import Campaign, CampaignStatus, MealPriceChange, NewsPost
+from services.donations.domain.donations import Dispute, Donation, Refund
+from services.donations.domain.payments import (
     CheckoutRequest,
     CheckoutSession,
-    Dispute,
-    Donation,
-    MealPriceChange,
-    NewsPost,
     PaymentFacts,
     PayoutPaid,
-    Refund,
 )
 from services.donations.payments import PaymentProviderError
 from services.donations.store import UNREADABLE, KeptEvent
+from services.donations.store.donations import LIFECYCLE
 from services.shared.envelope import CloudEvent
 from services.shared.events import dump_data
 from services.shared.money import Money
+from tests.support.in_memory import InMemoryUnitOfWork
 
 
 def _copy(value: Any) -> Any:
@@ -115,20 +111,6 @@ class FakeCampaignMeals:
         self.rows[campaign_id] = meals_funded
 
 
-# What a donation's lifecycle changes; the rest is written once (as the real save does).
-LIFECYCLE = (
-    "status",
-    "payment_intent_id",
-    "charge_id",
-    "balance_transaction_id",
-    "fee",
-    "net",
-    "amount_refunded",
-    "succeeded_at",
-    "ended_at",
-)
-
-
 class FakeDonations:
     def __init__(self) -> None:
         self.rows: dict[str, Donation] = {}
@@ -193,53 +175,35 @@ class FakePayouts:
         return True
 
 
-@dataclass
-class StripeEventRow:
-    """One row of the stripe_events table."""
-
-    id: str
-    type: str
-    outcome: str
-    received_at: datetime
-    order: int
-    donation_id: str | None = None
-    payload: str | None = None
-    waiting_for: str | None = None
-    problem: str | None = None
-
-
 class FakeStripeEvents:
+    """Rows of the stripe_events table (id, type, outcome, donation_id, payload, received_at,
+    waiting_for, problem), and the order they came in."""
+
     def __init__(self) -> None:
-        self.rows: dict[str, StripeEventRow] = {}
+        self.rows: dict[str, SimpleNamespace] = {}
 
     def record(self, event_id: str, event_type: str, when: datetime) -> bool:
         if event_id in self.rows:
             return False
-        self.rows[event_id] = StripeEventRow(event_id, event_type, "received", when, len(self.rows))
+        self.rows[event_id] = SimpleNamespace(
+            id=event_id, type=event_type, outcome="received", received_at=when, order=len(self.rows)
+        )
+        self.settle(event_id, "received", None)
         return True
 
     def settle(
-        self,
-        event_id: str,
-        outcome: str,
-        donation_id: str | None,
-        payload: str | None = None,
-        waiting_for: str | None = None,
+        self, event_id: str, outcome: str, donation_id: str | None, kept: KeptEvent | None = None
     ) -> None:
         row = self.rows[event_id]
-        row.outcome, row.donation_id, row.payload, row.waiting_for = (
-            outcome,
-            donation_id,
-            payload,
-            waiting_for,
-        )
+        row.outcome, row.donation_id, row.problem = outcome, donation_id, None
+        row.payload, row.waiting_for = (kept.payload, kept.waiting_for) if kept else (None, None)
 
     def keep_unreadable(self, event_id: str, payload: str, problem: str) -> None:
         row = self.rows[event_id]
         row.outcome, row.donation_id, row.payload = UNREADABLE, None, payload
         row.waiting_for, row.problem = None, problem[:2000]
 
-    def _kept(self, outcomes: tuple[str, ...]) -> list[StripeEventRow]:
+    def _kept(self, outcomes: tuple[str, ...]) -> list[SimpleNamespace]:
         kept = [row for row in self.rows.values() if row.outcome in outcomes]
         return sorted(kept, key=lambda row: (row.received_at, row.order))
 
@@ -273,24 +237,11 @@ class FakeOutbox:
         self.queued.append((topic, key, event))
 
 
-class FakeUnitOfWork:
-    """The donations unit of work, in memory: a transaction is a snapshot, restored when the
-    block (or a savepoint in it) raises; `committed` counts clean exits."""
+class FakeUnitOfWork(InMemoryUnitOfWork):
+    """The donations unit of work, in memory (tests/support/in_memory.py: a transaction is a
+    snapshot of these parts, restored when it raises)."""
 
-    def __init__(self) -> None:
-        self.campaigns = FakeCampaigns()
-        self.news = FakeNewsPosts()
-        self.meals = FakeCampaignMeals()
-        self.donations = FakeDonations()
-        self.refunds = FakeRefunds()
-        self.disputes = FakeDisputes()
-        self.payouts = FakePayouts()
-        self.stripe_events = FakeStripeEvents()
-        self.outbox = FakeOutbox()
-        self.committed = 0
-        self._begun: list[dict[str, Any]] = []
-
-    _STATE = (
+    PARTS = (
         "campaigns",
         "news",
         "meals",
@@ -302,33 +253,17 @@ class FakeUnitOfWork:
         "outbox",
     )
 
-    def _snapshot(self) -> dict[str, Any]:
-        return {name: copy.deepcopy(getattr(self, name)) for name in self._STATE}
-
-    def _restore(self, snapshot: dict[str, Any]) -> None:
-        for name, value in snapshot.items():
-            setattr(self, name, value)
-
-    def __enter__(self) -> FakeUnitOfWork:
-        assert not self._begun, "the unit of work is not reentrant"
-        self._begun.append(self._snapshot())
-        return self
-
-    def __exit__(self, exc_type: Any, *_rest: Any) -> None:
-        snapshot = self._begun.pop()
-        if exc_type is None:
-            self.committed += 1
-        else:
-            self._restore(snapshot)
-
-    @contextmanager
-    def savepoint(self) -> Iterator[None]:
-        snapshot = self._snapshot()
-        try:
-            yield
-        except BaseException:
-            self._restore(snapshot)
-            raise
+    def __init__(self) -> None:
+        super().__init__()
+        self.campaigns = FakeCampaigns()
+        self.news = FakeNewsPosts()
+        self.meals = FakeCampaignMeals()
+        self.donations = FakeDonations()
+        self.refunds = FakeRefunds()
+        self.disputes = FakeDisputes()
+        self.payouts = FakePayouts()
+        self.stripe_events = FakeStripeEvents()
+        self.outbox = FakeOutbox()
 
 
 class FakePayments:

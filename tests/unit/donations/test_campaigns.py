@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from services.donations.domain import CampaignRuleBroken, CampaignStatus
+from services.donations.domain.campaigns import CampaignRuleBroken, CampaignStatus
 from services.donations.handlers import campaigns
 from services.shared.events import CAMPAIGN_CLOSED, CAMPAIGN_PUBLISHED, MEAL_PRICE_CHANGED
 from services.shared.money import Money

@@ -10,16 +10,14 @@ from typing import Any
 
 import pytest
 
-from services.donations.domain import (
+from services.donations.domain.campaigns import (
     Campaign,
     CampaignRuleBroken,
     CampaignStatus,
-    CheckoutPaid,
-    CheckoutSession,
-    DisputeClosed,
+    check_meal_price_change,
+)
+from services.donations.domain.donations import (
     DisputeEnded,
-    DisputeFees,
-    DisputeOpened,
     Donation,
     DonationDisputed,
     DonationEnded,
@@ -27,19 +25,28 @@ from services.donations.domain import (
     DonationStatus,
     DonationSucceeded,
     Donor,
+    RefundReversed,
+    succeeded_event_id,
+)
+from services.donations.domain.giving import (
+    Gift,
     GiftLimits,
     GiftRefused,
-    PaymentFacts,
-    PaymentRef,
     ProcessingFee,
-    RefundReported,
-    RefundReversed,
-    check_meal_price_change,
     parse_major_amount,
     price_donation,
     price_gift,
     priced_meals,
-    succeeded_event_id,
+)
+from services.donations.domain.payments import (
+    CheckoutPaid,
+    CheckoutSession,
+    DisputeClosed,
+    DisputeFees,
+    DisputeOpened,
+    PaymentFacts,
+    PaymentRef,
+    RefundReported,
 )
 from services.shared.money import Money
 
@@ -241,19 +248,9 @@ def test_a_donation_starts_pending_with_the_form_pricing_and_consent_dated() -> 
         currency=None,
         cover_fee=False,
     )
+    asked = Gift("canteens", None, 2, None, "ada@example.org", "Ada", "fr", True, None)
     started = Donation.start(
-        "d-1",
-        campaign(),
-        priced,
-        Donor("ada@example.org", "Ada", "fr"),
-        CheckoutSession("cs_1", "https://pay"),
-        NOW,
-        updates_opt_in=True,
-        anonymous=False,
-        public_message="",
-        show_message=True,
-        correlation_id=None,
-        request_fingerprint=None,
+        "d-1", campaign(), asked, priced, CheckoutSession("cs_1", "https://pay"), NOW
     )
     assert (started.status, started.priced_meals, started.consent_at) == (
         DonationStatus.PENDING,
@@ -261,6 +258,10 @@ def test_a_donation_starts_pending_with_the_form_pricing_and_consent_dated() -> 
         NOW,
     )
     assert (started.public_message, started.show_message) == (None, False)  # no message
+    assert started.request_fingerprint is None  # no Idempotency-Key
+    again = replace(asked, idempotency_key="key-1")
+    assert again.fingerprint() == replace(again, locale="en").fingerprint()
+    assert again.fingerprint() != replace(again, meals=3).fingerprint()
 
 
 def test_a_paid_checkout_succeeds_once_with_the_balance_facts() -> None:

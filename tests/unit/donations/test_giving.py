@@ -7,7 +7,8 @@ from __future__ import annotations
 
 import pytest
 
-from services.donations.domain import GiftRefused, donation_id_for_retry
+from services.donations.domain.donations import donation_id_for_retry
+from services.donations.domain.giving import GiftRefused
 from services.donations.handlers.campaigns import UnknownCampaign
 from services.donations.handlers.giving import IdempotencyConflict, cancel_donation
 from services.donations.payments import PaymentProviderError

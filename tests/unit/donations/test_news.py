@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from services.donations.domain import CampaignRuleBroken, NewsPost
+from services.donations.domain.campaigns import CampaignRuleBroken, NewsPost
 from services.donations.handlers import campaigns, news
 from services.shared.events import UPDATE_PUBLISHED
 from tests.unit.donations.conftest import SLUG, announced

@@ -5,7 +5,7 @@ import time
 
 import pytest
 
-from services.donations.domain import CheckoutRequest
+from services.donations.domain.payments import CheckoutRequest
 from services.donations.payments import InvalidWebhook, checkout_session_params, verify_signature
 from services.donations.stripe_events import read_event
 from services.shared.money import Money

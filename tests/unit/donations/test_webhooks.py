@@ -5,8 +5,10 @@ payments port's fake here (integration tests use stripe-mock)."""
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Any
 
-from services.donations.domain import NO_FACTS, CheckoutPaid, PaymentFacts, derived_event_id
+from services.donations.domain.donations import derived_event_id
+from services.donations.domain.payments import NO_FACTS, CheckoutPaid, PaymentFacts
 from services.donations.handlers.webhooks import apply_kept_events
 from services.shared.events import (
     DISPUTE_CLOSED,
@@ -234,9 +236,7 @@ def test_a_refund_failure_before_its_payment_waits_and_then_counts_nothing(
 def test_refund_before_the_paid_checkout_is_kept_and_applied_after_it(
     uow: FakeUnitOfWork,
 ) -> None:
-    donation_id = pending_donation(uow)
-    early = stripe_event("refund.created", refund("re_early", 2700, "pi_early"))
-    assert apply(uow, early) == "waiting"
+    donation_id, early = refund_before_payment(uow, "re_early", 2700, "pi_early")
     assert apply(uow, early) == "duplicate"
     assert published(uow) == []
     paid = stripe_event("checkout.session.completed", session(donation_id, pi="pi_early"))
@@ -245,6 +245,16 @@ def test_refund_before_the_paid_checkout_is_kept_and_applied_after_it(
     assert status_of(uow, donation_id) == "refunded"
     row = uow.stripe_events.rows[early["id"]]
     assert row.outcome == "refunded" and row.payload is None
+
+
+def refund_before_payment(
+    uow: FakeUnitOfWork, refund_id: str, amount: int, pi: str
+) -> tuple[str, dict[str, Any]]:
+    """A pending donation, and a refund of its payment that arrived first: it waits."""
+    donation_id = pending_donation(uow)
+    early = stripe_event("refund.created", refund(refund_id, amount, pi))
+    assert apply(uow, early) == "waiting"
+    return donation_id, early
 
 
 def test_dispute_opened_then_won_reinstates_the_donation(uow: FakeUnitOfWork) -> None:
@@ -326,9 +336,7 @@ def test_a_signed_event_our_events_cannot_carry_is_kept_not_applied(uow: FakeUni
 def test_the_worker_applies_an_event_kept_while_its_payment_was_being_committed(
     uow: FakeUnitOfWork,
 ) -> None:
-    donation_id = pending_donation(uow)
-    early = stripe_event("refund.created", refund("re_race", 700, "pi_race"))
-    assert apply(uow, early) == "waiting"
+    donation_id, _early = refund_before_payment(uow, "re_race", 700, "pi_race")
     # As if the paid checkout committed in a concurrent request that could not see the
     # kept refund yet: the donation succeeded, and nothing replayed the refund.
     with uow:
