@@ -28,7 +28,7 @@ trap cleanup EXIT INT TERM
 step "lint: ruff and mypy"
 "$BIN/ruff" check .
 "$BIN/ruff" format --check .
-"$BIN/mypy" services/shared services/donations/domain.py services/donations/handlers.py \
+"$BIN/mypy" services/shared services/donations/domain services/donations/handlers \
   services/ledger/domain services/ledger/handlers \
   services/notifications
 
