@@ -15,6 +15,7 @@ from flask import Response, current_app, stream_with_context
 from flask.views import MethodView
 from flask_smorest import Blueprint, abort
 from flask_smorest.error_handler import ErrorSchema
+from marshmallow import Schema
 
 from services.shared.auth import protected
 from services.shared.money import CURRENCY_EXPONENTS
@@ -190,14 +191,35 @@ def journal_csv_rows(entries: Iterator[dict[str, Any]]) -> Iterator[str]:
             yield buffer.getvalue()
 
 
+View = Callable[..., Any]
+
+
+def _json_or_csv(
+    query: type[Schema], answer: type[Schema], described: str
+) -> Callable[[View], View]:
+    """What a finance read is: protected, taking `query`, answering `answer` in JSON or (with
+    format=csv) the same as text/csv, both documented as `described`."""
+    decorators = (
+        protected(finance, "finance"),
+        finance.arguments(query, location="query"),
+        finance.response(200, answer, description=described),
+        finance.alt_response(
+            200, schema=CSV, content_type="text/csv", description=described, success=True
+        ),
+    )
+
+    def decorate(view: View) -> View:
+        # Applied innermost first, as the decorators stacked above a view would be.
+        for decorator in reversed(decorators):
+            view = decorator(view)
+        return view
+
+    return decorate
+
+
 @finance.route("/journal")
 class Journal(MethodView):
-    @protected(finance, "finance")
-    @finance.arguments(JournalQuerySchema, location="query")
-    @finance.response(200, JournalPageSchema, description=JOURNAL_ANSWER)
-    @finance.alt_response(
-        200, schema=CSV, content_type="text/csv", description=JOURNAL_ANSWER, success=True
-    )
+    @_json_or_csv(JournalQuerySchema, JournalPageSchema, JOURNAL_ANSWER)
     def get(self, query: dict[str, Any]) -> Any:
         """Journal entries oldest first, filtered by campaign, account, effective date range and
         Stripe id; JSON pages with a cursor, or (format=csv) every match streamed as CSV."""
@@ -229,12 +251,7 @@ class Journal(MethodView):
 
 @finance.route("/trial-balance")
 class TrialBalance(MethodView):
-    @protected(finance, "finance")
-    @finance.arguments(TrialBalanceQuerySchema, location="query")
-    @finance.response(200, TrialBalanceSchema, description=TRIAL_BALANCE_ANSWER)
-    @finance.alt_response(
-        200, schema=CSV, content_type="text/csv", description=TRIAL_BALANCE_ANSWER, success=True
-    )
+    @_json_or_csv(TrialBalanceQuerySchema, TrialBalanceSchema, TRIAL_BALANCE_ANSWER)
     def get(self, query: dict[str, Any]) -> Any:
         """Every account's balance at a date (all entries effective up to it); each currency
         sums to zero. JSON, or format=csv."""

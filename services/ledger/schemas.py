@@ -240,14 +240,19 @@ class PayoutSettlementSchema(Schema):
     difference = fields.Integer(required=True)
 
 
+def _tally() -> fields.Integer:
+    """A count of movements, or their total in minor units: every summary has each."""
+    return fields.Integer(required=True)
+
+
 class ReconciliationSummarySchema(Schema):
-    matched = fields.Integer(required=True)
-    mismatched = fields.Integer(required=True)
-    mismatched_difference = fields.Integer(required=True)
-    only_in_stripe = fields.Integer(required=True)
-    only_in_stripe_total = fields.Integer(required=True)
-    only_in_ledger = fields.Integer(required=True)
-    only_in_ledger_total = fields.Integer(required=True)
+    matched = _tally()
+    mismatched = _tally()
+    mismatched_difference = _tally()
+    only_in_stripe = _tally()
+    only_in_stripe_total = _tally()
+    only_in_ledger = _tally()
+    only_in_ledger_total = _tally()
 
 
 class ReconciliationSchema(Schema):

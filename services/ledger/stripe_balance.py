@@ -12,13 +12,24 @@ from typing import Any
 
 import stripe
 
-from .domain import StripeCharge, StripeMovement, StripePayout, StripeRefund, StripeUnavailable
+from .domain import (
+    BalanceQuery,
+    StripeCharge,
+    StripeMovement,
+    StripePayout,
+    StripeRefund,
+    StripeUnavailable,
+)
 
 Progress = Callable[[int], None]
 
 
 def _moment(timestamp: Any) -> datetime:
     return datetime.fromtimestamp(int(timestamp), tz=UTC)
+
+
+def _currency(code: Any) -> str:
+    return str(code).upper()
 
 
 def _id_of(value: Any) -> str | None:
@@ -44,25 +55,20 @@ class BalanceTransactions:
         self.client = stripe.StripeClient(api_key, base_addresses=base, max_network_retries=2)
 
     def movements(
-        self,
-        *,
-        since: datetime | None = None,
-        until: datetime | None = None,
-        payout_id: str | None = None,
-        progress: Progress | None = None,
+        self, which: BalanceQuery, progress: Progress | None = None
     ) -> Iterator[StripeMovement]:
         """Every balance transaction created in [since, until), or settled by a payout, page
         after page (`progress` hears every hundredth)."""
         params: dict[str, Any] = {"limit": 100}
         created: dict[str, int] = {}
-        if since is not None:
-            created["gte"] = int(since.timestamp())
-        if until is not None:
-            created["lt"] = int(until.timestamp())
+        if which.since is not None:
+            created["gte"] = int(which.since.timestamp())
+        if which.until is not None:
+            created["lt"] = int(which.until.timestamp())
         if created:
             params["created"] = created
-        if payout_id is not None:
-            params["payout"] = payout_id
+        if which.payout_id is not None:
+            params["payout"] = which.payout_id
         with _asking_stripe():
             page = self.client.v1.balance_transactions.list(params=params)  # type: ignore[arg-type]
             for count, txn in enumerate(page.auto_paging_iter(), start=1):
@@ -72,10 +78,11 @@ class BalanceTransactions:
 
     def movement(self, balance_transaction_id: str) -> StripeMovement:
         """One balance transaction."""
+        return self._movement(self._retrieve("balance_transactions", balance_transaction_id))
+
+    def _retrieve(self, resource: str, object_id: str) -> Any:
         with _asking_stripe():
-            return self._movement(
-                self.client.v1.balance_transactions.retrieve(balance_transaction_id)
-            )
+            return getattr(self.client.v1, resource).retrieve(object_id)
 
     @staticmethod
     def _movement(txn: Any) -> StripeMovement:
@@ -83,7 +90,7 @@ class BalanceTransactions:
             id=txn.id,
             type=txn.type,
             source=_id_of(txn.source),
-            currency=str(txn.currency).upper(),
+            currency=_currency(txn.currency),
             amount=int(txn.amount),
             fee=int(txn.fee),
             net=int(txn.net),
@@ -92,12 +99,11 @@ class BalanceTransactions:
 
     def charge(self, charge_id: str) -> StripeCharge:
         """One charge, with the metadata Checkout put on it."""
-        with _asking_stripe():
-            charge = self.client.v1.charges.retrieve(charge_id)
+        charge = self._retrieve("charges", charge_id)
         return StripeCharge(
             id=charge_id,
             amount=int(charge.amount),
-            currency=str(charge.currency).upper(),
+            currency=_currency(charge.currency),
             metadata=charge.metadata.to_dict() if charge.metadata else {},
             email=charge.receipt_email or getattr(charge.billing_details, "email", None),
             payment_intent=charge.payment_intent
@@ -108,18 +114,12 @@ class BalanceTransactions:
 
     def refund(self, refund_id: str) -> StripeRefund:
         """One refund, and the charge it gives back."""
-        with _asking_stripe():
-            refund = self.client.v1.refunds.retrieve(refund_id)
+        refund = self._retrieve("refunds", refund_id)
         charge = refund.charge if isinstance(refund.charge, str) else None
-        return StripeRefund(id=refund_id, amount=int(refund.amount), charge_id=charge)
+        return StripeRefund(refund_id, int(refund.amount), charge)
 
     def payout(self, payout_id: str) -> StripePayout:
         """One payout to the bank."""
-        with _asking_stripe():
-            payout = self.client.v1.payouts.retrieve(payout_id)
-        return StripePayout(
-            id=payout_id,
-            amount=int(payout.amount),
-            currency=str(payout.currency).upper(),
-            arrival_date=_moment(payout.arrival_date),
-        )
+        payout = self._retrieve("payouts", payout_id)
+        arrival = _moment(payout.arrival_date)
+        return StripePayout(payout_id, int(payout.amount), _currency(payout.currency), arrival)

@@ -15,21 +15,14 @@ from .consumer import build_consumer
 
 def run_worker(settings: Settings) -> None:
     """Consume donation and campaign events and relay the ledger's outbox until SIGTERM."""
-    ensure_topics(
-        settings.kafka_bootstrap_servers,
-        consumer_groups=(settings.consumer_group,),
-        prefix=settings.topic_prefix,
-    )
+    bootstrap = settings.kafka_bootstrap_servers
+    ensure_topics(bootstrap, (settings.consumer_group,), prefix=settings.topic_prefix)
     engine = make_engine(settings.database_url)
     # One idempotent producer (thread-safe) serves both the relay and the dead letters.
-    producer = make_producer(settings.kafka_bootstrap_servers, client_id="ledger")
+    producer = make_producer(bootstrap, client_id="ledger")
     relay = OutboxRelay(engine, store.outbox, producer, topic_prefix=settings.topic_prefix)
     consumer = build_consumer(
-        engine,
-        settings.kafka_bootstrap_servers,
-        settings.consumer_group,
-        producer,
-        topic_prefix=settings.topic_prefix,
+        engine, bootstrap, settings.consumer_group, producer, topic_prefix=settings.topic_prefix
     )
     try:
         run_loops({"outbox-relay": relay.run, "consumer": consumer.run})

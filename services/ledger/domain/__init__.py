@@ -57,6 +57,7 @@ from .meals import (
 )
 from .periods import month_of, month_start, next_month, posting_date
 from .reconciliation import (
+    BalanceQuery,
     LedgerMovement,
     ReconciliationReport,
     StripeCharge,
@@ -69,6 +70,7 @@ from .reconciliation import (
 )
 
 __all__ = [
+    "BalanceQuery",
     "ACCOUNTS",
     "BANK",
     "BookedGift",

@@ -11,16 +11,7 @@ from enum import StrEnum
 
 from services.shared.money import Money
 
-from .accounts import (
-    BANK,
-    DISPUTE_FEES,
-    DISPUTED_FUNDS,
-    DONOR_COVERED_FEES,
-    FEES_CHARGED_TO_CAMPAIGNS,
-    PROCESSING_FEES,
-    STRIPE_CLEARING,
-    campaign_fund,
-)
+from . import accounts
 from .journal import EntryKind, JournalEntry, JournalLine, credit, debit, legs
 
 
@@ -42,7 +33,10 @@ def donation_entry(
         kind=EntryKind.DONATION,
         description=description,
         effective_at=effective_at,
-        lines=(debit(STRIPE_CLEARING, amount), credit(campaign_fund(campaign_id), amount)),
+        lines=(
+            debit(accounts.STRIPE_CLEARING, amount),
+            credit(accounts.campaign_fund(campaign_id), amount),
+        ),
     )
 
 
@@ -106,16 +100,16 @@ def gift_entries(
     """A confirmed gift: Stripe holds the net, Stripe's fee is an expense, the donor's cover
     is fee income and the rest goes to the campaign's fund; under the campaign fee policy a
     second entry charges the uncovered fee to the fund."""
-    fund = campaign_fund(campaign_id)
+    fund = accounts.campaign_fund(campaign_id)
     entries = [
         JournalEntry(
             kind=EntryKind.DONATION,
             description=description,
             effective_at=effective_at,
             lines=legs(
-                (STRIPE_CLEARING, gift.net),
-                (PROCESSING_FEES, gift.fee or Money.zero(gift.amount.currency)),
-                (DONOR_COVERED_FEES, -gift.fee_covered),
+                (accounts.STRIPE_CLEARING, gift.net),
+                (accounts.PROCESSING_FEES, gift.fee or Money.zero(gift.amount.currency)),
+                (accounts.DONOR_COVERED_FEES, -gift.fee_covered),
                 (fund, -gift.for_the_cause),
             ),
         )
@@ -128,7 +122,7 @@ def gift_entries(
                 effective_at=effective_at,
                 lines=legs(
                     (fund, gift.charged_to_fund),
-                    (FEES_CHARGED_TO_CAMPAIGNS, -gift.charged_to_fund),
+                    (accounts.FEES_CHARGED_TO_CAMPAIGNS, -gift.charged_to_fund),
                 ),
             )
         )
@@ -202,7 +196,9 @@ def refund_taken(campaign_id: str, lines: Sequence[JournalLine], currency: str) 
         return sum((line.amount for line in lines if line.account == account), Money.zero(currency))
 
     return RefundTaken(
-        on(campaign_fund(campaign_id)), on(DONOR_COVERED_FEES), on(FEES_CHARGED_TO_CAMPAIGNS)
+        on(accounts.campaign_fund(campaign_id)),
+        on(accounts.DONOR_COVERED_FEES),
+        on(accounts.FEES_CHARGED_TO_CAMPAIGNS),
     )
 
 
@@ -318,17 +314,17 @@ def refund_entry(
     """A refund: the fund (and the covered-fee income, in proportion) gives the money back;
     Stripe clearing pays it less the fee Stripe returns, which reduces the fee expense (or,
     where the fund bore the fee, goes back to the fund)."""
-    fund = campaign_fund(campaign_id)
+    fund = accounts.campaign_fund(campaign_id)
     return JournalEntry(
         kind=EntryKind.REFUND,
         description=description,
         effective_at=effective_at,
         lines=legs(
             (fund, back.from_fund),
-            (DONOR_COVERED_FEES, back.from_covered_fees),
-            (STRIPE_CLEARING, -(back.total - fee_refunded)),
-            (PROCESSING_FEES, -fee_refunded),
-            (FEES_CHARGED_TO_CAMPAIGNS, fee_back_to_fund),
+            (accounts.DONOR_COVERED_FEES, back.from_covered_fees),
+            (accounts.STRIPE_CLEARING, -(back.total - fee_refunded)),
+            (accounts.PROCESSING_FEES, -fee_refunded),
+            (accounts.FEES_CHARGED_TO_CAMPAIGNS, fee_back_to_fund),
             (fund, -fee_back_to_fund),
         ),
     )
@@ -344,7 +340,9 @@ def dispute_opened_entry(
         description=description,
         effective_at=effective_at,
         lines=legs(
-            (DISPUTED_FUNDS, amount), (DISPUTE_FEES, fee), (STRIPE_CLEARING, -(amount + fee))
+            (accounts.DISPUTED_FUNDS, amount),
+            (accounts.DISPUTE_FEES, fee),
+            (accounts.STRIPE_CLEARING, -(amount + fee)),
         ),
     )
 
@@ -358,9 +356,9 @@ def dispute_won_entry(
         description=description,
         effective_at=effective_at,
         lines=legs(
-            (STRIPE_CLEARING, reinstated + fee_reinstated),
-            (DISPUTED_FUNDS, -reinstated),
-            (DISPUTE_FEES, -fee_reinstated),
+            (accounts.STRIPE_CLEARING, reinstated + fee_reinstated),
+            (accounts.DISPUTED_FUNDS, -reinstated),
+            (accounts.DISPUTE_FEES, -fee_reinstated),
         ),
     )
 
@@ -380,9 +378,9 @@ def dispute_lost_entry(
         description=description,
         effective_at=effective_at,
         lines=legs(
-            (campaign_fund(campaign_id), back.from_fund),
-            (DONOR_COVERED_FEES, back.from_covered_fees),
-            (DISPUTED_FUNDS if was_withdrawn else STRIPE_CLEARING, -back.total),
+            (accounts.campaign_fund(campaign_id), back.from_fund),
+            (accounts.DONOR_COVERED_FEES, back.from_covered_fees),
+            (accounts.DISPUTED_FUNDS if was_withdrawn else accounts.STRIPE_CLEARING, -back.total),
         ),
     )
 
@@ -393,5 +391,5 @@ def payout_entry(amount: Money, effective_at: datetime, description: str) -> Jou
         kind=EntryKind.PAYOUT,
         description=description,
         effective_at=effective_at,
-        lines=legs((BANK, amount), (STRIPE_CLEARING, -amount)),
+        lines=legs((accounts.BANK, amount), (accounts.STRIPE_CLEARING, -amount)),
     )

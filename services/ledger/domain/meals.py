@@ -126,6 +126,10 @@ class Milestone:
     value: int
     meals: int = 0
 
+    def as_data(self) -> dict[str, str | int]:
+        """The milestone as difts.ledger.milestone_reached.v1 names it."""
+        return {"milestone": self.name, "kind": self.kind, "value": self.value, "meals": self.meals}
+
 
 def milestones_crossed(before: int, after: int, goal_meals: int | None) -> list[Milestone]:
     """The milestones a counter moving from `before` to `after` meals reaches: 25, 50, 75 and

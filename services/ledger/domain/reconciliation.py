@@ -23,10 +23,12 @@ class StripeMovement:
     id: str
     type: str
     source: str | None
+    """The charge, refund, dispute or payout it moved money for."""
     currency: str
     amount: int
     fee: int
     net: int
+    """What reached (or left) the balance: the amount less Stripe's fee."""
     created: datetime
 
 
@@ -126,6 +128,16 @@ def _jsonable(value: Any) -> Any:
     if isinstance(value, list):
         return [_jsonable(item) for item in value]
     return value
+
+
+@dataclass(frozen=True)
+class BalanceQuery:
+    """Which balance transactions, on Stripe's side and on the journal's: those created (or
+    dated) in [since, until), or those a payout settled; all of them when nothing is said."""
+
+    since: datetime | None = None
+    until: datetime | None = None
+    payout_id: str | None = None
 
 
 def reconcile(

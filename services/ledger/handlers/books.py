@@ -8,7 +8,6 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
-from datetime import datetime
 from typing import Protocol
 
 from services.shared.consumer import PoisonEvent
@@ -20,6 +19,7 @@ from services.shared.unit_of_work import Outbox
 from .. import store
 from ..domain import (
     EPOCH,
+    BalanceQuery,
     Campaign,
     MealCount,
     PricePeriod,
@@ -57,12 +57,7 @@ class StripeRecords(Protocol):
     StripeUnavailable when Stripe cannot be asked."""
 
     def movements(
-        self,
-        *,
-        since: datetime | None = None,
-        until: datetime | None = None,
-        payout_id: str | None = None,
-        progress: Progress | None = None,
+        self, which: BalanceQuery, progress: Progress | None = None
     ) -> Iterator[StripeMovement]:
         """Every balance transaction of a period or a payout."""
 
@@ -182,14 +177,8 @@ def announce_meals(
         {
             "campaign_id": campaign_id,
             "campaign_slug": campaign.slug,
-            "milestone": top.name,
-            "kind": top.kind,
-            "value": top.value,
-            "meals": top.meals,
-            "milestones": [
-                {"milestone": m.name, "kind": m.kind, "value": m.value, "meals": m.meals}
-                for m in fresh
-            ],
+            **top.as_data(),
+            "milestones": [milestone.as_data() for milestone in fresh],
             "meals_funded": count.meals_funded,
             "goal_meals": campaign.goal_meals,
             "reached_at": cause.time.isoformat(),

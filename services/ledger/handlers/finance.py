@@ -6,7 +6,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from ..domain import FeePolicy, ReconciliationReport, month_start, reconcile, settle_payout
+from ..domain import (
+    BalanceQuery,
+    FeePolicy,
+    ReconciliationReport,
+    month_start,
+    reconcile,
+    settle_payout,
+)
 from .books import OpenUnitOfWork, Progress, StripeRecords, UnitOfWork
 
 
@@ -72,9 +79,10 @@ def reconcile_period(
 ) -> ReconciliationReport:
     """Match the period's balance transactions with the entries dated in it. Stripe is read
     first, then the journal, in a unit of work that waits on nothing."""
-    stripe_side = list(stripe.movements(since=asked.since, until=asked.until, progress=progress))
+    which = BalanceQuery(since=asked.since, until=asked.until)
+    stripe_side = list(stripe.movements(which, progress))
     with unit_of_work() as uow:
-        ledger_side = uow.journal.clearing_movements(since=asked.since, until=asked.until)
+        ledger_side = uow.journal.clearing_movements(which)
     scope = f"{asked.since.isoformat()} to {asked.until.isoformat()}"
     return reconcile(scope, stripe_side, ledger_side)
 
@@ -94,13 +102,10 @@ def reconcile_payout(
 ) -> ReconciliationReport:
     """Match the balance transactions Stripe says a payout settled with the entries the ledger
     booked for them, and the payout booked to the bank against the total it settled."""
-    stripe_side = [
-        movement
-        for movement in stripe.movements(payout_id=asked.payout_id, progress=progress)
-        if movement.type != "payout"
-    ]
+    which = BalanceQuery(payout_id=asked.payout_id)
+    stripe_side = [m for m in stripe.movements(which, progress) if m.type != "payout"]
     with unit_of_work() as uow:
-        ledger_side = uow.journal.clearing_movements(payout_id=asked.payout_id)
+        ledger_side = uow.journal.clearing_movements(which)
         booked = uow.journal.booked_to_bank(asked.payout_id)
     report = reconcile(f"payout {asked.payout_id}", stripe_side, ledger_side)
     settle_payout(report, asked.payout_id, booked)

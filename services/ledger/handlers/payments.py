@@ -6,6 +6,8 @@ the campaign's totals and meals, and the ledger's own events in the outbox."""
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import replace
 from typing import Any
 
@@ -320,23 +322,28 @@ def payout_paid(event: CloudEvent, uow: UnitOfWork) -> None:
 # --- what the handlers of a gift's money share --------------------------------------------------
 
 
+@contextmanager
+def _never_applicable(about: str = "") -> Iterator[None]:
+    """What the domain refuses (ValueError) makes an event that can never be applied."""
+    try:
+        yield
+    except ValueError as error:
+        raise PoisonEvent(f"{about}{error}") from error
+
+
 def _gift_booking(data: dict[str, Any], policy: str) -> GiftBooking:
     """A succeeded donation's money as the books need it; a gift whose figures cannot be true
     is refused (it could never be booked)."""
     amount = Money(data["amount"], data["currency"])
-    try:
+    with _never_applicable():
         fee = stripe_fee(amount, data["fee"], data["net"])
-    except ValueError as error:
-        raise PoisonEvent(str(error)) from error
-    try:
+    with _never_applicable(f"donation {data['donation_id']}: "):
         return GiftBooking(
             amount=amount,
             fee_covered=Money(data["fee_covered"], amount.currency),
             fee=fee,
             policy=FeePolicy(policy),
         )
-    except ValueError as error:
-        raise PoisonEvent(f"donation {data['donation_id']}: {error}") from error
 
 
 def _booked_gift(uow: UnitOfWork, data: dict[str, Any]) -> BookedGift:
@@ -353,10 +360,8 @@ def _booked_gift(uow: UnitOfWork, data: dict[str, Any]) -> BookedGift:
 
 def _give_back(gift: BookedGift, amount: Money) -> ReturnToDonor:
     """Split money going back to the donor; more than the gift can never be applied."""
-    try:
+    with _never_applicable(f"gift {gift.donation_id}: "):
         return gift.give_back(amount)
-    except ValueError as error:
-        raise PoisonEvent(f"gift {gift.donation_id}: {error}") from error
 
 
 def _post_for_gift(

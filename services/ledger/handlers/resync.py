@@ -18,7 +18,7 @@ from services.shared.consumer import Outcome
 from services.shared.envelope import CloudEvent
 from services.shared.events import DONATION_REFUNDED, DONATION_SUCCEEDED, PAYOUT_PAID
 
-from ..domain import EntryKind, StripeUnavailable, reconcile
+from ..domain import BalanceQuery, EntryKind, StripeUnavailable, reconcile
 from .books import OpenUnitOfWork, Progress, StripeRecords, derived_id
 
 SOURCE = "difts/ledger/resync"
@@ -32,6 +32,11 @@ class Resync:
     since: datetime | None = None
     until: datetime | None = None
     payout_id: str | None = None
+
+    @property
+    def which(self) -> BalanceQuery:
+        """The balance transactions to look at."""
+        return BalanceQuery(self.since, self.until, self.payout_id)
 
 
 def resync(
@@ -47,11 +52,7 @@ def resync(
     Each rebuilt event goes to `book` (the idempotent consumer, a transaction of its own), so
     the ledger is read in short units of work of `unit_of_work` in between: a refund must find
     the gift re-synced just before it, and no transaction waits on Stripe."""
-    stripe_side = list(
-        stripe.movements(
-            since=asked.since, until=asked.until, payout_id=asked.payout_id, progress=progress
-        )
-    )
+    stripe_side = list(stripe.movements(asked.which, progress))
     # Whatever the period or payout, a movement booked at any date is not missing.
     referenced = {m.id for m in stripe_side} | {m.source for m in stripe_side if m.source}
     with unit_of_work() as uow:
@@ -180,7 +181,9 @@ def _rebuild(
 def _payout_event(stripe: StripeRecords, payout_id: str) -> CloudEvent:
     """The payout.paid event of a payout the ledger never booked."""
     payout = stripe.payout(payout_id)
-    settled = [m.id for m in stripe.movements(payout_id=payout_id) if m.type != "payout"]
+    settled = [
+        m.id for m in stripe.movements(BalanceQuery(payout_id=payout_id)) if m.type != "payout"
+    ]
     return _rebuilt(
         f"payout/{payout_id}",
         PAYOUT_PAID,

@@ -4,16 +4,29 @@ running totals, their meal price periods and the milestones they reached."""
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import asdict
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Connection, select, update
+from sqlalchemy import Connection, Row, select, update
 
 from services.shared.db import as_utc, dialect_insert, insert_if_absent
 from services.shared.money import Money
 
 from ..domain import Campaign, CampaignTotals, PricePeriod
 from .tables import campaign_totals, campaigns, meal_periods, milestones_reached
+
+
+def _campaign(row: Row[Any]) -> Campaign:
+    return Campaign(
+        campaign_id=row.campaign_id,
+        slug=row.slug,
+        title=row.title,
+        currency=row.currency,
+        meal_price=int(row.meal_price),
+        goal_meals=row.goal_meals,
+        fee_policy=row.fee_policy,
+    )
 
 
 class Campaigns:
@@ -26,20 +39,9 @@ class Campaigns:
 
     def get(self, campaign_id: str) -> Campaign | None:
         """The projection of one campaign, or None."""
-        row = self.conn.execute(
-            select(campaigns).where(campaigns.c.campaign_id == campaign_id)
-        ).first()
-        if row is None:
-            return None
-        return Campaign(
-            campaign_id=row.campaign_id,
-            slug=row.slug,
-            title=row.title,
-            currency=row.currency,
-            meal_price=int(row.meal_price),
-            goal_meals=row.goal_meals,
-            fee_policy=row.fee_policy,
-        )
+        statement = select(campaigns).where(campaigns.c.campaign_id == campaign_id)
+        row = self.conn.execute(statement).first()
+        return _campaign(row) if row is not None else None
 
     def holder_of(self, slug: str) -> str | None:
         """Which campaign holds `slug`, if any."""
@@ -120,15 +122,8 @@ class Campaigns:
         self.conn.execute(
             update(campaign_totals)
             .where(campaign_totals.c.campaign_id == campaign_id)
-            .values(
-                currency=totals.currency,
-                donated=totals.donated,
-                refunded=totals.refunded,
-                donations=totals.donations,
-                meals_funded=totals.meals_funded,
-                remainder=totals.remainder,
-                updated_at=datetime.now(UTC),
-            )
+            # The totals' fields are the table's columns of the same names.
+            .values(**asdict(totals), updated_at=datetime.now(UTC))
         )
 
     # --- meal prices and the gifts counted at each --------------------------------------------

@@ -14,29 +14,29 @@ from services.shared.money import Money
 from ..domain import BookedGift, FeePolicy, GiftBooking
 from .tables import gifts
 
+# The columns of a gift's state that are money, in the gift's currency.
+_MONEY = ("fund_balance", "returned", "fee_back_to_fund")
+
 
 def _gift(row: Row[Any]) -> BookedGift:
-    currency = row.currency
-
     def money(minor: int) -> Money:
-        return Money(int(minor), currency)
+        return Money(int(minor), row.currency)
 
+    booking = GiftBooking(
+        amount=money(row.amount),
+        fee_covered=money(row.fee_covered),
+        fee=money(row.fee) if row.fee is not None else None,
+        policy=FeePolicy(row.fee_policy),
+    )
     return BookedGift(
-        donation_id=row.donation_id,
-        campaign_id=row.campaign_id,
-        booking=GiftBooking(
-            amount=money(row.amount),
-            fee_covered=money(row.fee_covered),
-            fee=money(row.fee) if row.fee is not None else None,
-            policy=FeePolicy(row.fee_policy),
-        ),
-        charge_id=row.charge_id,
-        effective_at=as_utc(row.effective_at),
-        period_starts_at=as_utc(row.period_starts_at),
-        fund_balance=money(row.fund_balance),
-        returned=money(row.returned),
-        fee_back_to_fund=money(row.fee_back_to_fund),
+        row.donation_id,
+        row.campaign_id,
+        booking,
+        row.charge_id,
+        as_utc(row.effective_at),
+        as_utc(row.period_starts_at),
         meals=row.meals,
+        **{column: money(row._mapping[column]) for column in _MONEY},
     )
 
 
@@ -81,14 +81,9 @@ class Gifts:
 
     def save(self, gift: BookedGift) -> None:
         """Remember what a refund, a refund's failure or a lost dispute changed of a gift."""
+        changed = {column: getattr(gift, column).amount for column in _MONEY}
         self.conn.execute(
-            update(gifts)
-            .where(gifts.c.donation_id == gift.donation_id)
-            .values(
-                returned=gift.returned.amount,
-                fund_balance=gift.fund_balance.amount,
-                fee_back_to_fund=gift.fee_back_to_fund.amount,
-            )
+            update(gifts).where(gifts.c.donation_id == gift.donation_id).values(**changed)
         )
 
     def move_to_period(

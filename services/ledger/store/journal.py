@@ -4,6 +4,7 @@ never changed), the closed periods, and the balance transactions each payout set
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import asdict
 from datetime import UTC, datetime
 
 from sqlalchemy import Connection, func, select
@@ -14,6 +15,7 @@ from services.shared.money import Money
 from ..domain import (
     BANK,
     STRIPE_CLEARING,
+    BalanceQuery,
     EntryKind,
     EntryReferences,
     JournalEntry,
@@ -38,15 +40,10 @@ class Journal:
         entry_id: int = self.conn.execute(
             journal_entries.insert()
             .values(
-                event_id=about.event_id,
-                campaign_id=about.campaign_id,
+                # The references are the entry's columns of the same names.
+                **asdict(about),
                 kind=entry.kind.value,
                 description=entry.description,
-                donation_id=about.donation_id,
-                stripe_reference=about.stripe_reference,
-                stripe_object_id=about.stripe_object_id,
-                charge_id=about.charge_id,
-                balance_transaction_id=about.balance_transaction_id,
                 effective_at=effective_at,
                 original_effective_at=original,
                 created_at=datetime.now(UTC),
@@ -121,16 +118,13 @@ class Journal:
     # --- what reconciliation reads --------------------------------------------------------------
 
     def clearing_movements(
-        self,
-        *,
-        since: datetime | None = None,
-        until: datetime | None = None,
-        payout_id: str | None = None,
-        referencing: set[str] | None = None,
+        self, which: BalanceQuery | None = None, referencing: set[str] | None = None
     ) -> list[LedgerMovement]:
-        """The entries that moved Stripe clearing, oldest first: in a period (by effective
-        date, or the original date of a late entry), settled by a payout (its balance
-        transactions), or referencing some Stripe ids (balance transactions or objects)."""
+        """The entries that moved Stripe clearing, oldest first: of a period (by effective
+        date, or the original date of a late entry) or settled by a payout (its balance
+        transactions), as `which` says; or referencing some Stripe ids (balance transactions
+        or objects)."""
+        which = which or BalanceQuery()
         net = func.sum(journal_lines.c.amount).label("net")
         statement = (
             select(
@@ -151,13 +145,13 @@ class Journal:
         dated = func.coalesce(
             journal_entries.c.original_effective_at, journal_entries.c.effective_at
         )
-        if since is not None:
-            statement = statement.where(dated >= as_utc(since))
-        if until is not None:
-            statement = statement.where(dated < as_utc(until))
-        if payout_id is not None:
+        if which.since is not None:
+            statement = statement.where(dated >= as_utc(which.since))
+        if which.until is not None:
+            statement = statement.where(dated < as_utc(which.until))
+        if which.payout_id is not None:
             settled = select(payout_items.c.balance_transaction_id).where(
-                payout_items.c.payout_id == payout_id
+                payout_items.c.payout_id == which.payout_id
             )
             statement = statement.where(
                 journal_entries.c.balance_transaction_id.in_(settled),

@@ -76,24 +76,34 @@ def campaign() -> dict[str, str]:
 
 
 class Topics:
-    """This test's topics: publish to them by their names in the published language."""
+    """This test's topics: publish to them by their names in the published language, and
+    consume them with groups of the test's own."""
 
-    def __init__(self, producer: KafkaProducer, prefix: str) -> None:
+    def __init__(self, producer: KafkaProducer, prefix: str, bootstrap: str) -> None:
         self.producer = producer
         self.prefix = prefix
+        self.bootstrap = bootstrap
 
     def name(self, topic: str) -> str:
         return topic_name(topic, self.prefix)
 
-    def send(self, topic: str, key: str, value: CloudEvent | bytes) -> None:
-        """Publish one record and wait for the broker's ack."""
-        raw = value.to_json().encode() if isinstance(value, CloudEvent) else value
-        self.producer.send(self.name(topic), key=key.encode(), value=raw).get(timeout=30)
+    def send(self, topic: str, key: str, *values: CloudEvent | bytes) -> None:
+        """Publish records in order, each acknowledged by the broker before the next."""
+        for value in values:
+            raw = value.to_json().encode() if isinstance(value, CloudEvent) else value
+            self.producer.send(self.name(topic), key=key.encode(), value=raw).get(timeout=30)
+
+    def consumer(self, engine: Engine, group: str) -> IdempotentConsumer:
+        """The ledger's consumer of a new group (with its dead-letter topic) on `engine`."""
+        ensure_topics(self.bootstrap, consumer_groups=(group,), prefix=self.prefix)
+        return build_consumer(
+            engine, self.bootstrap, group, self.producer, topic_prefix=self.prefix
+        )
 
 
 @pytest.fixture
-def topics(producer: KafkaProducer, topic_prefix: str) -> Topics:
-    return Topics(producer, topic_prefix)
+def topics(producer: KafkaProducer, topic_prefix: str, kafka_bootstrap: str) -> Topics:
+    return Topics(producer, topic_prefix, kafka_bootstrap)
 
 
 def record_outcomes(ledger: IdempotentConsumer) -> dict[str | None, list[str]]:

@@ -227,9 +227,7 @@ def test_the_same_event_delivered_twice_counts_once(
 ) -> None:
     twice = gift(campaign, 2700)
     after = gift(campaign, 100)
-    topics.send(DONATIONS_TOPIC, campaign["id"], twice)
-    topics.send(DONATIONS_TOPIC, campaign["id"], twice)
-    topics.send(DONATIONS_TOPIC, campaign["id"], after)
+    topics.send(DONATIONS_TOPIC, campaign["id"], twice, twice, after)
     outcomes = record_outcomes(ledger)
 
     with running(ledger.run):
@@ -271,8 +269,7 @@ def test_a_refund_that_fails_is_reversed_once_and_the_meals_come_back(
         {**common, "total_refunded": 0, "failed_at": "2026-01-25T12:00:00+00:00"},
     )
     topics.send(CAMPAIGNS_TOPIC, campaign["id"], published(campaign))
-    for value in (given, refunded, failed, failed):
-        topics.send(DONATIONS_TOPIC, campaign["id"], value)
+    topics.send(DONATIONS_TOPIC, campaign["id"], given, refunded, failed, failed)
     outcomes = record_outcomes(ledger)
 
     with running(ledger.run):
@@ -299,8 +296,7 @@ def test_a_consumer_stopped_before_committing_offsets_counts_each_gift_once_afte
     engine: Engine, ledger: IdempotentConsumer, topics: Topics, campaign: dict[str, str]
 ) -> None:
     first, second = gift(campaign, 2700), gift(campaign, 1350)
-    topics.send(DONATIONS_TOPIC, campaign["id"], first)
-    topics.send(DONATIONS_TOPIC, campaign["id"], second)
+    topics.send(DONATIONS_TOPIC, campaign["id"], first, second)
     outcomes = record_outcomes(ledger)
 
     # Apply both, then stop as if killed: the database has them, the offsets do not.
@@ -341,10 +337,7 @@ def test_malformed_and_invalid_events_are_dead_lettered_and_the_consumer_goes_on
     invalid.data["amount"] = "27.00"  # money is integer minor units, never a string
     unknown = new_event("difts.donation.teleported.v1", "difts/donations", {"x": 1})
     good = gift(campaign, 2700)
-    topics.send(DONATIONS_TOPIC, campaign["id"], b"{not json")
-    topics.send(DONATIONS_TOPIC, campaign["id"], invalid)
-    topics.send(DONATIONS_TOPIC, campaign["id"], unknown)
-    topics.send(DONATIONS_TOPIC, campaign["id"], good)
+    topics.send(DONATIONS_TOPIC, campaign["id"], b"{not json", invalid, unknown, good)
     outcomes = record_outcomes(ledger)
 
     with running(ledger.run):

@@ -22,13 +22,11 @@ pytestmark = pytest.mark.integration
 
 @pytest.fixture(params=["sqlite", "postgresql"])
 def any_engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Engine]:
-    """The ledger's schema on either database."""
-    url = (
-        f"sqlite:///{tmp_path / 'ledger.db'}"
-        if request.param == "sqlite"
-        else request.getfixturevalue("database_url")
+    """The ledger's schema on either database (the triggers differ between the two)."""
+    sqlite = f"sqlite:///{tmp_path / 'ledger.db'}"
+    engine = migrated(
+        sqlite if request.param == "sqlite" else request.getfixturevalue("database_url")
     )
-    engine = migrated(url)
     yield engine
     engine.dispose()
 

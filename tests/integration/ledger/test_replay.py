@@ -23,7 +23,6 @@ import pytest
 from sqlalchemy import Engine, select
 
 from services.ledger import store, views
-from services.ledger.consumer import build_consumer
 from services.shared.envelope import CloudEvent, new_event
 from services.shared.events import (
     DISPUTE_CLOSED,
@@ -154,43 +153,34 @@ def history(campaign: dict[str, str]) -> list[CloudEvent]:
 def books_of(engine: Engine, campaign: dict[str, str]) -> dict[str, Any]:
     """A campaign's summary and the sorted lines of its entries, plus the whole journal's
     balance check."""
+    entry, line = store.journal_entries.c, store.journal_lines.c
     with engine.connect() as conn:
         summary = views.campaign_finance_summary(conn, campaign["slug"])
         lines = conn.execute(
-            select(
-                store.journal_entries.c.kind,
-                store.journal_entries.c.stripe_object_id,
-                store.journal_lines.c.account,
-                store.journal_lines.c.amount,
-            )
+            select(entry.kind, entry.stripe_object_id, line.account, line.amount)
             .join(store.journal_lines)
-            .where(store.journal_entries.c.campaign_id == campaign["id"])
+            .where(entry.campaign_id == campaign["id"])
         ).all()
         assert views.unbalanced_entries(conn) == []
         assert views.trial_balance(conn)["balanced"]
-    return {"summary": summary, "lines": sorted(tuple(line) for line in lines)}
+    return {"summary": summary, "lines": sorted(tuple(found) for found in lines)}
 
 
 def test_replaying_the_donations_topic_from_offset_0_into_an_empty_ledger_gives_the_same_books(
     database_url: str,
     second_database: str,
-    kafka_bootstrap: str,
     topics: Topics,
     campaign: dict[str, str],
 ) -> None:
     events = history(campaign)
     live_engine = migrated(database_url)
     live_group = f"test-live-{uuid.uuid4().hex[:8]}"
-    ensure_topics(kafka_bootstrap, consumer_groups=(live_group,), prefix=topics.prefix)
-    live = build_consumer(
-        live_engine, kafka_bootstrap, live_group, topics.producer, topic_prefix=topics.prefix
-    )
+    live = topics.consumer(live_engine, live_group)
     outcomes = record_outcomes(live)
 
     # Live: the first half, a restart, the second half with every event delivered twice.
     half = len(events) // 2
-    for event in events[:half]:
-        topics.send(DONATIONS_TOPIC, campaign["id"], event)
+    topics.send(DONATIONS_TOPIC, campaign["id"], *events[:half])
     with running(live.run):
         wait_until(lambda: outcomes[events[half - 1].id] == ["applied"], "the first half")
     for event in events[half:]:
@@ -203,10 +193,7 @@ def test_replaying_the_donations_topic_from_offset_0_into_an_empty_ledger_gives_
     # Replay: a new group on an empty database reads the topic from offset 0.
     replay_engine = migrated(second_database)
     replay_group = f"test-replay-{uuid.uuid4().hex[:8]}"
-    ensure_topics(kafka_bootstrap, consumer_groups=(replay_group,), prefix=topics.prefix)
-    replay = build_consumer(
-        replay_engine, kafka_bootstrap, replay_group, topics.producer, topic_prefix=topics.prefix
-    )
+    replay = topics.consumer(replay_engine, replay_group)
     replayed = record_outcomes(replay)
     with running(replay.run):
         wait_until(lambda: bool(replayed[events[-1].id]), "the replay to reach the end")
@@ -225,16 +212,12 @@ def test_replaying_the_donations_topic_from_offset_0_into_an_empty_ledger_gives_
 
 def test_poison_events_go_to_dead_letters_with_the_reason_and_the_consumer_goes_on(
     database_url: str,
-    kafka_bootstrap: str,
     topics: Topics,
     campaign: dict[str, str],
 ) -> None:
     engine = migrated(database_url)
     group = f"test-poison-{uuid.uuid4().hex[:8]}"
-    ensure_topics(kafka_bootstrap, consumer_groups=(group,), prefix=topics.prefix)
-    ledger = build_consumer(
-        engine, kafka_bootstrap, group, topics.producer, topic_prefix=topics.prefix
-    )
+    ledger = topics.consumer(engine, group)
     outcomes = record_outcomes(ledger)
     tag = campaign["id"]
     booked = gift(campaign, f"{tag}-ok", 2700, 64)
@@ -263,8 +246,7 @@ def test_poison_events_go_to_dead_letters_with_the_reason_and_the_consumer_goes_
         },
     )
     after = gift(campaign, f"{tag}-after", 1350, 40)
-    for event in (booked, too_much, never_booked, after):
-        topics.send(DONATIONS_TOPIC, campaign["id"], event)
+    topics.send(DONATIONS_TOPIC, campaign["id"], booked, too_much, never_booked, after)
 
     with running(ledger.run):
         wait_until(lambda: outcomes[after.id] == ["applied"], "the gift after the poison")
@@ -272,7 +254,7 @@ def test_poison_events_go_to_dead_letters_with_the_reason_and_the_consumer_goes_
     assert outcomes[too_much.id] == ["dead_lettered"]
     assert outcomes[never_booked.id] == ["dead_lettered"]
     dead_letters = dead_letter_topic(group, topics.prefix)
-    dead = read_topic(kafka_bootstrap, dead_letters, campaign["id"], 2)
+    dead = read_topic(topics.bootstrap, dead_letters, campaign["id"], 2)
     reasons = [dict(record.headers)["reason"].decode() for record in dead]
     assert "9999 returned of a gift of 2700" in reasons[0]
     assert "never booked" in reasons[1]

@@ -5,8 +5,8 @@ what one unit of work wrote the next one reads."""
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -14,72 +14,41 @@ from typing import Any
 import pytest
 from sqlalchemy.exc import IntegrityError
 
-from services.ledger.domain import (
-    EPOCH,
-    BookedGift,
-    Campaign,
-    CampaignTotals,
-    EntryKind,
-    EntryReferences,
-    GiftBooking,
-    MealCount,
-    PostedEntry,
-    PricePeriod,
-    donation_entry,
-    payout_entry,
-    refund_entry,
-    return_to_donor,
-)
+from services.ledger import domain
+from services.ledger.cli import MIGRATIONS
+from services.ledger.domain import EPOCH, BalanceQuery, BookedGift, Campaign, EntryKind, GiftBooking
 from services.ledger.unit_of_work import LedgerUnitOfWork
 from services.shared.money import Money
-from tests.integration.ledger.conftest import migrated
+from tests.support.stores import STORES, OpenUnitOfWork, units_of_work
 from tests.unit.ledger.fakes import FakeUnitOfWork, Refused
 
 pytestmark = pytest.mark.integration
 
-OpenUnitOfWork = Callable[[], contextlib.AbstractContextManager[Any]]
 JAN = datetime(2026, 1, 15, 12, 0, tzinfo=UTC)
 FEB = datetime(2026, 2, 1, tzinfo=UTC)
 # What a database refuses (a unique key, a check) and what the fake refuses in its place.
 REFUSED = (IntegrityError, Refused)
 
 
-@pytest.fixture(params=["fake", "sqlite", "postgresql"])
+@pytest.fixture(params=STORES)
 def open_uow(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[OpenUnitOfWork]:
     """Opens a unit of work (a transaction, committed on leaving) on one kind of store."""
-    if request.param == "fake":
-        fake = FakeUnitOfWork()
-        yield lambda: fake
-        return
-    url = (
-        f"sqlite:///{tmp_path / 'ledger.db'}"
-        if request.param == "sqlite"
-        else request.getfixturevalue("database_url")
-    )
-    engine = migrated(url)
-    yield lambda: LedgerUnitOfWork(engine)
-    engine.dispose()
+    yield from units_of_work(request, tmp_path, MIGRATIONS, LedgerUnitOfWork, FakeUnitOfWork)
 
 
 def eur(minor: int) -> Money:
     return Money(minor, "EUR")
 
 
-def campaign(campaign_id: str = "c-1", slug: str = "cantines", **changes: Any) -> Campaign:
-    values: dict[str, Any] = {
-        "campaign_id": campaign_id,
-        "slug": slug,
-        "title": "Les Petites Cantines",
-        "currency": "EUR",
-        "meal_price": 1350,
-        "goal_meals": 100,
-        **changes,
-    }
-    return Campaign(**values)
+CANTINES = Campaign("c-1", "cantines", "Les Petites Cantines", "EUR", 1350, goal_meals=100)
 
 
-def about(event_id: str = "e-1", **changes: Any) -> EntryReferences:
-    return EntryReferences(event_id, "c-1", **changes)
+def campaign(campaign_id: str = "c-1", **changes: Any) -> Campaign:
+    return replace(CANTINES, campaign_id=campaign_id, **changes)
+
+
+def about(event_id: str = "e-1", **changes: Any) -> domain.EntryReferences:
+    return domain.EntryReferences(event_id, "c-1", **changes)
 
 
 # --- campaigns --------------------------------------------------------------------------------
@@ -96,7 +65,7 @@ def test_a_campaign_is_added_once_with_empty_totals_and_saved_over(
         assert uow.campaigns.get("c-2") is None
         assert uow.campaigns.holder_of("cantines") == "c-1"
         assert uow.campaigns.holder_of("nobody") is None
-        assert uow.campaigns.lock_totals("c-1") == CampaignTotals("EUR")
+        assert uow.campaigns.lock_totals("c-1") == domain.CampaignTotals("EUR")
         assert uow.campaigns.lock_totals("c-2") is None
         uow.campaigns.set_fee_policy("c-1", "campaign")
         uow.campaigns.save(campaign(title="New title", meal_price=1000, goal_meals=None))
@@ -120,13 +89,13 @@ def test_two_campaigns_cannot_share_a_slug(open_uow: OpenUnitOfWork) -> None:
 
 
 def test_a_campaigns_totals_are_saved_whole(open_uow: OpenUnitOfWork) -> None:
-    count = MealCount(3, eur(150), eur(1350))
+    count = domain.MealCount(3, eur(150), eur(1350))
     with open_uow() as uow:
         uow.campaigns.add(campaign())
         totals = uow.campaigns.lock_totals("c-1")
         uow.campaigns.save_totals("c-1", totals.with_gift(eur(4200), count))
     with open_uow() as uow:
-        assert uow.campaigns.lock_totals("c-1") == CampaignTotals("EUR", 4200, 0, 1, 3, 150)
+        assert uow.campaigns.lock_totals("c-1") == domain.CampaignTotals("EUR", 4200, 0, 1, 3, 150)
 
 
 def test_price_periods_keep_their_eligible_amount_when_their_price_is_corrected(
@@ -141,8 +110,8 @@ def test_price_periods_keep_their_eligible_amount_when_their_price_is_corrected(
         uow.campaigns.start_period("c-1", EPOCH, 1200)  # the same start: a corrected price
     with open_uow() as uow:
         assert uow.campaigns.periods("c-1") == [
-            PricePeriod(EPOCH, eur(1200), eur(2700)),
-            PricePeriod(FEB, eur(1000), eur(0)),
+            domain.PricePeriod(EPOCH, eur(1200), eur(2700)),
+            domain.PricePeriod(FEB, eur(1000), eur(0)),
         ]
         assert uow.campaigns.periods("c-2") == []
 
@@ -189,7 +158,7 @@ def test_a_booked_gift_is_read_back_as_it_was_booked_and_changed(
         assert uow.gifts.get("d-3") is None
         assert uow.gifts.by_charge("ch_1") == gift
         assert uow.gifts.by_charge("ch_2") is None
-        back = return_to_donor(gift.booking, eur(0), eur(1000))
+        back = domain.return_to_donor(gift.booking, eur(0), eur(1000))
         uow.gifts.save(gift.refunded(back, eur(20)))
     with open_uow() as uow:
         assert uow.gifts.get("d-1") == gift.refunded(back, eur(20))
@@ -206,7 +175,7 @@ def test_a_gift_is_booked_once_and_never_returns_more_than_it_gave(
         uow.gifts.add(gift)
     with pytest.raises(REFUSED), open_uow() as uow:
         uow.gifts.add(gift)
-    too_much = return_to_donor(gift.booking, eur(0), eur(1000))
+    too_much = domain.return_to_donor(gift.booking, eur(0), eur(1000))
     with pytest.raises(REFUSED), open_uow() as uow:
         uow.gifts.save(gift.refunded(too_much, eur(0)).refunded(too_much, eur(0)))
 
@@ -245,24 +214,24 @@ def _fields(gift: BookedGift) -> dict[str, Any]:
 def test_entries_are_posted_with_their_lines_and_found_by_what_they_booked(
     open_uow: OpenUnitOfWork,
 ) -> None:
-    gift = donation_entry("c-1", eur(2700), JAN, "Gift d-1")
+    gift = domain.donation_entry("c-1", eur(2700), JAN, "Gift d-1")
     with open_uow() as uow:
         first = uow.journal.post(
             gift, about(donation_id="d-1", stripe_object_id="ch_1", charge_id="ch_1")
         )
         second = uow.journal.post(
-            payout_entry(eur(2700), FEB, "Payout po_1"), about(stripe_object_id="po_1")
+            domain.payout_entry(eur(2700), FEB, "Payout po_1"), about(stripe_object_id="po_1")
         )
     with open_uow() as uow:
         assert second > first
         assert uow.journal.lines_of(first) == list(gift.lines)
         assert uow.journal.lines_of(second + 1) == []
-        assert uow.journal.entry_of([EntryKind.DONATION], "ch_1") == PostedEntry(
+        assert uow.journal.entry_of([EntryKind.DONATION], "ch_1") == domain.PostedEntry(
             first, "donation", "ch_1", "ch_1"
         )
-        assert uow.journal.entry_of([EntryKind.REFUND, EntryKind.PAYOUT], "po_1") == PostedEntry(
-            second, "payout", "po_1", None
-        )
+        assert uow.journal.entry_of(
+            [EntryKind.REFUND, EntryKind.PAYOUT], "po_1"
+        ) == domain.PostedEntry(second, "payout", "po_1", None)
         assert uow.journal.entry_of([EntryKind.REFUND], "ch_1") is None
         assert uow.journal.has_gift("d-1") and not uow.journal.has_gift("d-2")
 
@@ -270,7 +239,7 @@ def test_entries_are_posted_with_their_lines_and_found_by_what_they_booked(
 def test_a_stripe_object_is_booked_once_per_kind_and_a_gift_once(
     open_uow: OpenUnitOfWork,
 ) -> None:
-    gift = donation_entry("c-1", eur(2700), JAN, "Gift d-1")
+    gift = domain.donation_entry("c-1", eur(2700), JAN, "Gift d-1")
     with open_uow() as uow:
         uow.journal.post(gift, about(donation_id="d-1", stripe_object_id="ch_1"))
     for again in (about("e-2", stripe_object_id="ch_1"), about("e-3", donation_id="d-1")):
@@ -290,26 +259,26 @@ def test_a_month_is_closed_once(open_uow: OpenUnitOfWork) -> None:
 def test_the_movements_of_stripe_clearing_by_period_payout_and_reference(
     open_uow: OpenUnitOfWork,
 ) -> None:
-    back = return_to_donor(GiftBooking(eur(2700), eur(0), None), eur(0), eur(700))
+    back = domain.return_to_donor(GiftBooking(eur(2700), eur(0), None), eur(0), eur(700))
     with open_uow() as uow:
         gift = uow.journal.post(
-            donation_entry("c-1", eur(2700), JAN, "Gift d-1"),
+            domain.donation_entry("c-1", eur(2700), JAN, "Gift d-1"),
             about(stripe_object_id="ch_1", balance_transaction_id="txn_1"),
         )
         refund = uow.journal.post(
-            refund_entry("c-1", back, eur(0), eur(0), FEB, "Refund re_1"),
+            domain.refund_entry("c-1", back, eur(0), eur(0), FEB, "Refund re_1"),
             about("e-2", stripe_object_id="re_1", balance_transaction_id="txn_2"),
         )
         uow.journal.record_payout_items("po_1", ["txn_1"])
         uow.journal.record_payout_items("po_1", ["txn_1"])  # payout.paid again: no change
         uow.journal.post(
-            payout_entry(eur(2700), FEB, "Payout po_1"),
+            domain.payout_entry(eur(2700), FEB, "Payout po_1"),
             about("e-3", stripe_object_id="po_1"),
         )
     with open_uow() as uow:
         everything = uow.journal.clearing_movements()
-        january = uow.journal.clearing_movements(since=EPOCH, until=FEB)
-        settled = uow.journal.clearing_movements(payout_id="po_1")
+        january = uow.journal.clearing_movements(BalanceQuery(EPOCH, FEB))
+        settled = uow.journal.clearing_movements(BalanceQuery(payout_id="po_1"))
         referenced = uow.journal.clearing_movements(referencing={"re_1", "txn_9"})
         assert [(m.entry_id, m.kind, m.net) for m in everything] == [
             (gift, "donation", 2700),
@@ -331,17 +300,17 @@ def test_an_entry_dated_in_a_closed_month_keeps_its_date_for_reconciliation(
 ) -> None:
     with open_uow() as uow:
         uow.journal.close("2026-01", "finance@example.org")
-        uow.journal.post(donation_entry("c-1", eur(2700), JAN, "Gift d-1"), about())
+        uow.journal.post(domain.donation_entry("c-1", eur(2700), JAN, "Gift d-1"), about())
     with open_uow() as uow:
-        [late] = uow.journal.clearing_movements(since=EPOCH, until=FEB)
+        [late] = uow.journal.clearing_movements(BalanceQuery(EPOCH, FEB))
         assert late.effective_at == JAN  # posted in February, dated in January
-        assert uow.journal.clearing_movements(since=FEB) == []
+        assert uow.journal.clearing_movements(BalanceQuery(since=FEB)) == []
 
 
 def test_what_a_unit_of_work_did_is_undone_when_it_raises(open_uow: OpenUnitOfWork) -> None:
     with pytest.raises(RuntimeError), open_uow() as uow:
         uow.campaigns.add(campaign())
-        uow.journal.post(donation_entry("c-1", eur(2700), JAN, "Gift d-1"), about())
+        uow.journal.post(domain.donation_entry("c-1", eur(2700), JAN, "Gift d-1"), about())
         raise RuntimeError("the handler failed")
     with open_uow() as uow:
         assert uow.campaigns.get("c-1") is None

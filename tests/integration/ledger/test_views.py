@@ -15,26 +15,9 @@ from services.ledger import handlers, store, views
 from services.ledger.consumer import build_consumer
 from services.ledger.unit_of_work import LedgerUnitOfWork
 from services.shared.envelope import CloudEvent
-from tests.unit.ledger.conftest import (
-    CAMPAIGN,
-    SLUG,
-    consumer_of,
-    dispute_closed,
-    dispute_opened,
-    gift,
-    payout,
-    published,
-    refund,
-    refund_failed,
-)
-from tests.unit.ledger.fakes import (
-    FakeUnitOfWork,
-    balances,
-    campaign_summary,
-    finance_summary,
-    journal,
-    unbalanced_entries,
-)
+from tests.unit.ledger import conftest as given
+from tests.unit.ledger import fakes
+from tests.unit.ledger.conftest import CAMPAIGN, SLUG
 
 pytestmark = pytest.mark.integration
 
@@ -43,26 +26,26 @@ def history() -> list[CloudEvent]:
     """Gifts with fees and cover, a late gift, refunds (one that fails), disputes won and lost,
     and a payout."""
     return [
-        published(goal_meals=4),
-        gift("d-1", 2780, fee=66, fee_covered=80),
-        gift("d-2", 1350, fee=40, when="2026-01-20T12:00:00+00:00"),
-        gift("d-3", 4050, fee=80, when="2026-01-31T23:00:00+00:00"),
-        refund("d-1", "re_1", 1000, 1000, fee_refunded=20),
-        refund_failed("d-1", "re_1", 1000),
-        refund("d-1", "re_2", 700, 700),
-        dispute_opened("d-2", "dp_1", 1350),
-        dispute_closed("d-2", "dp_1", "lost", 1350),
-        dispute_opened("d-3", "dp_2", 4050),
-        dispute_closed("d-3", "dp_2", "won", 4050, fee_reinstated=1500),
-        payout("po_1", 2714, ["txn_ch_d-1"]),
+        given.published(goal_meals=4),
+        given.gift("d-1", 2780, fee=66, fee_covered=80),
+        given.gift("d-2", 1350, fee=40, when="2026-01-20T12:00:00+00:00"),
+        given.gift("d-3", 4050, fee=80, when="2026-01-31T23:00:00+00:00"),
+        given.refund("d-1", "re_1", 1000, 1000, fee_refunded=20),
+        given.refund_failed("d-1", "re_1", 1000),
+        given.refund("d-1", "re_2", 700, 700),
+        given.dispute_opened("d-2", "dp_1", 1350),
+        given.dispute_closed("d-2", "dp_1", "lost", 1350),
+        given.dispute_opened("d-3", "dp_2", 4050),
+        given.dispute_closed("d-3", "dp_2", "won", 4050, fee_reinstated=1500),
+        given.payout("po_1", 2714, ["txn_ch_d-1"]),
     ]
 
 
-def book_on_both(engine: Engine) -> FakeUnitOfWork:
+def book_on_both(engine: Engine) -> fakes.FakeUnitOfWork:
     """The history through the handlers on the fake and through the consumer on PostgreSQL,
     with the same finance commands in between (a fee policy, a closed month)."""
-    fake = FakeUnitOfWork()
-    on_fake = consumer_of(fake)
+    fake = fakes.FakeUnitOfWork()
+    on_fake = given.consumer_of(fake)
     on_postgres = build_consumer(engine, "127.0.0.1:1", "ledger", None)  # type: ignore[arg-type]
     events = history()
     policy = handlers.SetFeePolicy(SLUG, "campaign")
@@ -89,13 +72,13 @@ def test_the_views_answer_what_the_fake_answers_after_the_same_history(engine: E
     fake = book_on_both(engine)
 
     with engine.connect() as conn:
-        assert views.campaign_summary(conn, SLUG) == campaign_summary(fake)
-        assert views.campaign_finance_summary(conn, SLUG) == finance_summary(fake)
+        assert views.campaign_summary(conn, SLUG) == fakes.campaign_summary(fake)
+        assert views.campaign_finance_summary(conn, SLUG) == fakes.finance_summary(fake)
         trial = views.trial_balance(conn)
         assert {r["account"]: r["balance"] for r in trial["accounts"] if r["balance"]} == (
-            balances(fake)
+            fakes.balances(fake)
         )
-        assert views.unbalanced_entries(conn) == unbalanced_entries(fake) == []
+        assert views.unbalanced_entries(conn) == fakes.unbalanced_entries(fake) == []
         for filters in (
             {"campaign": CAMPAIGN},
             {"campaign": SLUG},
@@ -104,7 +87,7 @@ def test_the_views_answer_what_the_fake_answers_after_the_same_history(engine: E
             {"until": datetime(2026, 2, 1, tzinfo=UTC)},
         ):
             found = without(views.journal(conn, limit=None, **filters), "created_at")
-            assert found == without(journal(fake, **filters), "created_at"), filters
+            assert found == without(fakes.journal(fake, **filters), "created_at"), filters
         rows = conn.execute(
             select(store.outbox.c.topic, store.outbox.c.key, store.outbox.c.payload).order_by(
                 store.outbox.c.seq
@@ -121,7 +104,7 @@ def test_the_views_answer_what_the_fake_answers_after_the_same_history(engine: E
         "difts.ledger.meals_funded.v1",
         "difts.ledger.milestone_reached.v1",
     }
-    [late] = [e for e in journal(fake, stripe_id="ch_d-3") if e["kind"] == "donation"]
+    [late] = [e for e in fakes.journal(fake, stripe_id="ch_d-3") if e["kind"] == "donation"]
     assert late["effective_at"].isoformat() == "2026-02-01T00:00:00+00:00"  # January closed
 
 

@@ -136,81 +136,74 @@ def gift(
     )
 
 
+def of_gift(type_: str, donation_id: str, amount: int, **data: Any) -> CloudEvent:
+    """An event about money of a gift to the campaign (a refund, its failure, a dispute)."""
+    about = {"donation_id": donation_id, "campaign_id": CAMPAIGN, "currency": "EUR"}
+    return event(type_, {**about, "amount": amount, **data})
+
+
 def refund(
     donation_id: str, refund_id: str, amount: int, total: int, fee_refunded: int = 0
 ) -> CloudEvent:
-    return event(
+    return of_gift(
         DONATION_REFUNDED,
-        {
-            "donation_id": donation_id,
-            "campaign_id": CAMPAIGN,
-            "campaign_slug": SLUG,
-            "refund_id": refund_id,
-            "charge_id": f"ch_{donation_id}",
-            "amount": amount,
-            "currency": "EUR",
-            "total_refunded": total,
-            "fully_refunded": False,
-            "fee_refunded": fee_refunded,
-            "balance_transaction_id": f"txn_{refund_id}",
-            "refunded_at": "2026-01-20T12:00:00+00:00",
-        },
+        donation_id,
+        amount,
+        campaign_slug=SLUG,
+        refund_id=refund_id,
+        charge_id=f"ch_{donation_id}",
+        total_refunded=total,
+        fully_refunded=False,
+        fee_refunded=fee_refunded,
+        balance_transaction_id=f"txn_{refund_id}",
+        refunded_at="2026-01-20T12:00:00+00:00",
     )
 
 
 def refund_failed(
     donation_id: str, refund_id: str, amount: int, total: int = 0, event_id: str | None = None
 ) -> CloudEvent:
-    data = {
-        "donation_id": donation_id,
-        "campaign_id": CAMPAIGN,
-        "campaign_slug": SLUG,
-        "refund_id": refund_id,
-        "amount": amount,
-        "currency": "EUR",
-        "total_refunded": total,
-        "balance_transaction_id": f"txn_{refund_id}_failure",
-        "failed_at": "2026-01-25T12:00:00+00:00",
-    }
-    failed = event(DONATION_REFUND_FAILED, data)
+    failed = of_gift(
+        DONATION_REFUND_FAILED,
+        donation_id,
+        amount,
+        campaign_slug=SLUG,
+        refund_id=refund_id,
+        total_refunded=total,
+        balance_transaction_id=f"txn_{refund_id}_failure",
+        failed_at="2026-01-25T12:00:00+00:00",
+    )
     return replace(failed, id=event_id) if event_id else failed
 
 
 def dispute_opened(donation_id: str, dispute_id: str, amount: int, fee: int = 1500) -> CloudEvent:
-    return event(
+    return of_gift(
         DISPUTE_OPENED,
-        {
-            "donation_id": donation_id,
-            "campaign_id": CAMPAIGN,
-            "dispute_id": dispute_id,
-            "charge_id": f"ch_{donation_id}",
-            "amount": amount,
-            "currency": "EUR",
-            "fee": fee,
-            "balance_transaction_id": f"txn_{dispute_id}_open",
-            "opened_at": "2026-01-21T12:00:00+00:00",
-        },
+        donation_id,
+        amount,
+        dispute_id=dispute_id,
+        charge_id=f"ch_{donation_id}",
+        fee=fee,
+        balance_transaction_id=f"txn_{dispute_id}_open",
+        opened_at="2026-01-21T12:00:00+00:00",
     )
 
 
 def dispute_closed(
     donation_id: str, dispute_id: str, status: str, amount: int, fee_reinstated: int = 0
 ) -> CloudEvent:
-    return event(
+    won = status == "won"
+    return of_gift(
         DISPUTE_CLOSED,
-        {
-            "donation_id": donation_id,
-            "campaign_id": CAMPAIGN,
-            "dispute_id": dispute_id,
-            "charge_id": f"ch_{donation_id}",
-            "status": status,
-            "amount": amount,
-            "currency": "EUR",
-            "amount_reinstated": amount if status == "won" else 0,
-            "fee_reinstated": fee_reinstated,
-            "balance_transaction_id": f"txn_{dispute_id}_close" if status == "won" else None,
-            "closed_at": "2026-02-10T12:00:00+00:00",
-        },
+        donation_id,
+        amount,
+        dispute_id=dispute_id,
+        charge_id=f"ch_{donation_id}",
+        status=status,
+        amount_reinstated=amount if won else 0,
+        fee_reinstated=fee_reinstated,
+        balance_transaction_id=f"txn_{dispute_id}_close" if won else None,
+        closed_at="2026-02-10T12:00:00+00:00",
     )
 
 

@@ -7,11 +7,9 @@ answer what views.py answers on PostgreSQL."""
 
 from __future__ import annotations
 
-import contextlib
-import copy
 import json
 from collections.abc import Iterator, Sequence
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, astuple, dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -22,6 +20,7 @@ from services.ledger.domain import (
     DONOR_COVERED_FEES,
     PROCESSING_FEES,
     STRIPE_CLEARING,
+    BalanceQuery,
     BookedGift,
     Campaign,
     CampaignTotals,
@@ -41,6 +40,7 @@ from services.shared.db import as_utc
 from services.shared.envelope import CloudEvent
 from services.shared.events import dump_data
 from services.shared.money import Money
+from tests.support.in_memory import InMemoryUnitOfWork
 
 
 class Refused(Exception):
@@ -254,13 +254,9 @@ class FakeJournal:
         self.payout_items.update((payout_id, btx) for btx in balance_transaction_ids)
 
     def clearing_movements(
-        self,
-        *,
-        since: datetime | None = None,
-        until: datetime | None = None,
-        payout_id: str | None = None,
-        referencing: set[str] | None = None,
+        self, which: BalanceQuery | None = None, referencing: set[str] | None = None
     ) -> list[LedgerMovement]:
+        since, until, payout_id = astuple(which or BalanceQuery())
         settled = {btx for payout, btx in self.payout_items if payout == payout_id}
         found = []
         for entry in sorted(self.entries, key=lambda e: (e.effective_at, e.id)):
@@ -340,54 +336,27 @@ class FakeStripe:
 
     def __init__(self, movements: list[StripeMovement]) -> None:
         self.listed = movements
-        self.asked: list[dict[str, Any]] = []
+        self.asked: list[BalanceQuery] = []
 
-    def movements(self, **asked: Any) -> Iterator[StripeMovement]:
-        self.asked.append(asked)
+    def movements(self, which: BalanceQuery, progress: Any = None) -> Iterator[StripeMovement]:
+        self.asked.append(which)
         return iter(self.listed)
 
 
-class FakeUnitOfWork:
-    """The ledger unit of work, in memory: what a block changes is undone when it raises (the
-    unit of work's own block, or a savepoint's); `committed` counts clean exits."""
+class FakeUnitOfWork(InMemoryUnitOfWork):
+    """The ledger unit of work, in memory (tests/support/in_memory.py: a transaction is a
+    snapshot of these parts, restored when it raises, as is a savepoint's), with the
+    processed event ids the idempotent consumer claims."""
 
     PARTS = ("campaigns", "gifts", "journal", "outbox", "processed")
 
     def __init__(self) -> None:
+        super().__init__()
         self.campaigns = FakeCampaigns()
         self.gifts = FakeGifts()
         self.journal = FakeJournal()
         self.outbox = FakeOutbox()
         self.processed = FakeProcessedEvents()
-        self.committed = 0
-        self._entered: list[dict[str, Any]] = []
-
-    def _state(self) -> dict[str, Any]:
-        return copy.deepcopy({part: getattr(self, part) for part in self.PARTS})
-
-    def _restore(self, state: dict[str, Any]) -> None:
-        for part, value in state.items():
-            setattr(self, part, value)
-
-    @contextlib.contextmanager
-    def savepoint(self) -> Iterator[None]:
-        state = self._state()
-        try:
-            yield
-        except BaseException:
-            self._restore(state)
-            raise
-
-    def __enter__(self) -> FakeUnitOfWork:
-        self._entered.append(self._state())
-        return self
-
-    def __exit__(self, exc_type: Any, *_rest: Any) -> None:
-        state = self._entered.pop()
-        if exc_type is None:
-            self.committed += 1
-        else:
-            self._restore(state)
 
 
 # --- what views.py reads from the tables, read from the fake -------------------------------------

@@ -10,12 +10,18 @@ from hypothesis import strategies as st
 
 from services.ledger.domain import (
     STRIPE_CLEARING,
+    BookedGift,
+    CampaignTotals,
     EntryKind,
+    FeePolicy,
     GiftBooking,
     JournalEntry,
     JournalLine,
+    LedgerMovement,
+    MealCount,
     MealTally,
     PricePeriod,
+    StripeMovement,
     UnbalancedEntry,
     campaign_fund,
     count_meals,
@@ -25,7 +31,13 @@ from services.ledger.domain import (
     highest,
     milestones_crossed,
     posting_date,
+    reconcile,
+    refund_entry,
+    refund_taken,
     return_to_donor,
+    settle_payout,
+    stripe_fee,
+    with_eligible,
 )
 from services.shared.money import Money
 
@@ -260,3 +272,162 @@ def test_an_entry_dated_in_a_closed_month_posts_at_the_start_of_the_next_open_on
     assert posting_date(late, {"2026-01", "2026-02"}) == (datetime(2026, 3, 1, tzinfo=UTC), late)
     december = datetime(2025, 12, 5, tzinfo=UTC)
     assert posting_date(december, {"2025-12"})[0] == datetime(2026, 1, 1, tzinfo=UTC)
+
+
+# --- a booked gift and what goes back of it ---------------------------------------------------
+
+
+def test_stripes_fee_is_the_fee_or_the_gift_less_the_net_and_must_add_up() -> None:
+    assert stripe_fee(eur(2700), 64, 2636) == eur(64)
+    assert stripe_fee(eur(2700), None, 2636) == eur(64)
+    assert stripe_fee(eur(2700), 64, None) == eur(64)
+    assert stripe_fee(eur(2700), None, None) is None
+    with pytest.raises(ValueError, match="fee 64 and net 2600 do not add up to 2700"):
+        stripe_fee(eur(2700), 64, 2600)
+
+
+def booked(policy: FeePolicy = FeePolicy.CAMPAIGN) -> BookedGift:
+    """27.80 given, 0.80 of it to cover a 1.00 fee."""
+    booking = GiftBooking(eur(2780), eur(80), eur(100), policy)
+    return BookedGift.booked("d-1", "c-1", booking, "ch_1", NOW, NOW, 2)
+
+
+def test_a_booked_gift_holds_its_fund_share_and_nothing_went_back_yet() -> None:
+    gift = booked()
+
+    assert (gift.fund_balance, gift.returned, gift.fee_back_to_fund) == (eur(2680), eur(0), eur(0))
+    assert gift.eligible == eur(2680)  # 27.00 for the cause, less the 0.20 the cover missed
+    assert (gift.currency, gift.meals) == ("EUR", 2)
+
+
+def test_a_refund_gives_back_from_the_fund_and_the_cover_and_the_fee_back_to_the_fund() -> None:
+    gift = booked()
+    back = gift.give_back(eur(1390))
+    fee_back = gift.fee_back_on_refund(eur(50))
+
+    after = gift.refunded(back, fee_back)
+
+    assert (back.from_fund, back.from_covered_fees) == (eur(1350), eur(40))
+    assert fee_back == eur(20)  # the fund bore only the 0.20 the cover did not pay
+    assert (after.returned, after.fund_balance, after.fee_back_to_fund) == (
+        eur(1390),
+        eur(2680 - 1350 + 20),
+        eur(20),
+    )
+    assert after.fee_back_on_refund(eur(50)) == eur(0)
+    assert booked(FeePolicy.PLATFORM).fee_back_on_refund(eur(50)) == eur(0)
+
+
+def test_a_refund_that_fails_leaves_the_gift_as_before_it() -> None:
+    gift = booked()
+    back = gift.give_back(eur(1390))
+    entry = refund_entry("c-1", back, eur(50), eur(20), NOW, "Refund re_1")
+    refunded = gift.refunded(back, eur(20))
+
+    taken = refund_taken("c-1", entry.lines, "EUR")
+
+    assert taken.total == eur(1390)
+    assert (taken.from_fund, taken.from_covered_fees, taken.fee_back_to_fund) == (
+        eur(1350 - 20),
+        eur(40),
+        eur(20),
+    )
+    assert refunded.refund_failed(taken) == gift
+
+
+def test_a_lost_dispute_takes_its_part_from_the_fund_and_more_than_the_gift_never_goes_back() -> (
+    None
+):
+    gift = booked()
+    lost = gift.lost_in_dispute(gift.give_back(eur(2780)))
+
+    assert (lost.returned, lost.fund_balance, lost.eligible) == (eur(2780), eur(-20), eur(0))
+    with pytest.raises(ValueError, match="2781 returned of a gift of 2780 EUR"):
+        gift.give_back(eur(2781))
+
+
+# --- a campaign's totals and its price periods ----------------------------------------------
+
+
+def test_a_campaigns_totals_add_gifts_and_returns_and_take_a_recount() -> None:
+    count = MealCount(3, eur(150), MEAL)
+    totals = CampaignTotals("EUR").with_gift(eur(4200), count)
+
+    assert totals == CampaignTotals("EUR", 4200, 0, 1, 3, 150)
+    assert totals.with_refunded(eur(700)).with_refunded(eur(-700)) == totals
+    assert totals.counted(MealCount(2, eur(0), MEAL)) == CampaignTotals("EUR", 4200, 0, 1, 2, 0)
+
+
+def test_a_gift_adds_to_the_eligible_amount_of_its_period_only() -> None:
+    later = datetime(2026, 2, 1, tzinfo=UTC)
+    periods = [PricePeriod(NOW, MEAL, eur(100)), PricePeriod(later, eur(1000), eur(0))]
+
+    assert with_eligible(periods, later, eur(2000)) == [
+        PricePeriod(NOW, MEAL, eur(100)),
+        PricePeriod(later, eur(1000), eur(2000)),
+    ]
+
+
+def test_a_milestone_is_published_by_its_name_kind_value_and_meals() -> None:
+    [quarter] = milestones_crossed(0, 3, 10)
+
+    assert quarter.as_data() == {
+        "milestone": "goal-25",
+        "kind": "goal_percent",
+        "value": 25,
+        "meals": 3,
+    }
+
+
+# --- reconciliation ----------------------------------------------------------------------------
+
+
+def movement(txn: str, source: str, net: int) -> StripeMovement:
+    return StripeMovement(txn, "charge", source, "EUR", net, 0, net, NOW)
+
+
+def booked_movement(entry_id: int, source: str, txn: str | None, net: int) -> LedgerMovement:
+    return LedgerMovement(entry_id, "donation", source, txn, "EUR", net, NOW)
+
+
+def test_movements_match_by_balance_transaction_else_by_stripe_object_and_sign() -> None:
+    stripe_side = [
+        movement("txn_1", "ch_1", 2636),
+        movement("txn_2", "dp_1", -4200),  # a dispute's withdrawal...
+        movement("txn_3", "dp_1", 2700),  # ...and its reinstatement
+        movement("txn_4", "ch_9", 100),
+    ]
+    ledger_side = [
+        booked_movement(1, "ch_1", "txn_1", 2636),
+        booked_movement(2, "dp_1", None, 2700),
+        booked_movement(3, "dp_1", None, -4200),
+        booked_movement(4, "ch_5", "txn_5", 500),
+    ]
+
+    report = reconcile("test", stripe_side, ledger_side)
+
+    assert [(m["balance_transaction"], m["entry_id"]) for m in report.matched] == [
+        ("txn_1", 1),
+        ("txn_2", 3),
+        ("txn_3", 2),
+    ]
+    assert [m["balance_transaction"] for m in report.only_in_stripe] == ["txn_4"]
+    assert [m["entry_id"] for m in report.only_in_ledger] == [4]
+    assert (report.stripe_total, report.ledger_total) == ({"EUR": 1236}, {"EUR": 1636})
+    assert not report.balanced
+    assert report.to_dict()["summary"]["only_in_ledger_total"] == 500
+    assert "NOT BALANCED" in report.to_text()
+
+
+def test_a_payouts_report_balances_only_when_the_bank_got_what_it_settled() -> None:
+    report = reconcile("payout po_1", [movement("txn_1", "ch_1", 2636)], [])
+    report.only_in_stripe.clear()
+    report.ledger_total = {"EUR": 2636}
+
+    settle_payout(report, "po_1", booked=2636)
+    assert report.payout == {"payout_id": "po_1", "booked": 2636, "settled": 2636, "difference": 0}
+    assert report.balanced
+
+    settle_payout(report, "po_1", booked=2600)
+    assert report.payout["difference"] == 36
+    assert not report.balanced

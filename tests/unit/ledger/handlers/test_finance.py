@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 import pytest
 
 from services.ledger import handlers
-from services.ledger.domain import StripeMovement, reconcile
+from services.ledger.domain import BalanceQuery, StripeMovement, reconcile
 from services.shared.consumer import IdempotentConsumer
 from tests.unit.ledger.conftest import (
     SLUG,
@@ -121,7 +121,7 @@ def test_a_period_is_reconciled_with_the_entries_dated_in_it(
 
     report = handlers.reconcile_period(asked, lambda: uow, stripe)
 
-    assert stripe.asked == [{"since": asked.since, "until": asked.until, "progress": None}]
+    assert stripe.asked == [BalanceQuery(since=asked.since, until=asked.until)]
     assert report.scope == "2026-01-01T00:00:00+00:00 to 2026-02-01T00:00:00+00:00"
     assert [row["balance_transaction"] for row in report.matched] == ["txn_ch_d-1"]
     assert [row["source"] for row in report.only_in_stripe] == ["ch_other"]
@@ -144,7 +144,7 @@ def test_a_payout_is_reconciled_with_what_it_settled_and_what_went_to_the_bank(
 
     report = handlers.reconcile_payout(handlers.ReconcilePayout("po_1"), lambda: uow, stripe)
 
-    assert stripe.asked == [{"payout_id": "po_1", "progress": None}]
+    assert stripe.asked == [BalanceQuery(payout_id="po_1")]
     assert report.scope == "payout po_1"
     assert [row["balance_transaction"] for row in report.matched] == ["txn_ch_d-1"]
     assert report.payout == {"payout_id": "po_1", "booked": 2636, "settled": 2636, "difference": 0}

@@ -4,6 +4,8 @@ eligible money (gifts and fees, refunds, refunds that fail, disputes, payouts)."
 
 from __future__ import annotations
 
+import uuid
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -334,3 +336,48 @@ def test_a_payout_moves_clearing_to_the_bank_and_counts_as_paid_out_for_the_camp
     assert summary(uow)["paid_out"] == 2636
     [entry] = journal(uow, stripe_id="po_1")
     assert entry["kind"] == "payout"
+
+
+# --- what the booking tells the receipt ---------------------------------------------------------
+
+
+def test_a_gift_from_the_donations_service_is_booked_with_its_receipt_facts(
+    uow: FakeUnitOfWork, ledger: IdempotentConsumer
+) -> None:
+    given = gift("d-1", 2700, when="2026-01-15T13:00:00+01:00")
+    apply(ledger, published(), given)
+
+    [booked] = outbox(uow, DONATION_BOOKED)
+    assert booked["id"] == str(
+        uuid.uuid5(uuid.NAMESPACE_URL, f"difts/ledger/{DONATION_BOOKED}/d-1")
+    )
+    assert booked["subject"] == "donations/d-1"
+    assert booked["data"] == {
+        "donation_id": "d-1",
+        "campaign_id": CAMPAIGN,
+        "campaign_slug": SLUG,
+        "amount": 2700,
+        "currency": "EUR",
+        "meal_price": 1350,
+        "meals": 2,
+        "meals_funded": 2,
+        "remainder": 0,
+        "receipt": {
+            # The donor as the schema loads it (its defaults filled in), the moment in UTC.
+            "donor": {"email": "donor@example.org", "name": "", "locale": "en"},
+            "campaign_title": "Les Petites Cantines",
+            "campaign_cause": "",
+            "succeeded_at": "2026-01-15T12:00:00+00:00",
+        },
+    }
+
+
+def test_a_gift_re_synced_from_stripe_is_booked_without_receipt_facts(
+    uow: FakeUnitOfWork, ledger: IdempotentConsumer
+) -> None:
+    rebuilt = replace(gift("d-1", 2700), source="difts/ledger/resync")
+    apply(ledger, published(), rebuilt)
+
+    [booked] = outbox(uow, DONATION_BOOKED)
+    assert booked["data"]["receipt"] is None
+    assert booked["data"]["meals"] == 2

@@ -35,41 +35,30 @@ class FakeList:
         return iter(self.items)
 
 
+def balance_transaction(
+    txn: str, type_: str, source: str, amount: int, fee: int, created: int = CREATED
+) -> SimpleNamespace:
+    """A balance transaction as the stripe library hands it over (currency in lower case)."""
+    return SimpleNamespace(
+        id=txn,
+        type=type_,
+        source=source,
+        currency="eur",
+        amount=amount,
+        fee=fee,
+        net=amount - fee,
+        created=created,
+    )
+
+
 class FakeStripe:
     """The few calls re-sync makes, answering from fixed objects."""
 
     def __init__(self) -> None:
         self.transactions = [
-            SimpleNamespace(
-                id="txn_gift",
-                type="charge",
-                source="ch_missed",
-                currency="eur",
-                amount=2700,
-                fee=64,
-                net=2636,
-                created=CREATED,
-            ),
-            SimpleNamespace(
-                id="txn_refund",
-                type="refund",
-                source="re_missed",
-                currency="eur",
-                amount=-700,
-                fee=0,
-                net=-700,
-                created=CREATED + 3600,
-            ),
-            SimpleNamespace(
-                id="txn_stranger",
-                type="charge",
-                source="ch_stranger",
-                currency="eur",
-                amount=500,
-                fee=20,
-                net=480,
-                created=CREATED,
-            ),
+            balance_transaction("txn_gift", "charge", "ch_missed", 2700, 64),
+            balance_transaction("txn_refund", "refund", "re_missed", -700, 0, CREATED + 3600),
+            balance_transaction("txn_stranger", "charge", "ch_stranger", 500, 20),
         ]
         charges = {
             "ch_missed": SimpleNamespace(
