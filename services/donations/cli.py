@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from services.shared.cli import run_cli
+from services.shared.cli import Command, run_cli
 from services.shared.db import make_engine, upgrade
 from services.shared.logs import configure_logging
 
@@ -38,7 +38,7 @@ def worker(_args: argparse.Namespace) -> None:
     run_worker(Settings.from_env())
 
 
-COMMANDS = {
+COMMANDS: dict[str, tuple[str, Command]] = {
     "migrate": ("apply database migrations", migrate),
     "seed-demo": ("create the demo campaign", seed_demo),
     "worker": ("run the outbox relay, meals consumer, scheduled posts", worker),

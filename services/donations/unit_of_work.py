@@ -5,29 +5,16 @@ processed (services/shared/unit_of_work.py)."""
 
 from __future__ import annotations
 
-from typing import Any
-
 from sqlalchemy import Connection, Engine
 
 from services.shared.unit_of_work import SqlUnitOfWork
 
 from . import store
-
-# Each repository under the name handlers.UnitOfWork gives it.
-REPOSITORIES: dict[str, Any] = {
-    "campaigns": store.Campaigns,
-    "news": store.NewsPosts,
-    "meals": store.CampaignMeals,
-    "donations": store.Donations,
-    "refunds": store.Refunds,
-    "disputes": store.Disputes,
-    "payouts": store.Payouts,
-    "stripe_events": store.StripeEvents,
-}
+from .handlers import Repositories
 
 
-class DonationsUnitOfWork(SqlUnitOfWork):
-    """One transaction on the donations database, with the repositories handlers.UnitOfWork
+class DonationsUnitOfWork(SqlUnitOfWork, Repositories):
+    """One transaction on the donations database, with the repositories handlers.Repositories
     names."""
 
     def __init__(self, engine: Engine) -> None:
@@ -35,5 +22,11 @@ class DonationsUnitOfWork(SqlUnitOfWork):
 
     def bind(self, conn: Connection) -> None:
         """The repositories, on this transaction."""
-        for name, repository in REPOSITORIES.items():
-            setattr(self, name, repository(conn))
+        self.campaigns = store.Campaigns(conn)
+        self.news = store.NewsPosts(conn)
+        self.meals = store.CampaignMeals(conn)
+        self.donations = store.Donations(conn)
+        self.refunds = store.Refunds(conn)
+        self.disputes = store.Disputes(conn)
+        self.payouts = store.Payouts(conn)
+        self.stripe_events = store.StripeEvents(conn)

@@ -9,7 +9,7 @@ from typing import Any
 from sqlalchemy import Engine
 
 from services.donations.config import Settings
-from services.donations.domain import Campaign
+from services.donations.domain.campaigns import Campaign
 from services.donations.handlers import campaigns
 from services.donations.unit_of_work import DonationsUnitOfWork
 from services.shared.money import Money

@@ -1,6 +1,7 @@
 """A unit of work kept in memory, for a service's unit-test fake: a transaction is a snapshot
-of the fake's repositories (named in PARTS), restored when the block, or a savepoint in it,
-raises; `committed` counts clean exits."""
+of the fake's repositories (those named in PARTS, else every public attribute but
+`committed`), restored when the block, or a savepoint in it, raises; `committed` counts clean
+exits."""
 
 from __future__ import annotations
 
@@ -11,7 +12,8 @@ from typing import Any, Self
 
 
 class InMemoryUnitOfWork:
-    """The base of an in-memory unit of work: subclasses set PARTS and build those parts."""
+    """The base of an in-memory unit of work: subclasses build their parts (and may name
+    them in PARTS)."""
 
     PARTS: tuple[str, ...] = ()
 
@@ -20,7 +22,10 @@ class InMemoryUnitOfWork:
         self._begun: list[dict[str, Any]] = []
 
     def _snapshot(self) -> dict[str, Any]:
-        return {name: copy.deepcopy(getattr(self, name)) for name in self.PARTS}
+        parts = self.PARTS or [
+            name for name in vars(self) if not name.startswith("_") and name != "committed"
+        ]
+        return {name: copy.deepcopy(getattr(self, name)) for name in parts}
 
     def _restore(self, snapshot: dict[str, Any]) -> None:
         for name, value in snapshot.items():

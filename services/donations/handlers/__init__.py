@@ -25,9 +25,8 @@ from .. import store
 from ..domain.payments import CheckoutRequest, CheckoutSession, PaymentFacts
 
 
-class UnitOfWork(Protocol):
-    """What the handlers use of a unit of work (unit_of_work.DonationsUnitOfWork; the unit
-    tests' fake)."""
+class Repositories(Protocol):
+    """The repositories of a unit of work, on its transaction."""
 
     campaigns: store.Campaigns
     news: store.NewsPosts
@@ -37,11 +36,21 @@ class UnitOfWork(Protocol):
     disputes: store.Disputes
     payouts: store.Payouts
     stripe_events: store.StripeEvents
-    outbox: Outbox
 
-    def __enter__(self) -> Self: ...
 
-    def __exit__(self, *exc: object) -> None: ...
+class UnitOfWork(Repositories, Protocol):
+    """What the handlers use of a unit of work (unit_of_work.DonationsUnitOfWork; the unit
+    tests' fake)."""
+
+    @property
+    def outbox(self) -> Outbox:
+        """Where a change puts the events it publishes, in its transaction."""
+
+    def __enter__(self) -> Self:
+        """Begin a transaction (the handlers that ask Stripe open theirs themselves)."""
+
+    def __exit__(self, *exc_info: Any, **_: Any) -> None:
+        """Commit, or roll back if the block raised."""
 
     def savepoint(self) -> AbstractContextManager[Any]:
         """A nested transaction: what happens inside it is undone alone if it raises."""

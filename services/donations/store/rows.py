@@ -29,12 +29,9 @@ def record(row: Any, kind: type[Record], **read: Any) -> Record:
     as UTC), but those given in `read`."""
     stored = row._mapping
     names = [field.name for field in fields(kind)]  # type: ignore[arg-type]
-    values = {name: _moment(stored[name]) for name in names if name not in read}
-    return kind(**values, **read)
-
-
-def _moment(value: Any) -> Any:
-    return as_utc(value) if isinstance(value, datetime) else value
+    values = {name: stored[name] for name in names if name not in read}
+    moments = {name: as_utc(value) for name, value in values.items() if isinstance(value, datetime)}
+    return kind(**{**values, **moments, **read})
 
 
 def columns(entity: Any, *names: str) -> dict[str, Any]:

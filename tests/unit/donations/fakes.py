@@ -239,31 +239,25 @@ class FakeOutbox:
 
 class FakeUnitOfWork(InMemoryUnitOfWork):
     """The donations unit of work, in memory (tests/support/in_memory.py: a transaction is a
-    snapshot of these parts, restored when it raises)."""
+    snapshot of its repositories and outbox, restored when it raises)."""
 
-    PARTS = (
-        "campaigns",
-        "news",
-        "meals",
-        "donations",
-        "refunds",
-        "disputes",
-        "payouts",
-        "stripe_events",
-        "outbox",
-    )
+    # Each fake under the name of the repository it stands for (handlers.Repositories).
+    FAKES: dict[str, type] = {
+        "campaigns": FakeCampaigns,
+        "news": FakeNewsPosts,
+        "meals": FakeCampaignMeals,
+        "donations": FakeDonations,
+        "refunds": FakeRefunds,
+        "disputes": FakeDisputes,
+        "payouts": FakePayouts,
+        "stripe_events": FakeStripeEvents,
+        "outbox": FakeOutbox,
+    }
 
     def __init__(self) -> None:
         super().__init__()
-        self.campaigns = FakeCampaigns()
-        self.news = FakeNewsPosts()
-        self.meals = FakeCampaignMeals()
-        self.donations = FakeDonations()
-        self.refunds = FakeRefunds()
-        self.disputes = FakeDisputes()
-        self.payouts = FakePayouts()
-        self.stripe_events = FakeStripeEvents()
-        self.outbox = FakeOutbox()
+        for name, fake in self.FAKES.items():
+            setattr(self, name, fake())
 
 
 class FakePayments:
