@@ -37,12 +37,23 @@ SOURCE = "difts/ledger"
 
 class UnitOfWork(Protocol):
     """What the handlers use of a unit of work (unit_of_work.LedgerUnitOfWork; the unit
-    tests' fake)."""
+    tests' fake): its repositories and its outbox, which they only read off it."""
 
-    campaigns: store.Campaigns
-    gifts: store.Gifts
-    journal: store.Journal
-    outbox: Outbox
+    @property
+    def campaigns(self) -> store.Campaigns:
+        """Campaigns, their totals, price periods and milestones."""
+
+    @property
+    def gifts(self) -> store.Gifts:
+        """The booked gifts."""
+
+    @property
+    def journal(self) -> store.Journal:
+        """Entries and lines, closed periods, payout items."""
+
+    @property
+    def outbox(self) -> Outbox:
+        """Where the ledger's events go, in the same transaction."""
 
 
 OpenUnitOfWork = Callable[[], AbstractContextManager[UnitOfWork]]
