@@ -2,5 +2,8 @@
 confirmed gift into funded meals, per campaign, to the cent.
 
 It consumes donation and campaign events, keeps its own projection of campaigns, and
-publishes `difts.ledger.meals_funded.v1` through its outbox. Finance staff read it over HTTP.
+publishes what each gift did, the meals funded and the milestones reached
+(`difts.ledger.donation_booked.v1`, `meals_funded.v1`, `milestone_reached.v1`) through its
+outbox. Finance staff read it, close periods and reconcile it against Stripe over HTTP and the
+command line.
 """
