@@ -37,6 +37,12 @@ from tests.unit.ledger.fakes import (
 from tests.unit.ledger.fakes import finance_summary as summary
 
 
+def figures(uow: FakeUnitOfWork, *names: str) -> tuple[Any, ...]:
+    """Some figures of the campaign's finance summary."""
+    found = summary(uow)
+    return tuple(found[name] for name in names)
+
+
 def set_fee_policy(uow: FakeUnitOfWork, policy: str) -> None:
     with uow:
         handlers.set_fee_policy(handlers.SetFeePolicy(SLUG, policy), uow)
@@ -60,13 +66,7 @@ def test_a_gift_books_net_to_clearing_the_fee_as_expense_and_the_gross_to_the_fu
         "expenses:processing-fees": 64,
         FUND: -2700,
     }
-    found = summary(uow)
-    assert (found["donated"], found["fees"], found["net"], found["meals_funded"]) == (
-        2700,
-        64,
-        2636,
-        2,
-    )
+    assert figures(uow, "donated", "fees", "net", "meals_funded") == (2700, 64, 2636, 2)
     [entry] = journal(uow, campaign=CAMPAIGN)
     assert (entry["kind"], entry["stripe_object_id"], entry["balance_transaction_id"]) == (
         "donation",
@@ -107,8 +107,7 @@ def test_under_the_campaign_fee_policy_the_uncovered_fee_reduces_the_fund_and_th
         "income:fees-charged-to-campaigns": -64,
         FUND: -2636,
     }
-    found = summary(uow)
-    assert (found["meals_funded"], found["remainder"], found["fund_balance"]) == (1, 1286, 2636)
+    assert figures(uow, "meals_funded", "remainder", "fund_balance") == (1, 1286, 2636)
     kinds = [e["kind"] for e in journal(uow, campaign=CAMPAIGN)]
     assert kinds == ["donation", "fee_charged_to_fund"]
 
@@ -135,13 +134,11 @@ def test_partial_refunds_are_booked_once_per_refund_id_and_reduce_the_meals(
     first = refund("d-1", "re_1", 1350, 1350)
     again = refund("d-1", "re_1", 1350, 1350)  # the same refund under another event id
     assert apply(ledger, first, first, again) == ["applied", "duplicate", "applied"]
-    found = summary(uow)
-    assert (found["refunded"], found["meals_funded"], found["remainder"]) == (1350, 2, 0)
+    assert figures(uow, "refunded", "meals_funded", "remainder") == (1350, 2, 0)
 
     apply(ledger, refund("d-1", "re_2", 2700, 4050, fee_refunded=80))
     assert balances(uow) == {}  # everything went back, Stripe returned its fee too
-    found = summary(uow)
-    assert (found["refunded"], found["meals_funded"], found["fund_balance"]) == (4050, 0, 0)
+    assert figures(uow, "refunded", "meals_funded", "fund_balance") == (4050, 0, 0)
     assert [m["data"]["meals_funded"] for m in outbox(uow, MEALS_FUNDED)] == [3, 2, 0]
     assert_books_balance(uow)
 
@@ -255,8 +252,7 @@ def test_a_refund_failure_is_booked_once_whatever_announces_it_again(
 
     kinds = [e["kind"] for e in journal(uow, campaign=CAMPAIGN)]
     assert sorted(kinds) == ["donation", "refund", "refund_failed"]
-    found = summary(uow)
-    assert (found["refunded"], found["meals_funded"], found["fund_balance"]) == (0, 2, 2700)
+    assert figures(uow, "refunded", "meals_funded", "fund_balance") == (0, 2, 2700)
     assert_books_balance(uow)
 
 
@@ -316,8 +312,7 @@ def test_a_lost_dispute_takes_the_gift_from_the_fund_and_the_meals_and_the_fee_s
         "expenses:processing-fees": 104,
         FUND: -1350,
     }
-    found = summary(uow)
-    assert (found["meals_funded"], found["dispute_lost"], found["disputed"]) == (1, 2700, 0)
+    assert figures(uow, "meals_funded", "dispute_lost", "disputed") == (1, 2700, 0)
     assert_books_balance(uow)
 
 
