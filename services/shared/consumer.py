@@ -194,14 +194,3 @@ class IdempotentConsumer:
                 backoff = min(backoff * 2, 10.0)
             finally:
                 consumer.close(autocommit=False)
-
-
-def on_connection(handler: Callable[[Any, CloudEvent, dict[str, Any]], None]) -> Handler:
-    """A handler written against the unit of work's connection (conn, event, data), as the
-    consumer's handlers were before units of work: until each service's handlers use
-    repositories."""
-
-    def handle(event: CloudEvent, uow: Any) -> None:
-        handler(uow.connection, event, event.data)
-
-    return handle
