@@ -6,11 +6,9 @@ from dataclasses import dataclass
 
 from flask import Flask
 from flask_wtf.csrf import CSRFProtect
-from sqlalchemy import Engine
 
 from services.shared.auth import parse_tokens
-from services.shared.db import make_engine
-from services.shared.web import create_service_app, dependency_checks
+from services.shared.web import ServiceContext, service_app
 
 from .api import api, webhooks
 from .config import Settings
@@ -24,11 +22,9 @@ MAX_BODY_BYTES = 64 * 1024
 
 
 @dataclass
-class DonationsService:
+class DonationsService(ServiceContext):
     """What the request handlers need: settings, the database, Stripe, the giving rules."""
 
-    settings: Settings
-    engine: Engine
     payments: StripePayments
     rules: GivingRules
 
@@ -45,14 +41,12 @@ def giving_rules(settings: Settings) -> GivingRules:
 def create_app(settings: Settings | None = None) -> Flask:
     """Build the app from `settings` (default: the environment)."""
     settings = settings or Settings.from_env()
-    engine = make_engine(settings.database_url)
-
-    app, rest = create_service_app(
+    app, context = service_app(
         "donations",
-        "difts donations",
-        checks=dependency_checks(engine, settings.kafka_bootstrap_servers),
+        settings,
+        parse_tokens(settings.api_tokens),
+        (api, webhooks),
         config={
-            "API_TOKENS": parse_tokens(settings.api_tokens),
             "SECRET_KEY": settings.secret_key,
             "MAX_CONTENT_LENGTH": MAX_BODY_BYTES,
             "WTF_CSRF_TIME_LIMIT": 3600,
@@ -60,12 +54,10 @@ def create_app(settings: Settings | None = None) -> Flask:
     )
     app.extensions["donations"] = DonationsService(
         settings=settings,
-        engine=engine,
+        engine=context.engine,
         payments=StripePayments(settings.stripe_api_key, settings.stripe_api_base or None),
         rules=giving_rules(settings),
     )
-    rest.register_blueprint(api)
-    rest.register_blueprint(webhooks)
     csrf = CSRFProtect(app)
     # The JSON API (bearer tokens, no cookies) and Stripe's signed webhook are not forms.
     csrf.exempt(api)

@@ -2,39 +2,18 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from flask import Flask
-from sqlalchemy import Engine
 
-from services.shared.db import make_engine
-from services.shared.web import create_service_app, dependency_checks
+from services.shared.web import service_app
 
 from .api import api
 from .config import Settings
 from .pages import pages
 
 
-@dataclass
-class NotificationsService:
-    """What the request handlers need: settings and the database."""
-
-    settings: Settings
-    engine: Engine
-
-
 def create_app(settings: Settings | None = None) -> Flask:
     """Build the app from `settings` (default: the environment)."""
     settings = settings or Settings.from_env()
-    engine = make_engine(settings.database_url)
-
-    app, rest = create_service_app(
-        "notifications",
-        "difts notifications",
-        checks=dependency_checks(engine, settings.kafka_bootstrap_servers),
-        config={"API_TOKENS": settings.tokens()},
-    )
-    app.extensions["notifications"] = NotificationsService(settings=settings, engine=engine)
-    rest.register_blueprint(api)
+    app, _context = service_app("notifications", settings, settings.tokens(), (api,))
     app.register_blueprint(pages)
     return app

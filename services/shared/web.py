@@ -8,18 +8,19 @@ import json
 import logging
 import re
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from apispec import BasePlugin
 from flask import Flask, Response, g, jsonify, request
-from flask_smorest import Api
+from flask_smorest import Api, Blueprint
 from marshmallow import Schema
 from sqlalchemy import Engine
 from werkzeug.exceptions import HTTPException, NotFound
 
 from .auth import BEARER_AUTH, BEARER_SCHEME
-from .db import ping
+from .db import make_engine, ping
 from .kafka import broker_reachable
 from .logs import correlation_id
 
@@ -157,6 +158,39 @@ def create_service_app(
         )
 
     return app, api
+
+
+@dataclass
+class ServiceContext:
+    """What a service's request handlers reach through `current_app.extensions[name]`: its
+    settings and its database."""
+
+    settings: Any
+    engine: Engine
+
+
+def service_app(
+    name: str,
+    settings: Any,
+    tokens: dict[str, frozenset[str]],
+    blueprints: Sequence[Blueprint],
+    config: dict[str, Any] | None = None,
+) -> tuple[Flask, ServiceContext]:
+    """A service's app: its engine (settings.database_url), readiness on its database and the
+    broker (settings.kafka_bootstrap_servers), its bearer tokens, its API blueprints in the
+    OpenAPI document, and its context under app.extensions[name]."""
+    engine = make_engine(settings.database_url)
+    app, rest = create_service_app(
+        name,
+        f"difts {name}",
+        checks=dependency_checks(engine, settings.kafka_bootstrap_servers),
+        config={"API_TOKENS": tokens, **(config or {})},
+    )
+    for blueprint in blueprints:
+        rest.register_blueprint(blueprint)
+    context = ServiceContext(settings, engine)
+    app.extensions[name] = context
+    return app, context
 
 
 def dependency_checks(engine: Engine, bootstrap_servers: str) -> dict[str, ReadinessCheck]:
