@@ -4,15 +4,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from services.shared.auth import DEFAULT_API_TOKENS
 from services.shared.config import (
-    DEFAULT_KAFKA,
-    KAFKA_BOOTSTRAP_SERVERS,
+    DEFAULT_API_TOKENS,
     env,
     env_bool,
     env_int,
-    env_topic_prefix,
-    sqlite_url,
+    service_basics,
+    stripe_basics,
 )
 
 # Not a secret: the development default that make run, the README and tests sign with.
@@ -75,13 +73,10 @@ class Settings:
     @classmethod
     def from_env(cls) -> Settings:
         """Settings from the environment, with defaults that serve `make run`."""
+        stripe = stripe_basics()
         return cls(
-            database_url=env("DONATIONS_DATABASE_URL", sqlite_url("donations")),
-            kafka_bootstrap_servers=env(KAFKA_BOOTSTRAP_SERVERS, DEFAULT_KAFKA),
-            topic_prefix=env_topic_prefix(),
-            # stripe-mock accepts any key of this shape; production sets a real one.
-            stripe_api_key=env("STRIPE_API_KEY", "sk_test_123"),
-            stripe_api_base=env("STRIPE_API_BASE", "http://127.0.0.1:12111"),
+            **service_basics("donations"),
+            **stripe,
             stripe_webhook_secret=env("STRIPE_WEBHOOK_SECRET", DEVELOPMENT_WEBHOOK_SECRET),
             webhook_tolerance_seconds=env_int("STRIPE_WEBHOOK_TOLERANCE", 300),
             public_url=env("DONATIONS_PUBLIC_URL", "http://127.0.0.1:8001").rstrip("/"),
@@ -94,12 +89,7 @@ class Settings:
             # On by default only when the stripe library points at stripe-mock (make run).
             test_checkout=env_bool(
                 "DONATIONS_TEST_CHECKOUT",
-                _is_stripe_mock(
-                    env("STRIPE_API_BASE", "http://127.0.0.1:12111"),
-                    env("STRIPE_API_KEY", "sk_test_123"),
-                ),
+                _is_stripe_mock(stripe["stripe_api_base"], stripe["stripe_api_key"]),
             ),
             secret_key=env("DONATIONS_SECRET_KEY", DEVELOPMENT_SECRET_KEY),
-            api_tokens=env("DIFTS_API_TOKENS", DEFAULT_API_TOKENS),
-            consumer_group=env("DONATIONS_CONSUMER_GROUP", "donations"),
         )

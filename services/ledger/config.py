@@ -4,13 +4,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from services.shared.auth import DEFAULT_API_TOKENS, parse_tokens
+from services.shared.auth import parse_tokens
 from services.shared.config import (
-    DEFAULT_KAFKA,
-    KAFKA_BOOTSTRAP_SERVERS,
-    env,
-    env_topic_prefix,
-    sqlite_url,
+    DEFAULT_API_TOKENS,
+    service_basics,
+    stripe_basics,
 )
 
 
@@ -38,11 +36,6 @@ class Settings:
     def from_env(cls) -> Settings:
         """Settings from the environment, with defaults that serve `make run`."""
         return cls(
-            database_url=env("LEDGER_DATABASE_URL", sqlite_url("ledger")),
-            kafka_bootstrap_servers=env(KAFKA_BOOTSTRAP_SERVERS, DEFAULT_KAFKA),
-            topic_prefix=env_topic_prefix(),
-            consumer_group=env("LEDGER_CONSUMER_GROUP", "ledger"),
-            api_tokens=env("DIFTS_API_TOKENS", DEFAULT_API_TOKENS),
-            stripe_api_key=env("STRIPE_API_KEY", "sk_test_123"),
-            stripe_api_base=env("STRIPE_API_BASE", "http://127.0.0.1:12111"),
+            **service_basics("ledger"),
+            **stripe_basics(),
         )

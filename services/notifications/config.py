@@ -4,16 +4,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from services.shared.auth import DEFAULT_API_TOKENS, parse_tokens
+from services.shared.auth import parse_tokens
 from services.shared.config import (
-    DEFAULT_KAFKA,
-    KAFKA_BOOTSTRAP_SERVERS,
+    DEFAULT_API_TOKENS,
     env,
     env_bool,
     env_float,
     env_int,
-    env_topic_prefix,
-    sqlite_url,
+    service_basics,
 )
 
 # Not a secret: the development default that make run, the README and tests use.
@@ -65,10 +63,7 @@ class Settings:
         """Settings from the environment, with defaults that serve `make run` (the SMTP sink
         on 127.0.0.1:2525, a SQLite file under var/)."""
         return cls(
-            database_url=env("NOTIFICATIONS_DATABASE_URL", sqlite_url("notifications")),
-            kafka_bootstrap_servers=env(KAFKA_BOOTSTRAP_SERVERS, DEFAULT_KAFKA),
-            topic_prefix=env_topic_prefix(),
-            consumer_group=env("NOTIFICATIONS_CONSUMER_GROUP", "notifications"),
+            **service_basics("notifications"),
             smtp_host=env("SMTP_HOST", "127.0.0.1"),
             smtp_port=env_int("SMTP_PORT", 2525),
             smtp_username=env("SMTP_USERNAME", ""),
@@ -82,7 +77,6 @@ class Settings:
             donations_public_url=env("DONATIONS_PUBLIC_URL", "http://127.0.0.1:8001").rstrip("/"),
             # Kept for existing deployments; DIFTS_API_TOKENS is the way to give tokens now.
             admin_token=env("NOTIFICATIONS_ADMIN_TOKEN", ""),
-            api_tokens=env("DIFTS_API_TOKENS", DEFAULT_API_TOKENS),
             public_url=env("NOTIFICATIONS_PUBLIC_URL", "http://127.0.0.1:8003").rstrip("/"),
             signing_secret=env("NOTIFICATIONS_SIGNING_SECRET", DEVELOPMENT_SIGNING_SECRET),
             # Messages per second over all of this sender's connections; 0: no limit.

@@ -17,8 +17,6 @@ from flask import current_app, request
 from flask_smorest import Blueprint, abort
 from flask_smorest.error_handler import ErrorSchema
 
-DEFAULT_API_TOKENS = "dev-admin-token:admin,dev-finance-token:finance"  # noqa: S105
-
 # The name of the http bearer scheme in every service's OpenAPI document (see web.py).
 BEARER_AUTH = "bearerAuth"
 BEARER_SCHEME = {
