@@ -28,9 +28,7 @@ trap cleanup EXIT INT TERM
 step "lint: ruff and mypy"
 "$BIN/ruff" check .
 "$BIN/ruff" format --check .
-"$BIN/mypy" services/shared services/donations/domain services/donations/handlers \
-  services/ledger/domain services/ledger/handlers \
-  services/notifications
+"$BIN/mypy" services
 
 step "starting Kafka, PostgreSQL and stripe-mock for the tests (in parallel)"
 for script in kafka.sh postgres.sh stripe-mock.sh; do bash "infra/$script" stop >/dev/null 2>&1 || true; done

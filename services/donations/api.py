@@ -103,6 +103,7 @@ def _visible_campaign(conn: Connection, slug: str) -> Campaign:
 def _refuse(error: CampaignRuleBroken | UnknownCampaign) -> NoReturn:
     if isinstance(error, UnknownCampaign):
         abort(404, message=f"no campaign {error}", errors={"path": {"slug": ["unknown"]}})
+        raise AssertionError("unreachable")  # abort raises; flask-smorest does not say NoReturn
     status = 409 if error.field in ("status", "campaign", "slug") else 422
     abort(status, message=error.message, errors={"json": {error.field: [error.message]}})
     raise AssertionError("unreachable")
@@ -318,6 +319,7 @@ class DonationResource(MethodView):
             row = views.donation(conn, donation_id)
         if row is None:
             abort(404, message="no such donation")
+        assert row is not None  # abort raised
         return dict(row._asdict())
 
 

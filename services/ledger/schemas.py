@@ -33,7 +33,7 @@ class JournalCursor(fields.String):
         }
         super().__init__(metadata=metadata, **kwargs)
 
-    def _deserialize(
+    def _deserialize(  # type: ignore[override]  # a String in the document, a position in code
         self, value: Any, attr: str | None, data: Any, **kwargs: Any
     ) -> tuple[datetime, int]:
         text = super()._deserialize(value, attr, data, **kwargs)

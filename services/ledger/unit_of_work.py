@@ -4,7 +4,7 @@ and the ids of the events it processed (services/shared/unit_of_work.py)."""
 
 from __future__ import annotations
 
-from sqlalchemy import Connection, Engine
+from sqlalchemy import Engine
 
 from services.shared.unit_of_work import SqlUnitOfWork
 
@@ -18,11 +18,7 @@ class LedgerUnitOfWork(SqlUnitOfWork):
     gifts: store.Gifts
     journal: store.Journal
 
+    repositories = {"campaigns": store.Campaigns, "gifts": store.Gifts, "journal": store.Journal}
+
     def __init__(self, engine: Engine) -> None:
         super().__init__(engine, store.outbox, store.processed)
-
-    def bind(self, conn: Connection) -> None:
-        """The repositories, on this transaction."""
-        self.campaigns = store.Campaigns(conn)
-        self.gifts = store.Gifts(conn)
-        self.journal = store.Journal(conn)

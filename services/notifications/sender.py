@@ -21,6 +21,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from .domain import DeliveryStatus, Kind, RetryPolicy, smtp_refusal
 from .messages import mask_email, redact
@@ -40,6 +41,18 @@ class SmtpRelay:
     password: str = ""
     starttls: bool = False
     timeout: float = 20.0
+
+    @classmethod
+    def of(cls, settings: Any) -> SmtpRelay:
+        """The relay the service's settings name (SMTP_HOST, SMTP_PORT, ...)."""
+        return cls(
+            settings.smtp_host,
+            settings.smtp_port,
+            settings.smtp_username,
+            settings.smtp_password,
+            settings.smtp_starttls,
+            settings.smtp_timeout,
+        )
 
     def connect(self) -> smtplib.SMTP:
         """An open, greeted (and, if configured, encrypted and logged-in) SMTP session."""

@@ -4,7 +4,7 @@ repositories of donors, campaigns and deliveries, and the ids of the events it p
 
 from __future__ import annotations
 
-from sqlalchemy import Connection, Engine
+from sqlalchemy import Engine
 
 from services.shared.unit_of_work import SqlUnitOfWork
 
@@ -18,11 +18,11 @@ class NotificationsUnitOfWork(SqlUnitOfWork):
     campaigns: store.Campaigns
     deliveries: store.Deliveries
 
+    repositories = {
+        "donors": store.Donors,
+        "campaigns": store.Campaigns,
+        "deliveries": store.Deliveries,
+    }
+
     def __init__(self, engine: Engine) -> None:
         super().__init__(engine, None, store.processed)
-
-    def bind(self, conn: Connection) -> None:
-        """The repositories, on this transaction."""
-        self.donors = store.Donors(conn)
-        self.campaigns = store.Campaigns(conn)
-        self.deliveries = store.Deliveries(conn)

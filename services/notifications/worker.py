@@ -27,17 +27,9 @@ log = logging.getLogger(__name__)
 
 def build_sender(settings: Settings, engine: Engine) -> Sender:
     """The email sender of these settings."""
-    relay = SmtpRelay(
-        host=settings.smtp_host,
-        port=settings.smtp_port,
-        username=settings.smtp_username,
-        password=settings.smtp_password,
-        starttls=settings.smtp_starttls,
-        timeout=settings.smtp_timeout,
-    )
     return Sender(
         lambda: NotificationsUnitOfWork(engine),
-        relay,
+        SmtpRelay.of(settings),
         envelope_from=parseaddr(settings.mail_from)[1],
         policy=RetryPolicy(
             max_attempts=settings.smtp_max_attempts,

@@ -9,10 +9,11 @@ attributes (any object with the same ones will do, as the unit tests' fakes do).
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from contextlib import AbstractContextManager
 from datetime import UTC, datetime
 from types import TracebackType
-from typing import Any, Protocol, Self
+from typing import Any, ClassVar, Protocol, Self
 
 from sqlalchemy import Connection, Engine, Table, select
 
@@ -91,6 +92,9 @@ class SqlUnitOfWork:
 
     outbox: SqlOutbox | NoOutbox
     processed: SqlProcessedEvents
+    # The service's repositories by attribute name, each built on the transaction's
+    # connection when the unit of work is entered.
+    repositories: ClassVar[Mapping[str, Callable[[Connection], object]]] = {}
 
     def __init__(self, engine: Engine, outbox_table: Table | None, processed_table: Table) -> None:
         self.engine = engine
@@ -111,6 +115,8 @@ class SqlUnitOfWork:
 
     def bind(self, conn: Connection) -> None:
         """Build the service's repositories on the transaction's connection."""
+        for name, repository in self.repositories.items():
+            setattr(self, name, repository(conn))
 
     def __exit__(
         self,

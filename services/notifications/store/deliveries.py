@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import Any
 
@@ -60,27 +60,19 @@ class Deliveries:
         """Queue an email (or log it skipped); False if this event, recipient and kind (or
         this donation's receipt, this news post or this milestone to this recipient) already
         has a delivery."""
-        status = SKIPPED if delivery.skipped_because else PENDING
+        columns = asdict(delivery)
+        skipped_because = columns.pop("skipped_because")
+        status = SKIPPED if skipped_because else PENDING
         inserted = self.conn.execute(
             dialect_insert(self.conn, deliveries)
             .values(
+                **columns,
                 id=str(uuid.uuid4()),
-                event_id=delivery.event_id,
-                recipient=delivery.recipient,
-                kind=delivery.kind,
-                campaign_id=delivery.campaign_id,
-                donation_id=delivery.donation_id,
-                subject=delivery.subject,
-                message_id=delivery.message_id,
-                message=delivery.message,
                 status=status,
                 attempts=0,
-                last_error=delivery.skipped_because,
+                last_error=skipped_because,
                 next_attempt_at=now if status == PENDING else None,
                 created_at=now,
-                recipient_ref=delivery.recipient_ref,
-                post_id=delivery.post_id,
-                milestone=delivery.milestone,
             )
             # Any unique index may be the one hit, so no conflict target; RETURNING tells
             # whether a row went in (an INSERT's rowcount is not reported by every driver).
