@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -139,13 +140,22 @@ class Stack:
         for service in SERVICES:
             self.manage(service, "migrate")
 
+    def metrics_dir(self, service: str) -> Path:
+        """Where a service's processes keep their metrics samples (prometheus_client's
+        multiprocess mode): its web workers and its worker write there, /metrics reads all."""
+        return self.log_dir.parent / "metrics" / service
+
     def _popen(self, name: str, argv: list[str]) -> None:
         self.log_dir.mkdir(parents=True, exist_ok=True)
+        service = name.rsplit("-", 1)[0]
+        env = self._env()
+        if service in SERVICES:
+            env["PROMETHEUS_MULTIPROC_DIR"] = str(self.metrics_dir(service))
         # The child gets its own copy of the descriptor; ours is closed so restarts leak none.
         with open(self.log_path(name), "ab") as log:
             self.processes[name] = subprocess.Popen(
                 argv,
-                env=self._env(),
+                env=env,
                 cwd=REPO,
                 stdout=log,
                 stderr=subprocess.STDOUT,
@@ -180,6 +190,9 @@ class Stack:
                 # gunicorn's control socket has one default path per user: several gunicorns
                 # (make run, the end-to-end tests) would share it.
                 "--no-control-socket",
+                # Its child_exit hook keeps the metrics of dead workers out of /metrics.
+                "--config",
+                "python:services.shared.gunicorn_conf",
                 f"services.{service}.app:create_app()",
             ],
         )
@@ -189,8 +202,10 @@ class Stack:
         self.spawn(f"{service}-worker", [sys.executable, "-m", f"services.{service}", "worker"])
 
     def start(self, services: Iterable[str] = SERVICES) -> None:
-        """Start the web process and the worker of each service."""
+        """Start the web process and the worker of each service (on fresh metrics)."""
         for service in services:
+            shutil.rmtree(self.metrics_dir(service), ignore_errors=True)
+            self.metrics_dir(service).mkdir(parents=True)
             self.start_web(service)
             self.start_worker(service)
 
@@ -248,6 +263,7 @@ class Stack:
             if code is None:
                 continue
             self._kill_leftovers(process)
+            self._forget_live_gauges(name, process.pid)
             delay = record.exited(now)
             log = self.log_path(name)
             if delay is None:
@@ -263,6 +279,12 @@ class Stack:
                 f"{name} exited with code {code}; restarting it in {delay:g} s"
                 f" (attempt {record.attempt}; log: {log})"
             )
+
+    def _forget_live_gauges(self, name: str, pid: int) -> None:
+        """A dead process's live gauges leave its service's metrics (as gunicorn's child_exit
+        does for its workers)."""
+        for sample in self.metrics_dir(name.rsplit("-", 1)[0]).glob(f"gauge_live*_{pid}.db"):
+            sample.unlink(missing_ok=True)
 
     def supervise(
         self,

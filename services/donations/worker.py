@@ -56,6 +56,7 @@ def run_worker(settings: Settings) -> None:
         store.outbox,
         make_producer(settings.kafka_bootstrap_servers, "donations-relay"),
         topic_prefix=settings.topic_prefix,
+        service="donations",
     )
     run_loops(
         {

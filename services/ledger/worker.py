@@ -20,7 +20,9 @@ def run_worker(settings: Settings) -> None:
     engine = make_engine(settings.database_url)
     # One idempotent producer (thread-safe) serves both the relay and the dead letters.
     producer = make_producer(bootstrap, client_id="ledger")
-    relay = OutboxRelay(engine, store.outbox, producer, topic_prefix=settings.topic_prefix)
+    relay = OutboxRelay(
+        engine, store.outbox, producer, topic_prefix=settings.topic_prefix, service="ledger"
+    )
     consumer = build_consumer(
         engine, bootstrap, settings.consumer_group, producer, topic_prefix=settings.topic_prefix
     )

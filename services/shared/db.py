@@ -50,13 +50,27 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
         @event.listens_for(engine, "begin")
         def _on_begin(connection: Connection) -> None:
             # Take the write lock up front: a deferred transaction that later writes can fail
-            # with "database is locked" instead of waiting.
-            connection.exec_driver_sql("BEGIN IMMEDIATE")
+            # with "database is locked" instead of waiting. A read-only connection
+            # (`reading`) reads a snapshot without holding writers up.
+            if connection.get_execution_options().get(READ_ONLY):
+                connection.exec_driver_sql("BEGIN DEFERRED")
+            else:
+                connection.exec_driver_sql("BEGIN IMMEDIATE")
 
         return engine
     kwargs.setdefault("pool_pre_ping", True)
     kwargs.setdefault("pool_size", 5)
     return create_engine(url, **kwargs)
+
+
+READ_ONLY = "difts_read_only"
+
+
+def reading(engine: Engine) -> Connection:
+    """A connection for reads only (a `with` block): on SQLite its transaction takes no write
+    lock, so reads (the API's views, a relay's poll) never queue behind a writer or hold one
+    up. Writing through it is a bug (SQLite may then answer "database is locked")."""
+    return engine.connect().execution_options(**{READ_ONLY: True})
 
 
 def is_postgres(engine: Engine | Connection) -> bool:

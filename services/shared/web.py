@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import logging
 import re
+import time
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -23,6 +24,7 @@ from .auth import BEARER_AUTH, BEARER_SCHEME
 from .db import make_engine, ping
 from .kafka import broker_reachable
 from .logs import correlation_id
+from .metrics import HTTP_REQUESTS, exposition
 
 log = logging.getLogger(__name__)
 
@@ -70,6 +72,7 @@ def create_service_app(
 
     @app.before_request
     def _correlate() -> None:
+        g.started = time.perf_counter()
         given = request.headers.get(CORRELATION_HEADER, "")
         g.correlation_id = given if _SAFE_CORRELATION.match(given) else str(uuid.uuid4())
         g.correlation_token = correlation_id.set(g.correlation_id)
@@ -84,6 +87,13 @@ def create_service_app(
     def _tag_response(response: Response) -> Response:
         response.headers[CORRELATION_HEADER] = g.get("correlation_id", "")
         response.headers.setdefault("X-Content-Type-Options", "nosniff")
+        started = g.get("started")
+        if started is not None and request.path != "/metrics":
+            # The route's pattern, not the path: one series per endpoint, not per donation.
+            route = request.url_rule.rule if request.url_rule is not None else "(no route)"
+            HTTP_REQUESTS.labels(name, route, request.method, str(response.status_code)).observe(
+                time.perf_counter() - started
+            )
         return response
 
     @app.teardown_request
@@ -136,6 +146,13 @@ def create_service_app(
                 "message": "Something went wrong on our side; it has been logged.",
             }
         ), 500
+
+    @app.get("/metrics")
+    def metrics() -> Response:
+        """The service's metrics, in Prometheus's text format (every process's, under
+        gunicorn)."""
+        body, content_type = exposition()
+        return Response(body, mimetype=content_type.split(";")[0], content_type=content_type)
 
     @app.get("/healthz")
     def healthz() -> Response:
