@@ -156,21 +156,23 @@ class OutboxRelay:
 
     def _publish_locked_keys(self) -> int:
         with self.engine.begin() as conn:
-            waiting = conn.execute(
+            # The keys waiting longest, each locked if no other relay holds it, in one
+            # statement (no qualifier is pushed below a LIMIT: only those keys are tried).
+            waiting = (
                 select(self.outbox.c.key)
                 .where(self.outbox.c.published_at.is_(None))
                 .group_by(self.outbox.c.key)
                 .order_by(func.min(self.outbox.c.seq))
                 .limit(_KEYS_PER_ROUND)
-            ).scalars()
-            keys = [
-                key
-                for key in waiting
-                if conn.execute(
-                    text("SELECT pg_try_advisory_xact_lock(:space, hashtext(:key))"),
-                    {"space": _RELAY_LOCK_ID, "key": key},
-                ).scalar()
-            ]
+                .subquery()
+            )
+            keys = list(
+                conn.execute(
+                    select(waiting.c.key).where(
+                        func.pg_try_advisory_xact_lock(_RELAY_LOCK_ID, func.hashtext(waiting.c.key))
+                    )
+                ).scalars()
+            )
             if not keys:
                 return 0
             rows = conn.execute(self._pending(keys)).all()
