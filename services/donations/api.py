@@ -20,7 +20,7 @@ from .domain.campaigns import Campaign, CampaignRuleBroken, CampaignStatus
 from .domain.giving import Gift, GiftRefused
 from .handlers import campaigns, giving, news
 from .handlers.campaigns import UnknownCampaign
-from .handlers.webhooks import apply_stripe_event, keep_unreadable_event
+from .handlers.webhooks import keep_unreadable_event, record_stripe_event
 from .payments import InvalidWebhook, PaymentProviderError, verify_signature
 from .schemas import (
     CampaignCreateSchema,
@@ -33,6 +33,7 @@ from .schemas import (
     MealPriceChangeSchema,
     NewsPostRequestSchema,
     NewsPostSchema,
+    StripeEventReceiptSchema,
 )
 from .stripe_events import MAX_BODY_BYTES as MAX_WEBHOOK_BYTES
 from .stripe_events import UnreadableEvent, read_event
@@ -324,9 +325,10 @@ class DonationResource(MethodView):
 
 
 def receive_stripe_event(payload: bytes, signature: str | None) -> dict[str, Any]:
-    """Verify a webhook body's signature, then apply it once; aborts 400 when it is not signed
-    by Stripe. A signed body we cannot read is kept as unreadable and answered 200 (Stripe
-    would only send it again, for days), with the problem named."""
+    """Verify a webhook body's signature, then record it once (committed before the answer;
+    the worker applies it after); aborts 400 when it is not signed by Stripe. A signed body we
+    cannot read is kept as unreadable and answered 200 (Stripe would only send it again, for
+    days), with the problem named. Nothing here asks Stripe anything."""
     service = donations_service()
     try:
         verify_signature(
@@ -348,19 +350,49 @@ def receive_stripe_event(payload: bytes, signature: str | None) -> dict[str, Any
             "outcome": "unreadable",
             "problem": error.reason,
         }
-    outcome = apply_stripe_event(event, _unit_of_work(), service.payments, current_correlation_id())
-    answer: dict[str, Any] = {"received": True, "event": event.id, "outcome": outcome}
-    if outcome == "unreadable":
-        answer["problem"] = "kept for a person to look at: it could not be applied"
-    return answer
+    outcome = record_stripe_event(event, _unit_of_work(), current_correlation_id())
+    return {"received": True, "event": event.id, "outcome": outcome}
+
+
+STRIPE_SIGNATURE = {
+    "in": "header",
+    "name": "Stripe-Signature",
+    "required": True,
+    "schema": {"type": "string"},
+    "description": 't=<unix time>,v1=<HMAC-SHA256 of "<t>.<body>" with the endpoint secret> '
+    "(Stripe's scheme); the timestamp must be within STRIPE_WEBHOOK_TOLERANCE seconds",
+}
 
 
 @webhooks.route("/stripe", methods=["POST"])
-@webhooks.doc(summary="Stripe webhook endpoint (signed with the endpoint secret)")
+@webhooks.response(
+    200,
+    StripeEventReceiptSchema,
+    description="A signed event, recorded (or recognised, or kept as unreadable)",
+)
+@webhooks.alt_response(
+    400, schema=ErrorSchema, description="Missing or bad Stripe-Signature; nothing is kept"
+)
+@webhooks.alt_response(413, schema=ErrorSchema, description="A body over 512 KiB; nothing kept")
+@webhooks.alt_response(
+    500, schema=ErrorSchema, description="The database could not record it (Stripe retries)"
+)
+@webhooks.doc(
+    summary="Stripe webhook endpoint (signed with the endpoint secret)",
+    parameters=[STRIPE_SIGNATURE],
+    requestBody={
+        "required": True,
+        "description": "A Stripe event, exactly as Stripe signed it (any JSON is read; what "
+        "cannot be read is kept as unreadable)",
+        "content": {"application/json": {"schema": {}}},
+    },
+)
 def stripe_webhook() -> Any:
-    """Verify, deduplicate by Stripe event id, and apply a Stripe event."""
+    """Verify, deduplicate by Stripe event id, record, and answer; the worker applies the
+    event after the answer, once."""
     # Stripe's events can be larger than the API's bodies; still bounded before reading.
     request.max_content_length = MAX_WEBHOOK_BYTES
+    # Answered as built (the schema documents it): no serialization pass on the hot path.
     return jsonify(
         receive_stripe_event(request.get_data(), request.headers.get("Stripe-Signature"))
     )

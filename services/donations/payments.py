@@ -10,14 +10,30 @@ from typing import TYPE_CHECKING, Any
 
 import stripe
 
-from .domain.payments import NO_FACTS, CheckoutRequest, CheckoutSession, PaymentFacts
+from .domain.payments import (
+    NO_FACTS,
+    CheckoutRequest,
+    CheckoutSession,
+    PaymentFacts,
+    PaymentProviderError,
+)
 
 if TYPE_CHECKING:
     from stripe._base_address import BaseAddresses
 
 
-class PaymentProviderError(RuntimeError):
-    """Stripe could not be reached or refused the request; nothing was charged."""
+# Stripe's answers that say "not now" (unreachable, overloaded, failing): asking again later
+# may get the facts. Any other refusal is an answer: the facts stay unknown.
+TRANSIENT_ERRORS = (stripe.APIConnectionError, stripe.RateLimitError, stripe.APIError)
+
+__all__ = [
+    "TRANSIENT_ERRORS",
+    "InvalidWebhook",
+    "PaymentProviderError",
+    "StripePayments",
+    "checkout_session_params",
+    "verify_signature",
+]
 
 
 class InvalidWebhook(ValueError):
@@ -85,14 +101,16 @@ class StripePayments:
         return CheckoutSession(id=session.id, url=session.url or "")
 
     def payment_facts(self, payment_intent_id: str | None) -> PaymentFacts:
-        """The charge and balance transaction of a paid payment intent; unknown parts are None
-        (a payment is still counted when Stripe cannot be asked; the fee then travels null)."""
+        """The charge and balance transaction of a paid payment intent; unknown parts are None.
+        PaymentProviderError when Stripe cannot answer now (the applier asks again later)."""
         if not payment_intent_id:
             return NO_FACTS
         try:
             intent = self.client.v1.payment_intents.retrieve(
                 payment_intent_id, params={"expand": ["latest_charge.balance_transaction"]}
             )
+        except TRANSIENT_ERRORS as error:
+            raise PaymentProviderError(str(error.user_message or error)) from error
         except stripe.StripeError:
             return NO_FACTS
         charge = intent.latest_charge
@@ -115,12 +133,15 @@ class StripePayments:
         )
 
     def payout_transactions(self, payout_id: str) -> list[str]:
-        """The balance transactions a payout settles (every page)."""
+        """The balance transactions a payout settles (every page); PaymentProviderError when
+        Stripe cannot answer now."""
         try:
             page = self.client.v1.balance_transactions.list(
                 params={"payout": payout_id, "limit": 100}
             )
             return [txn.id for txn in page.auto_paging_iter()]
+        except TRANSIENT_ERRORS as error:
+            raise PaymentProviderError(str(error.user_message or error)) from error
         except stripe.StripeError:
             return []
 

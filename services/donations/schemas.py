@@ -238,3 +238,29 @@ class NewsPostSchema(Schema):
     publish_at = UtcDateTime(allow_none=True)
     published_at = UtcDateTime(allow_none=True)
     url = fields.String()
+
+
+class StripeEventReceiptSchema(Schema):
+    """What the Stripe webhook answers for a signed event (always 200: Stripe only needs a
+    2xx). The event is committed before the answer; the worker applies it after."""
+
+    received = fields.Boolean(required=True, metadata={"description": "Always true"})
+    event = fields.String(
+        required=True,
+        metadata={
+            "description": "The Stripe event id it is kept under (for a body without a usable "
+            "id: unreadable_<sha256 of the body>)"
+        },
+    )
+    outcome = fields.String(
+        required=True,
+        validate=validate.OneOf(["received", "duplicate", "unreadable"]),
+        metadata={
+            "description": "received: recorded now, to be applied once by the worker; "
+            "duplicate: this event id was recorded before (a retry), nothing changes; "
+            "unreadable: signed but not an event difts can read, kept for a person"
+        },
+    )
+    problem = fields.String(
+        metadata={"description": "For an unreadable event: what is wrong with it"}
+    )

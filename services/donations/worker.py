@@ -1,25 +1,28 @@
 """The donations worker, each loop in a thread of one process (`python -m services.donations
-worker`): the outbox relay to Kafka, the consumer of the ledger's meal counts, and a round
-every five seconds that publishes the news posts now due and retries the kept Stripe
-events."""
+worker`): the outbox relay to Kafka, the consumer of the ledger's meal counts, the applier of
+the Stripe events the webhook recorded (woken by their commit), and a round every five
+seconds that publishes the news posts now due and retries the kept Stripe events. Several
+workers may run at once: each claims what it applies."""
 
 from __future__ import annotations
 
 import logging
 import threading
+from datetime import UTC, datetime
 
 from sqlalchemy import Engine
 
-from services.shared.db import make_engine
+from services.shared.db import make_engine, reading
 from services.shared.kafka import ensure_topics, make_producer
 from services.shared.outbox import OutboxRelay
+from services.shared.wake import Wakeup
 from services.shared.worker import Loop, run_loops
 
 from . import store
 from .config import Settings
 from .consumer import build_consumer
 from .handlers.news import publish_due_posts
-from .handlers.webhooks import apply_kept_events
+from .handlers.webhooks import apply_kept_events, apply_received_events
 from .payments import StripePayments
 from .unit_of_work import DonationsUnitOfWork
 
@@ -43,8 +46,39 @@ def scheduled(settings: Settings, engine: Engine) -> Loop:
     return loop
 
 
+def stripe_events_applier(settings: Settings, engine: Engine, idle_wait: float = 5.0) -> Loop:
+    """The loop that applies the Stripe events the webhook recorded, as soon as one is
+    committed (a commit in this process, a notification on PostgreSQL, SQLite's short poll)
+    or after `idle_wait` at the latest."""
+    payments = StripePayments(settings.stripe_api_key, settings.stripe_api_base or None)
+
+    def due() -> bool:
+        # A read first: on SQLite a claim takes the write lock the webhook needs.
+        with reading(engine) as conn:
+            return store.StripeEvents(conn).any_claimable(datetime.now(UTC))
+
+    def loop(stop: threading.Event) -> None:
+        wakeup = Wakeup(engine, store.STRIPE_EVENTS_CHANNEL)
+        try:
+            while not stop.is_set():
+                applied = 0
+                try:
+                    if due():
+                        applied = apply_received_events(DonationsUnitOfWork(engine), payments)
+                except Exception:  # noqa: BLE001 - a database hiccup must not end the loop
+                    log.exception("applying received stripe events failed; retrying")
+                    stop.wait(1.0)
+                if not applied:
+                    wakeup.wait(stop, idle_wait)
+        finally:
+            wakeup.close()
+
+    return loop
+
+
 def run_worker(settings: Settings) -> None:
-    """Relay the outbox, keep the ledger's meal counts, publish due posts, until SIGTERM."""
+    """Relay the outbox, keep the ledger's meal counts, apply the Stripe events received,
+    publish due posts, until SIGTERM."""
     engine = make_engine(settings.database_url)
     ensure_topics(
         settings.kafka_bootstrap_servers,
@@ -62,6 +96,7 @@ def run_worker(settings: Settings) -> None:
         {
             "outbox-relay": relay.run,
             "meals-funded": build_consumer(settings, engine).run,
+            "stripe-events": stripe_events_applier(settings, engine),
             "scheduled": scheduled(settings, engine),
         }
     )

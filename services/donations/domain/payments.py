@@ -13,6 +13,11 @@ from services.shared.money import Money
 # --- asking -----------------------------------------------------------------------------------
 
 
+class PaymentProviderError(RuntimeError):
+    """Stripe could not be reached or refused the request; nothing was charged (or, asked
+    about a payment, nothing could be learnt now: ask again later)."""
+
+
 @dataclass(frozen=True)
 class CheckoutRequest:
     """A donation to pay on Stripe Checkout: `gift` is what the donor pays (the fee they cover

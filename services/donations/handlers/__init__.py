@@ -9,9 +9,11 @@ and lifecycle.py what each fact Stripe reports does to a donation; campaigns.py 
 the campaign manager's commands; projections.py: the ledger's counts the pages show;
 publishing.py: each change as its event of the published language.
 
-Handlers run in the unit of work their entrypoint opened, except the three that ask Stripe
-(start_donation, apply_stripe_event, apply_kept_events): those get it unopened and open it
-only around their database work, so no transaction (SQLite's write lock) waits on Stripe.
+Handlers run in the unit of work their entrypoint opened, except those that open their own
+transactions: start_donation and the worker's apply_received_events (they ask Stripe, and open
+the unit of work only around their database work, so no transaction, SQLite's write lock,
+waits on Stripe), apply_kept_events (one transaction per kept event) and the webhook's
+record_stripe_event (one short transaction, committed before the answer).
 """
 
 from __future__ import annotations
@@ -63,7 +65,9 @@ class Payments(Protocol):
         """Open the checkout where the donor pays; PaymentProviderError if it cannot."""
 
     def payment_facts(self, payment_intent_id: str | None) -> PaymentFacts:
-        """What the balance says about a paid payment (unknown parts None)."""
+        """What the balance says about a paid payment (unknown parts None);
+        PaymentProviderError when Stripe cannot answer now."""
 
     def payout_transactions(self, payout_id: str) -> list[str]:
-        """The balance transactions a payout settles."""
+        """The balance transactions a payout settles; PaymentProviderError when Stripe
+        cannot answer now."""

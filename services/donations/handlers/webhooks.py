@@ -1,20 +1,24 @@
-"""What the Stripe webhook receives: each verified event applied at most once (by Stripe's
-event id); one that follows an event not seen yet is kept and applied once it can be; one
-that cannot be applied at all is kept as unreadable, with the reason, for a person."""
+"""What the Stripe webhook receives, in two steps (Stripe's own advice: verify, record,
+answer; the rest after). The webhook records each verified event by Stripe's event id
+(`record_stripe_event`: its deduplication, committed before the answer) and answers; the
+worker's applier (`apply_received_events`) claims what was recorded, asks Stripe what an
+event needs outside any transaction, and applies each event once. One that follows an event
+not seen yet is kept and applied once it can be; one that cannot be applied at all is kept as
+unreadable, with the reason, for a person."""
 
 from __future__ import annotations
 
 import hashlib
 import json
 import logging
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from sqlalchemy.exc import DataError, DBAPIError, IntegrityError
 
 from services.shared.events import InvalidEventData
 
-from ..domain.payments import CheckoutPaid, Fact, PayoutPaid
-from ..store import UNREADABLE, KeptEvent
+from ..domain.payments import CheckoutPaid, Fact, PaymentProviderError, PayoutPaid
+from ..store import RECEIVED, UNREADABLE, KeptEvent, ReceivedEvent
 from ..stripe_events import StripeEvent, UnreadableEvent, body_to_keep, read_parsed
 from . import Payments, UnitOfWork
 from .lifecycle import Applied, Asked, apply_fact
@@ -23,19 +27,43 @@ log = logging.getLogger(__name__)
 
 # What a kept event's outcome is while it waits for what it follows.
 KEPT_OUTCOMES = ("unmatched", "waiting")
+DUPLICATE = "duplicate"
+# A claimed event is its applier's for this long; a claim that runs out (the applier was
+# killed between claim and apply) lets another applier, or the restarted one, apply it.
+CLAIM_FOR = timedelta(seconds=30)
+# When Stripe cannot answer what an event needs, the event is asked about again this much
+# later, until it is ASK_STRIPE_FOR old: then it is applied with what is known (a payment's
+# fee travels null), so no gift waits on Stripe for ever.
+ASK_AGAIN_AFTER = timedelta(seconds=5)
+ASK_STRIPE_FOR = timedelta(hours=1)
+
+
+class StripeUnavailable(RuntimeError):
+    """Stripe cannot answer what an event needs now; ask again later."""
 
 
 def ask_stripe(fact: Fact, payments: Payments) -> Asked:
-    """Ask Stripe's balance what a fact needs; an answer we cannot get is left unknown (the
-    fee of a payment travels null, a payout lists no transactions)."""
+    """Ask Stripe's balance what a fact needs; StripeUnavailable when it cannot answer now.
+    Any other failure leaves the answer unknown (the fee of a payment travels null, a payout
+    lists no transactions)."""
     try:
         if isinstance(fact, CheckoutPaid):
             return Asked(payment=payments.payment_facts(fact.payment_intent_id))
         if isinstance(fact, PayoutPaid):
             return Asked(payout_transactions=tuple(payments.payout_transactions(fact.payout_id)))
+    except PaymentProviderError as error:
+        raise StripeUnavailable(str(error)) from error
     except Exception:  # noqa: BLE001 - Stripe's answer is extra detail, never a reason to fail
         log.warning("could not ask Stripe about a %s; left unknown", type(fact).__name__)
     return Asked()
+
+
+def _ask_stripe_or_unknown(fact: Fact, payments: Payments) -> Asked:
+    try:
+        return ask_stripe(fact, payments)
+    except StripeUnavailable:
+        log.warning("Stripe did not answer about a %s; left unknown", type(fact).__name__)
+        return Asked()
 
 
 def _unreadable_because(error: Exception) -> str | None:
@@ -50,16 +78,101 @@ def _unreadable_because(error: Exception) -> str | None:
     return f"it could not be applied: {type(error).__name__}: {error}"
 
 
-def apply_stripe_event(
-    event: StripeEvent, uow: UnitOfWork, payments: Payments, correlation_id: str | None
+def record_stripe_event(
+    event: StripeEvent, uow: UnitOfWork, correlation_id: str | None, body: str | None = None
 ) -> str:
-    """Apply one verified Stripe event at most once; return what became of it. Stripe is
-    asked what the event needs first, then `uow` (unopened) is opened for the change."""
-    asked = ask_stripe(event.fact, payments)
+    """The webhook's part: record a verified event (with its body, `body` or the event as
+    JSON) to be applied by the worker, in one short transaction of `uow` (unopened).
+    Returns "received", or "duplicate" for an event id seen before (a webhook retry)."""
+    with uow:
+        fresh = uow.stripe_events.receive(
+            event.id,
+            event.type,
+            body if body is not None else json.dumps(event.payload),
+            datetime.now(UTC),
+            correlation_id,
+        )
+    return RECEIVED if fresh else DUPLICATE
+
+
+def apply_received_events(
+    uow: UnitOfWork,
+    payments: Payments,
+    limit: int = 100,
+    now: datetime | None = None,
+    ask_stripe_for: timedelta = ASK_STRIPE_FOR,
+) -> int:
+    """The worker's part: claim up to `limit` recorded events no other applier holds, and
+    apply each once (`uow`, unopened, is opened for the claim and once per event, so no
+    transaction waits on Stripe). Returns how many this call applied."""
+    now = now or datetime.now(UTC)
+    with uow:
+        claimed = uow.stripe_events.claim_received(now, now + CLAIM_FOR, limit)
+    applied = 0
+    stripe_down = False
+    for received in claimed:
+        try:
+            outcome = apply_received(received, uow, payments, now, ask_stripe_for, stripe_down)
+        except StripeUnavailable:
+            stripe_down = True  # the rest of the round does not wait on Stripe either
+            continue
+        applied += outcome is not None
+    return applied
+
+
+def apply_received(
+    received: ReceivedEvent,
+    uow: UnitOfWork,
+    payments: Payments,
+    now: datetime,
+    ask_stripe_for: timedelta = ASK_STRIPE_FOR,
+    stripe_down: bool = False,
+) -> str | None:
+    """Apply one recorded event once and return what became of it; None if another applier
+    applied it meanwhile. StripeUnavailable, the event left for later, when Stripe cannot
+    answer what it needs (or did not earlier in this round: `stripe_down`) and it is younger
+    than `ask_stripe_for`; an older one is applied with what is known."""
+    try:
+        event = read_parsed(json.loads(received.payload))
+    except (UnreadableEvent, ValueError) as error:
+        reason = error.reason if isinstance(error, UnreadableEvent) else f"not JSON: {error}"
+        with uow:
+            if uow.stripe_events.lock_received(received.id) is None:
+                return None
+            uow.stripe_events.keep_unreadable(received.id, received.payload, reason)
+        return UNREADABLE
+    patient = received.received_at + ask_stripe_for > now
+    try:
+        if stripe_down and _needs_stripe(event.fact):
+            raise StripeUnavailable("Stripe did not answer earlier in this round")
+        asked = ask_stripe(event.fact, payments)
+    except StripeUnavailable as error:
+        if patient:
+            log.warning("Stripe did not answer about %s; asking again later: %s", event.id, error)
+            with uow:
+                uow.stripe_events.release(event.id, now + ASK_AGAIN_AFTER)
+            raise
+        asked = Asked()
+    return _apply(event, uow, asked, payments, received.correlation_id)
+
+
+def _needs_stripe(fact: Fact) -> bool:
+    return isinstance(fact, CheckoutPaid | PayoutPaid)
+
+
+def _apply(
+    event: StripeEvent,
+    uow: UnitOfWork,
+    asked: Asked,
+    payments: Payments,
+    correlation_id: str | None,
+) -> str | None:
+    """Apply a recorded event in one transaction with the events it publishes, unless another
+    applier did (the row is locked and must still be "received")."""
     now = datetime.now(UTC)
     with uow:
-        if not uow.stripe_events.record(event.id, event.type, now):
-            return "duplicate"
+        if uow.stripe_events.lock_received(event.id) is None:
+            return None
         try:
             with uow.savepoint():
                 result = apply_fact(uow, event.fact, asked, now, correlation_id)
@@ -82,9 +195,13 @@ def keep_unreadable_event(payload: bytes, error: UnreadableEvent, uow: UnitOfWor
     under its own id when it has one (so Stripe's retries are duplicates), else under an id
     derived from the body. Nothing else changes. Returns the id it is kept under."""
     event_id = error.event_id or "unreadable_" + hashlib.sha256(payload).hexdigest()[:40]
-    fresh = uow.stripe_events.record(event_id, error.event_type or "unknown", datetime.now(UTC))
-    if fresh:
-        uow.stripe_events.keep_unreadable(event_id, body_to_keep(payload), error.reason)
+    uow.stripe_events.record_unreadable(
+        event_id,
+        error.event_type or "unknown",
+        body_to_keep(payload),
+        error.reason,
+        datetime.now(UTC),
+    )
     log.warning("signed stripe body kept as unreadable: %s", error.reason)
     return event_id
 
@@ -122,7 +239,7 @@ def _retry_kept(
     try:
         event = read_parsed(json.loads(kept.payload))
         with uow.savepoint():
-            asked = ask_stripe(event.fact, payments)
+            asked = _ask_stripe_or_unknown(event.fact, payments)
             result = apply_fact(uow, event.fact, asked, datetime.now(UTC), correlation_id)
     except Exception as error:
         reason = error.reason if isinstance(error, UnreadableEvent) else _unreadable_because(error)

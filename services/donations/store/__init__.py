@@ -19,9 +19,18 @@ from .tables import (
     refunds,
     stripe_events,
 )
-from .webhooks import UNREADABLE, KeptEvent, StripeEvents
+from .webhooks import (
+    RECEIVED,
+    STRIPE_EVENTS_CHANNEL,
+    UNREADABLE,
+    KeptEvent,
+    ReceivedEvent,
+    StripeEvents,
+)
 
 __all__ = [
+    "RECEIVED",
+    "STRIPE_EVENTS_CHANNEL",
     "UNREADABLE",
     "CampaignMeals",
     "Campaigns",
@@ -30,6 +39,7 @@ __all__ = [
     "KeptEvent",
     "NewsPosts",
     "Payouts",
+    "ReceivedEvent",
     "Refunds",
     "StripeEvents",
     "campaign_meals",

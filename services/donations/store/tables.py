@@ -8,6 +8,7 @@ from sqlalchemy import (
     Column,
     DateTime,
     ForeignKey,
+    Index,
     Integer,
     MetaData,
     String,
@@ -169,6 +170,13 @@ stripe_events = Table(
     Column("waiting_for", String(255), nullable=True, index=True),
     # 0004: for an event kept as unreadable, what is wrong with it.
     Column("problem", Text, nullable=True),
+    # 0006: a received event is applied by the worker after the webhook answered; the applier
+    # that claimed it holds it until then (a crashed one's claim runs out), and the request's
+    # correlation id travels on to the events it publishes.
+    Column("claimed_until", DateTime(timezone=True), nullable=True),
+    Column("correlation_id", String(64), nullable=True),
+    # 0006: what the applier and the kept-events round look for, oldest first.
+    Index("ix_stripe_events_outcome_received_at", "outcome", "received_at"),
 )
 
 outbox = outbox_table(metadata)

@@ -1,5 +1,6 @@
 """Every Stripe event the webhook accepted, by Stripe's id: its deduplication and audit trail,
-and the events kept for later (waiting for what they follow, or unreadable, for a person)."""
+the events received and not applied yet (the worker's applier claims them), and the events
+kept for later (waiting for what they follow, or unreadable, for a person)."""
 
 from __future__ import annotations
 
@@ -7,13 +8,18 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, select, update
+from sqlalchemy import Connection, or_, select, update
 
-from services.shared.db import insert_if_absent
+from services.shared.db import as_utc, insert_if_absent, is_postgres
 
 from .tables import stripe_events
 
 UNREADABLE = "unreadable"
+# Committed by the webhook before it answers; the worker's applier applies it once.
+RECEIVED = "received"
+# Committing a received event notifies this channel on PostgreSQL (migration 0006), which
+# wakes the applier of the worker (services/shared/wake.py).
+STRIPE_EVENTS_CHANNEL = "difts_stripe_events"
 
 
 @dataclass(frozen=True)
@@ -25,8 +31,22 @@ class KeptEvent:
     waiting_for: str | None
 
 
+@dataclass(frozen=True)
+class ReceivedEvent:
+    """A verified Stripe event recorded by the webhook, to be applied by the worker."""
+
+    id: str
+    payload: str
+    received_at: datetime
+    correlation_id: str | None = None
+
+
 def _kept(row: Any) -> KeptEvent:
     return KeptEvent(row.id, row.payload, row.waiting_for)
+
+
+def _received(row: Any) -> ReceivedEvent:
+    return ReceivedEvent(row.id, row.payload or "", as_utc(row.received_at), row.correlation_id)
 
 
 class StripeEvents:
@@ -40,6 +60,104 @@ class StripeEvents:
         row = {"id": event_id, "type": event_type, "outcome": "received", "received_at": when}
         return insert_if_absent(self.conn, stripe_events, row, key="id")
 
+    def receive(
+        self,
+        event_id: str,
+        event_type: str,
+        payload: str,
+        when: datetime,
+        correlation_id: str | None = None,
+    ) -> bool:
+        """Remember a verified Stripe event with its body, to be applied after the webhook
+        answered; False if it was seen before (a webhook retry). One statement."""
+        row = {
+            "id": event_id,
+            "type": event_type,
+            "outcome": RECEIVED,
+            "received_at": when,
+            "payload": payload,
+            "correlation_id": correlation_id,
+        }
+        return insert_if_absent(self.conn, stripe_events, row, key="id")
+
+    def record_unreadable(
+        self, event_id: str, event_type: str, payload: str, problem: str, when: datetime
+    ) -> bool:
+        """Remember a signed body that cannot be read as kept for a person, with what is
+        wrong; False if it was seen before. One statement."""
+        row = {
+            "id": event_id,
+            "type": event_type,
+            "outcome": UNREADABLE,
+            "received_at": when,
+            "payload": payload,
+            "problem": problem[:2000],
+        }
+        return insert_if_absent(self.conn, stripe_events, row, key="id")
+
+    def claim_received(self, now: datetime, until: datetime, limit: int) -> list[ReceivedEvent]:
+        """Claim up to `limit` received events no other applier holds (or whose claim ran
+        out: that applier died), oldest first, until `until`. One statement; on PostgreSQL
+        rows another applier is claiming are skipped, so concurrent appliers claim apart."""
+        claimable = (
+            select(stripe_events.c.id)
+            .where(
+                stripe_events.c.outcome == RECEIVED,
+                or_(stripe_events.c.claimed_until.is_(None), stripe_events.c.claimed_until < now),
+            )
+            .order_by(stripe_events.c.received_at)
+            .limit(limit)
+        )
+        if is_postgres(self.conn):
+            claimable = claimable.with_for_update(skip_locked=True)
+        rows = self.conn.execute(
+            update(stripe_events)
+            .where(stripe_events.c.id.in_(claimable), stripe_events.c.outcome == RECEIVED)
+            .values(claimed_until=until)
+            .returning(
+                stripe_events.c.id,
+                stripe_events.c.payload,
+                stripe_events.c.received_at,
+                stripe_events.c.correlation_id,
+            )
+        ).all()
+        return sorted((_received(row) for row in rows), key=lambda event: event.received_at)
+
+    def any_claimable(self, now: datetime) -> bool:
+        """Whether a received event waits for an applier (a read: the applier's poll)."""
+        return (
+            self.conn.execute(
+                select(stripe_events.c.id)
+                .where(
+                    stripe_events.c.outcome == RECEIVED,
+                    or_(
+                        stripe_events.c.claimed_until.is_(None),
+                        stripe_events.c.claimed_until < now,
+                    ),
+                )
+                .limit(1)
+            ).first()
+            is not None
+        )
+
+    def lock_received(self, event_id: str) -> ReceivedEvent | None:
+        """A received event, locked for applying it, unless it was applied meanwhile (or
+        another applier is applying it now)."""
+        row = self.conn.execute(
+            select(stripe_events)
+            .where(stripe_events.c.id == event_id, stripe_events.c.outcome == RECEIVED)
+            .with_for_update(skip_locked=True)
+        ).first()
+        return _received(row) if row is not None else None
+
+    def release(self, event_id: str, until: datetime) -> None:
+        """Leave a received event unapplied until `until` (what it needs cannot be had now)."""
+        self.conn.execute(
+            update(stripe_events)
+            .where(stripe_events.c.id == event_id, stripe_events.c.outcome == RECEIVED)
+            .values(claimed_until=until)
+        )
+
     def settle(
         self, event_id: str, outcome: str, donation_id: str | None, kept: KeptEvent | None = None
     ) -> None:
@@ -49,7 +167,13 @@ class StripeEvents:
         self.conn.execute(
             update(stripe_events)
             .where(stripe_events.c.id == event_id)
-            .values(outcome=outcome, donation_id=donation_id, payload=None, waiting_for=None)
+            .values(
+                outcome=outcome,
+                donation_id=donation_id,
+                payload=None,
+                waiting_for=None,
+                claimed_until=None,
+            )
             .values(**waits)
         )
 
@@ -63,6 +187,7 @@ class StripeEvents:
                 donation_id=None,
                 payload=payload,
                 waiting_for=None,
+                claimed_until=None,
                 problem=problem[:2000],
             )
         )

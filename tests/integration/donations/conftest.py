@@ -1,11 +1,13 @@
 """Fixtures of the donations integration tests, on PostgreSQL, stripe-mock and Kafka: the app
-with a live campaign made through the admin API, its outbox relay, Stripe's signed webhooks,
-and the events read back from Kafka."""
+with a live campaign made through the admin API, its outbox relay, Stripe's signed webhooks
+(answered as recorded, then applied as the worker's applier applies them), and the events
+read back from Kafka."""
 
 from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Any
 
 import pytest
@@ -16,6 +18,8 @@ from sqlalchemy import Engine, Table, func, select
 
 from services.donations import store
 from services.donations.app import create_app
+from services.donations.handlers.webhooks import apply_received_events
+from services.donations.unit_of_work import DonationsUnitOfWork
 from services.shared.db import make_engine, upgrade
 from services.shared.envelope import CloudEvent
 from services.shared.events import CAMPAIGNS_TOPIC, DONATIONS_TOPIC
@@ -92,13 +96,58 @@ def donations(
     engine.dispose()
 
 
-def post_signed(client: FlaskClient, body: bytes, secret: str = SECRET) -> Any:
-    """Post a body to the webhook, signed as Stripe signs it."""
-    return client.post(
+# What the webhook answers a signed event, before anything is applied.
+ANSWERED = ("received", "duplicate", "unreadable")
+
+
+@dataclass
+class AppliedAnswer:
+    """A webhook's 200 answer, its outcome replaced by what the applier then made of the
+    event ("succeeded", "waiting", ...); `answered` is the webhook's own body."""
+
+    status_code: int
+    json: dict[str, Any]
+    answered: dict[str, Any]
+    text: str
+
+    def get_json(self) -> dict[str, Any]:
+        return self.json
+
+
+def post_signed(client: FlaskClient, body: bytes, secret: str = SECRET, apply: bool = True) -> Any:
+    """Post a body to the webhook, signed as Stripe signs it; with `apply`, a recorded event
+    is then applied by the worker's applier (with the app's own database and Stripe), and
+    the answer's outcome is the one it was settled with."""
+    answer = client.post(
         "/webhooks/stripe",
         data=body,
         headers={"Stripe-Signature": sign(body, secret), "Content-Type": "application/json"},
     )
+    if not apply or answer.status_code != 200:
+        return answer
+    answered = dict(answer.json)
+    assert answered["received"] is True and answered["outcome"] in ANSWERED, answered
+    if answered["outcome"] != "received":
+        return answer
+    outcome, problem = applied(client, answered["event"])
+    settled = {**answered, "outcome": outcome, **({"problem": problem} if problem else {})}
+    return AppliedAnswer(200, settled, answered, answer.text)
+
+
+def applied(client: FlaskClient, event_id: str) -> tuple[str, str | None]:
+    """Run the worker's applier on the app's database until the recorded event is settled;
+    what became of it (and the problem, for one kept as unreadable)."""
+    service = client.application.extensions["donations"]
+    table = store.stripe_events
+    for _round in range(10):
+        apply_received_events(DonationsUnitOfWork(service.engine), service.payments)
+        with service.engine.connect() as conn:
+            row = conn.execute(
+                select(table.c.outcome, table.c.problem).where(table.c.id == event_id)
+            ).one()
+        if row.outcome != "received":
+            return str(row.outcome), row.problem
+    raise AssertionError(f"{event_id} was recorded but never applied")
 
 
 def webhook(client: FlaskClient, kind: str, obj: dict[str, Any], event_id: str = "") -> Any:

@@ -1,6 +1,6 @@
 """Fixtures of the donations unit tests: an in-memory unit of work holding a live campaign
 (canteens, 13.50 EUR a meal), Stripe as the payments port answers, and the Stripe events the
-webhook receives, applied through the handlers as the webhook applies them."""
+webhook records, applied through the handlers as the worker's applier applies them."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from services.donations.domain.donations import Donation, DonationStatus, Donor
 from services.donations.domain.giving import Gift, GiftLimits, ProcessingFee
 from services.donations.handlers.campaigns import CreateCampaign, publish_campaign
 from services.donations.handlers.giving import GivingRules, StartDonation, start_donation
-from services.donations.handlers.webhooks import apply_stripe_event
+from services.donations.handlers.webhooks import apply_received_events, record_stripe_event
 from services.donations.stripe_events import read_parsed
 from services.shared.events import CAMPAIGNS_TOPIC
 from services.shared.money import Money
@@ -176,5 +176,11 @@ def amount_refunded(uow: FakeUnitOfWork, donation_id: str) -> int:
 
 
 def apply(uow: FakeUnitOfWork, event: dict[str, Any], payments: FakePayments | None = None) -> str:
-    """What the webhook answers for a verified event."""
-    return apply_stripe_event(read_parsed(event), uow, payments or FakePayments(), None)
+    """What became of a verified event: the webhook records it ("duplicate" if it had), then
+    the worker's applier applies it; its outcome as settled."""
+    received = record_stripe_event(read_parsed(event), uow, None)
+    if received == "duplicate":
+        return received
+    assert received == "received"
+    assert apply_received_events(uow, payments or FakePayments()) == 1
+    return str(uow.stripe_events.rows[event["id"]].outcome)

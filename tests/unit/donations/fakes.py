@@ -20,7 +20,7 @@ from services.donations.domain.payments import (
     PayoutPaid,
 )
 from services.donations.payments import PaymentProviderError
-from services.donations.store import UNREADABLE, KeptEvent
+from services.donations.store import RECEIVED, UNREADABLE, KeptEvent, ReceivedEvent
 from services.donations.store.donations import LIFECYCLE
 from services.shared.envelope import CloudEvent
 from services.shared.events import dump_data
@@ -186,10 +186,68 @@ class FakeStripeEvents:
         if event_id in self.rows:
             return False
         self.rows[event_id] = SimpleNamespace(
-            id=event_id, type=event_type, outcome="received", received_at=when, order=len(self.rows)
+            id=event_id,
+            type=event_type,
+            outcome=RECEIVED,
+            received_at=when,
+            order=len(self.rows),
+            correlation_id=None,
         )
-        self.settle(event_id, "received", None)
+        self.settle(event_id, RECEIVED, None)
         return True
+
+    def receive(
+        self,
+        event_id: str,
+        event_type: str,
+        payload: str,
+        when: datetime,
+        correlation_id: str | None = None,
+    ) -> bool:
+        if not self.record(event_id, event_type, when):
+            return False
+        self.rows[event_id].payload = payload
+        self.rows[event_id].correlation_id = correlation_id
+        return True
+
+    def record_unreadable(
+        self, event_id: str, event_type: str, payload: str, problem: str, when: datetime
+    ) -> bool:
+        if not self.record(event_id, event_type, when):
+            return False
+        self.keep_unreadable(event_id, payload, problem)
+        return True
+
+    def _claimable(self, now: datetime) -> list[SimpleNamespace]:
+        return [
+            row
+            for row in self._kept((RECEIVED,))
+            if row.claimed_until is None or row.claimed_until < now
+        ]
+
+    def claim_received(self, now: datetime, until: datetime, limit: int) -> list[ReceivedEvent]:
+        claimed = self._claimable(now)[:limit]
+        for row in claimed:
+            row.claimed_until = until
+        return [self._received(row) for row in claimed]
+
+    def any_claimable(self, now: datetime) -> bool:
+        return bool(self._claimable(now))
+
+    def lock_received(self, event_id: str) -> ReceivedEvent | None:
+        row = self.rows.get(event_id)
+        if row is None or row.outcome != RECEIVED:
+            return None
+        return self._received(row)
+
+    def release(self, event_id: str, until: datetime) -> None:
+        row = self.rows.get(event_id)
+        if row is not None and row.outcome == RECEIVED:
+            row.claimed_until = until
+
+    @staticmethod
+    def _received(row: SimpleNamespace) -> ReceivedEvent:
+        return ReceivedEvent(row.id, row.payload or "", row.received_at, row.correlation_id)
 
     def settle(
         self, event_id: str, outcome: str, donation_id: str | None, kept: KeptEvent | None = None
@@ -197,11 +255,13 @@ class FakeStripeEvents:
         row = self.rows[event_id]
         row.outcome, row.donation_id, row.problem = outcome, donation_id, None
         row.payload, row.waiting_for = (kept.payload, kept.waiting_for) if kept else (None, None)
+        row.claimed_until = None
 
     def keep_unreadable(self, event_id: str, payload: str, problem: str) -> None:
         row = self.rows[event_id]
         row.outcome, row.donation_id, row.payload = UNREADABLE, None, payload
         row.waiting_for, row.problem = None, problem[:2000]
+        row.claimed_until = None
 
     def _kept(self, outcomes: tuple[str, ...]) -> list[SimpleNamespace]:
         kept = [row for row in self.rows.values() if row.outcome in outcomes]
@@ -278,6 +338,8 @@ class FakePayments:
 
     def payment_facts(self, payment_intent_id: str | None) -> PaymentFacts:
         self.asked.append(f"payment:{payment_intent_id}")
+        if self.down:
+            raise PaymentProviderError("Stripe is not answering")
         if self.facts is not None:
             return self.facts
         return PaymentFacts(
@@ -286,4 +348,6 @@ class FakePayments:
 
     def payout_transactions(self, payout_id: str) -> list[str]:
         self.asked.append(f"payout:{payout_id}")
+        if self.down:
+            raise PaymentProviderError("Stripe is not answering")
         return ["txn_a", "txn_b"]
