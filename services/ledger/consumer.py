@@ -8,7 +8,7 @@ from kafka import KafkaProducer
 from sqlalchemy import Engine
 
 from services.shared.consumer import IdempotentConsumer
-from services.shared.events import CAMPAIGNS_TOPIC, DONATIONS_TOPIC
+from services.shared.events import CAMPAIGNS_TOPIC, DONATION_SUCCEEDED, DONATIONS_TOPIC
 
 from .handlers import EVENT_HANDLERS
 from .unit_of_work import LedgerUnitOfWork
@@ -32,4 +32,7 @@ def build_consumer(
         bootstrap_servers=bootstrap_servers,
         dead_letter_producer=dead_letter_producer,
         topic_prefix=topic_prefix,
+        # A poll's confirmed gifts are booked as a set (LedgerUnitOfWork.batch); the rarer
+        # events (refunds, disputes, campaigns, payouts) each in a savepoint of its own.
+        set_types=(DONATION_SUCCEEDED,),
     )

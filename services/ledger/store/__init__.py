@@ -1,7 +1,9 @@
 """The ledger's database: its tables (tables.py) and the repositories the unit of work builds
-on its transaction (campaigns.py, gifts.py, journal.py). The only rooms with SQL that writes;
-views.py holds the read queries of the API and the reports. Works on SQLite and PostgreSQL."""
+on its transaction (campaigns.py, gifts.py, journal.py; batch.py: theirs for a poll's gifts
+booked as a set). The only rooms with SQL that writes; views.py holds the read queries of the
+API and the reports. Works on SQLite and PostgreSQL."""
 
+from .batch import BatchCampaigns, BatchGifts, BatchJournal
 from .campaigns import Campaigns
 from .gifts import Gifts
 from .journal import Journal
@@ -21,6 +23,9 @@ from .tables import (
 )
 
 __all__ = [
+    "BatchCampaigns",
+    "BatchGifts",
+    "BatchJournal",
     "Campaigns",
     "Gifts",
     "Journal",

@@ -29,6 +29,17 @@ def _campaign(row: Row[Any]) -> Campaign:
     )
 
 
+def _totals(row: Row[Any]) -> CampaignTotals:
+    return CampaignTotals(
+        currency=row.currency,
+        donated=int(row.donated),
+        refunded=int(row.refunded),
+        donations=row.donations,
+        meals_funded=row.meals_funded,
+        remainder=int(row.remainder),
+    )
+
+
 class Campaigns:
     """The campaigns repository."""
 
@@ -106,16 +117,7 @@ class Campaigns:
             .where(campaign_totals.c.campaign_id == campaign_id)
             .with_for_update()
         ).first()
-        if row is None:
-            return None
-        return CampaignTotals(
-            currency=row.currency,
-            donated=int(row.donated),
-            refunded=int(row.refunded),
-            donations=row.donations,
-            meals_funded=row.meals_funded,
-            remainder=int(row.remainder),
-        )
+        return _totals(row) if row is not None else None
 
     def save_totals(self, campaign_id: str, totals: CampaignTotals) -> None:
         """Overwrite a campaign's totals (the caller holds their lock)."""

@@ -40,6 +40,27 @@ def _gift(row: Row[Any]) -> BookedGift:
     )
 
 
+def gift_row(gift: BookedGift) -> dict[str, Any]:
+    """The row of a gift just booked."""
+    booking = gift.booking
+    return {
+        "donation_id": gift.donation_id,
+        "campaign_id": gift.campaign_id,
+        "currency": gift.currency,
+        "amount": booking.amount.amount,
+        "fee_covered": booking.fee_covered.amount,
+        "fee": booking.fee.amount if booking.fee is not None else None,
+        "fee_policy": booking.policy.value,
+        "charge_id": gift.charge_id,
+        "effective_at": as_utc(gift.effective_at),
+        "period_starts_at": as_utc(gift.period_starts_at),
+        "returned": gift.returned.amount,
+        "fee_back_to_fund": gift.fee_back_to_fund.amount,
+        "fund_balance": gift.fund_balance.amount,
+        "meals": gift.meals,
+    }
+
+
 class Gifts:
     """The booked gifts repository."""
 
@@ -59,25 +80,7 @@ class Gifts:
 
     def add(self, gift: BookedGift) -> None:
         """Remember a gift just booked."""
-        booking = gift.booking
-        self.conn.execute(
-            gifts.insert().values(
-                donation_id=gift.donation_id,
-                campaign_id=gift.campaign_id,
-                currency=gift.currency,
-                amount=booking.amount.amount,
-                fee_covered=booking.fee_covered.amount,
-                fee=booking.fee.amount if booking.fee is not None else None,
-                fee_policy=booking.policy.value,
-                charge_id=gift.charge_id,
-                effective_at=as_utc(gift.effective_at),
-                period_starts_at=as_utc(gift.period_starts_at),
-                returned=gift.returned.amount,
-                fee_back_to_fund=gift.fee_back_to_fund.amount,
-                fund_balance=gift.fund_balance.amount,
-                meals=gift.meals,
-            )
-        )
+        self.conn.execute(gifts.insert().values(**gift_row(gift)))
 
     def save(self, gift: BookedGift) -> None:
         """Remember what a refund, a refund's failure or a lost dispute changed of a gift."""
