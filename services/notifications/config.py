@@ -44,6 +44,7 @@ class Settings:
     send_rate: float = 20.0
     send_batch: int = 20
     send_lease: int = 120
+    send_poll: float = 1.0
     retry_first_delay: float = 30.0
     impact_period: int = 7 * 24 * 3600
 
@@ -79,12 +80,16 @@ class Settings:
             admin_token=env("NOTIFICATIONS_ADMIN_TOKEN", ""),
             public_url=env("NOTIFICATIONS_PUBLIC_URL", "http://127.0.0.1:8003").rstrip("/"),
             signing_secret=env("NOTIFICATIONS_SIGNING_SECRET", DEVELOPMENT_SIGNING_SECRET),
-            # Messages per second over all of this sender's connections; 0: no limit.
+            # Bulk mail (news, impact) per second per worker; 0: no limit. Receipts and refund
+            # confirmations are never throttled, nor queued behind bulk mail.
             send_rate=env_float("NOTIFICATIONS_SEND_RATE", 20.0),
             send_batch=env_int("NOTIFICATIONS_SEND_BATCH", 20),
             # How long a claimed batch is hidden from other senders: after a crash, what was
             # claimed and not sent goes out again once this has passed.
             send_lease=env_int("NOTIFICATIONS_SEND_LEASE", 120),
+            # The senders are woken by committed deliveries; besides, they look this often
+            # (retries that fall due, a resend from another process on SQLite).
+            send_poll=env_float("NOTIFICATIONS_SEND_POLL", 1.0),
             retry_first_delay=env_float("SMTP_RETRY_FIRST_DELAY", 30.0),
             # At most one impact email per donor and campaign in this many seconds (a week);
             # milestones reached meanwhile make one email when it is over. 0: one per moment.

@@ -92,6 +92,10 @@ class DeliveryStatus(StrEnum):
 
 
 BY_CONSENT = tuple(kind.value for kind in Kind if kind.needs_consent)
+# The sender's two lanes: transactional mail (what a donor's own act calls for) goes at once,
+# never behind bulk mail (news, impact: what a campaign sends its donors), which is throttled.
+TRANSACTIONAL = tuple(kind.value for kind in Kind if not kind.needs_consent)
+BULK = BY_CONSENT
 
 
 @dataclass(frozen=True)

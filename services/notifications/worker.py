@@ -1,6 +1,6 @@
-"""The notifications worker: the Kafka consumer, the email sender, and the round that sends
-impact emails held for the budget once their period is over, each in a thread of one process
-(`python -m services.notifications worker`)."""
+"""The notifications worker: the Kafka consumer, the email senders (a transactional lane and a
+bulk lane), and the round that sends impact emails held for the budget once their period is
+over, each in a thread of one process (`python -m services.notifications worker`)."""
 
 from __future__ import annotations
 
@@ -13,32 +13,43 @@ from sqlalchemy import Engine
 
 from services.shared.db import make_engine
 from services.shared.kafka import ensure_topics
+from services.shared.wake import Wakeup
 from services.shared.worker import Loop, run_loops
 
 from . import handlers
 from .config import Settings
 from .consumer import build_consumer, stationery
-from .domain import RetryPolicy
-from .sender import Sender, SmtpRelay
+from .domain import BULK, TRANSACTIONAL, RetryPolicy
+from .sender import Lanes, Sender, SmtpRelay
+from .store import DELIVERIES_CHANNEL
 from .unit_of_work import NotificationsUnitOfWork
 
 log = logging.getLogger(__name__)
 
 
-def build_sender(settings: Settings, engine: Engine) -> Sender:
-    """The email sender of these settings."""
-    return Sender(
-        lambda: NotificationsUnitOfWork(engine),
-        SmtpRelay.of(settings),
-        envelope_from=parseaddr(settings.mail_from)[1],
-        policy=RetryPolicy(
-            max_attempts=settings.smtp_max_attempts,
-            first_delay=timedelta(seconds=settings.retry_first_delay),
-        ),
-        batch_size=settings.send_batch,
-        lease=timedelta(seconds=settings.send_lease),
-        rate=settings.send_rate,
-    )
+def build_sender(settings: Settings, engine: Engine) -> Lanes:
+    """The email senders of these settings: transactional mail (receipts, refund
+    confirmations) unthrottled, bulk mail (news, impact) at NOTIFICATIONS_SEND_RATE; each
+    woken by committed deliveries, polling every NOTIFICATIONS_SEND_POLL seconds besides."""
+
+    def lane(kinds: tuple[str, ...], rate: float) -> Sender:
+        return Sender(
+            lambda: NotificationsUnitOfWork(engine),
+            SmtpRelay.of(settings),
+            envelope_from=parseaddr(settings.mail_from)[1],
+            policy=RetryPolicy(
+                max_attempts=settings.smtp_max_attempts,
+                first_delay=timedelta(seconds=settings.retry_first_delay),
+            ),
+            batch_size=settings.send_batch,
+            lease=timedelta(seconds=settings.send_lease),
+            idle_wait=settings.send_poll,
+            rate=rate,
+            kinds=kinds,
+            wakeup=lambda: Wakeup(engine, DELIVERIES_CHANNEL, poll=settings.send_poll),
+        )
+
+    return Lanes(transactional=lane(TRANSACTIONAL, 0.0), bulk=lane(BULK, settings.send_rate))
 
 
 def release_held_impact(settings: Settings, engine: Engine) -> Loop:
@@ -67,7 +78,7 @@ def run_worker(settings: Settings) -> None:
     run_loops(
         {
             "consumer": build_consumer(settings, engine).run,
-            "sender": build_sender(settings, engine).run,
+            **build_sender(settings, engine).loops(),
             "held-impact": release_held_impact(settings, engine),
         }
     )

@@ -5,6 +5,7 @@ views.py holds the read queries of the API. Works on SQLite and PostgreSQL."""
 from .deliveries import Deliveries, DueDelivery, NewDelivery
 from .donors import Campaigns, Donors
 from .tables import (
+    DELIVERIES_CHANNEL,
     FAILED,
     IMPACT,
     KINDS,
@@ -24,6 +25,7 @@ from .tables import (
 )
 
 __all__ = [
+    "DELIVERIES_CHANNEL",
     "FAILED",
     "IMPACT",
     "KINDS",

@@ -9,7 +9,7 @@ from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, case, func, null, or_, select, update
+from sqlalchemy import Connection, bindparam, case, func, null, or_, select, update
 
 from services.shared.db import dialect_insert, is_postgres
 
@@ -18,6 +18,46 @@ from .donors import address
 from .tables import FAILED, PENDING, RECEIPT, SENT, SKIPPED, deliveries
 
 # --- the delivery log -----------------------------------------------------------------------
+
+# The sender records each outcome in its own short transaction, up to hundreds a second:
+# these statements are built once, so SQLAlchemy finds them compiled in its cache.
+_STILL_PENDING = (deliveries.c.id == bindparam("delivery_id"), deliveries.c.status == PENDING)
+_MARK_SENT = (
+    update(deliveries)
+    .where(*_STILL_PENDING)
+    .values(
+        status=SENT,
+        last_error=None,
+        next_attempt_at=None,
+        attempts=deliveries.c.attempts + 1,
+        sent_at=bindparam("sent_at"),
+    )
+)
+_MARK_RETRY = (
+    update(deliveries)
+    .where(*_STILL_PENDING)
+    .values(
+        attempts=deliveries.c.attempts + 1,
+        last_error=bindparam("error"),
+        next_attempt_at=bindparam("retry_at"),
+    )
+)
+_MARK_FAILED = (
+    update(deliveries)
+    .where(*_STILL_PENDING)
+    .values(
+        status=FAILED,
+        last_error=bindparam("error"),
+        next_attempt_at=None,
+        attempts=deliveries.c.attempts + 1,
+    )
+)
+_MARK_SKIPPED = (
+    update(deliveries)
+    .where(deliveries.c.id.in_(bindparam("delivery_ids", expanding=True)))
+    .where(deliveries.c.status == PENDING)
+    .values(status=SKIPPED, last_error=bindparam("reason"), next_attempt_at=None)
+)
 
 
 @dataclass(frozen=True)
@@ -85,9 +125,16 @@ class Deliveries:
         """One delivery's row, if it exists."""
         return self.conn.execute(select(deliveries).where(deliveries.c.id == delivery_id)).first()
 
-    def claim_due(self, now: datetime, limit: int, lease_until: datetime) -> list[DueDelivery]:
-        """Take up to `limit` pending deliveries that are due, and hide them from other
-        senders until `lease_until`; the caller commits, sends, then records each outcome."""
+    def claim_due(
+        self,
+        now: datetime,
+        limit: int,
+        lease_until: datetime,
+        kinds: Sequence[str] | None = None,
+    ) -> list[DueDelivery]:
+        """Take up to `limit` pending deliveries that are due (of these `kinds`, or of any),
+        and hide them from other senders until `lease_until`; the caller commits, sends, then
+        records each outcome."""
         query = (
             select(
                 deliveries.c.id,
@@ -101,6 +148,8 @@ class Deliveries:
             .order_by(deliveries.c.next_attempt_at)
             .limit(limit)
         )
+        if kinds is not None:
+            query = query.where(deliveries.c.kind.in_(list(kinds)))
         if is_postgres(self.conn):
             # Concurrent senders each get different rows instead of waiting on each other.
             query = query.with_for_update(skip_locked=True)
@@ -118,46 +167,26 @@ class Deliveries:
 
     def mark_sent(self, delivery_id: str, now: datetime) -> None:
         """The relay accepted the message."""
-        self._finish(delivery_id, SENT, None, sent_at=now, attempted=True)
+        self.conn.execute(_MARK_SENT, {"delivery_id": delivery_id, "sent_at": now})
 
     def mark_retry(self, delivery_id: str, error: str, retry_at: datetime) -> None:
         """The attempt failed for now; try again at `retry_at`."""
         self.conn.execute(
-            update(deliveries)
-            .where(deliveries.c.id == delivery_id, deliveries.c.status == PENDING)
-            .values(
-                attempts=deliveries.c.attempts + 1,
-                last_error=error[:2000],
-                next_attempt_at=retry_at,
-            )
+            _MARK_RETRY, {"delivery_id": delivery_id, "error": error[:2000], "retry_at": retry_at}
         )
 
     def mark_failed(self, delivery_id: str, error: str) -> None:
         """The attempt failed for good (a permanent refusal, or too many attempts)."""
-        self._finish(delivery_id, FAILED, error[:2000], attempted=True)
+        self.conn.execute(_MARK_FAILED, {"delivery_id": delivery_id, "error": error[:2000]})
 
     def mark_skipped(self, delivery_id: str, reason: str) -> None:
         """Not sent, on purpose (the donor unsubscribed after it was queued)."""
-        self._finish(delivery_id, SKIPPED, reason)
+        self.mark_all_skipped([delivery_id], reason)
 
-    def _finish(
-        self,
-        delivery_id: str,
-        status: str,
-        error: str | None,
-        sent_at: datetime | None = None,
-        attempted: bool = False,
-    ) -> None:
-        values: dict[str, Any] = {"status": status, "last_error": error, "next_attempt_at": None}
-        if attempted:
-            values["attempts"] = deliveries.c.attempts + 1
-        if sent_at is not None:
-            values["sent_at"] = sent_at
-        self.conn.execute(
-            update(deliveries)
-            .where(deliveries.c.id == delivery_id, deliveries.c.status == PENDING)
-            .values(**values)
-        )
+    def mark_all_skipped(self, delivery_ids: Sequence[str], reason: str) -> None:
+        """Not sent, on purpose, in one statement (a batch's donors who unsubscribed)."""
+        if delivery_ids:
+            self.conn.execute(_MARK_SKIPPED, {"delivery_ids": list(delivery_ids), "reason": reason})
 
     def release(self, delivery_ids: Sequence[str], at: datetime) -> None:
         """Hand claimed deliveries back, unattempted, to be picked up again from `at`."""

@@ -4,10 +4,11 @@ work's transaction."""
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Connection, or_, select, update
+from sqlalchemy import Connection, or_, select, tuple_, update
 
 from services.shared.db import as_utc, dialect_insert, is_postgres
 
@@ -116,6 +117,25 @@ class Donors:
             .order_by(donors.c.id)
         )
         return [_donor(row) for row in rows]
+
+    def wanting_news(self, recipients: Iterable[tuple[str, str]]) -> set[tuple[str, str]]:
+        """Of these (campaign, address) pairs, the ones whose donor wants news now: the
+        consent of a sender's whole batch in one query."""
+        asked: dict[tuple[str, str], set[tuple[str, str]]] = {}
+        for campaign_id, email in recipients:
+            asked.setdefault((campaign_id, address(email)), set()).add((campaign_id, email))
+        if not asked:
+            return set()
+        rows = self.conn.execute(
+            select(*_DONOR_COLUMNS)
+            .select_from(_WITH_EVERYWHERE)
+            .where(tuple_(donors.c.campaign_id, donors.c.email).in_(sorted(asked)))
+        )
+        wanting: set[tuple[str, str]] = set()
+        for row in rows:
+            if _donor(row).wants_news:
+                wanting |= asked.get((row.campaign_id, row.email), set())
+        return wanting
 
     def set_email_ref(self, email: str, email_ref: str) -> None:
         """Give an address's donor rows their pseudonym, where they have none yet."""

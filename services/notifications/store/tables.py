@@ -25,6 +25,10 @@ from ..domain import DeliveryStatus, Kind
 
 metadata = service_metadata()
 
+# What PostgreSQL notifies when deliveries are committed (a trigger of migration 0006), so the
+# sender wakes at once instead of at its next poll (services/shared/wake.py).
+DELIVERIES_CHANNEL = "difts_deliveries"
+
 PENDING, SENT, FAILED, SKIPPED = (status.value for status in DeliveryStatus)
 STATUSES = tuple(status.value for status in DeliveryStatus)
 RECEIPT, REFUND, NEWS, IMPACT = (kind.value for kind in Kind)

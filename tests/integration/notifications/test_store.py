@@ -250,6 +250,46 @@ def test_outcomes_of_attempts(open_uow: OpenUnitOfWork) -> None:
         assert uow.deliveries.get(ids[2]).status == "pending"
 
 
+def test_a_lane_claims_only_its_kinds_and_skips_a_batch_in_one_call(
+    open_uow: OpenUnitOfWork,
+) -> None:
+    with open_uow() as uow:
+        uow.deliveries.add(delivery(), NOW)  # a receipt
+        for n in range(3):
+            news = {"kind": "news", "donation_id": None, "post_id": "post_1"}
+            uow.deliveries.add(delivery(f"d{n}@example.org", event_id="evt_n", **news), NOW)
+    with open_uow() as uow:
+        lease = NOW + timedelta(minutes=5)
+        [receipt] = uow.deliveries.claim_due(NOW, 10, lease, ("receipt", "refund"))
+        bulk = uow.deliveries.claim_due(NOW, 10, lease, ("news", "impact"))
+        assert receipt.kind == "receipt"
+        assert sorted(d.recipient for d in bulk) == [f"d{n}@example.org" for n in range(3)]
+        uow.deliveries.mark_all_skipped([d.id for d in bulk[:2]], "unsubscribed")
+        uow.deliveries.mark_all_skipped([], "unsubscribed")
+    with open_uow() as uow:
+        statuses = sorted(uow.deliveries.get(d.id).status for d in bulk)
+        assert statuses == ["pending", "skipped", "skipped"]
+
+
+def test_the_donors_who_want_news_among_a_batchs_recipients(open_uow: OpenUnitOfWork) -> None:
+    with open_uow() as uow:
+        uow.donors.save(donor("Ada@Example.org"), NOW)
+        uow.donors.save(donor("bob@example.org", consent=Consent(NOW, "checkout", NOW)), NOW)
+        uow.donors.save(donor("cy@example.org", campaign="camp_2"), NOW)
+        uow.donors.save(donor("dee@example.org"), NOW)
+        uow.donors.unsubscribe("ref-dee@example.org", None, NOW + timedelta(seconds=1))
+    with open_uow() as uow:
+        asked = [
+            ("camp_1", "ADA@example.org"),  # as the delivery names them, capitals and all
+            ("camp_1", "bob@example.org"),  # unsubscribed from this campaign
+            ("camp_1", "cy@example.org"),  # a donor of another campaign
+            ("camp_1", "dee@example.org"),  # unsubscribed from every campaign
+            ("camp_1", "nobody@example.org"),
+        ]
+        assert uow.donors.wanting_news(asked) == {("camp_1", "ADA@example.org")}
+        assert uow.donors.wanting_news([]) == set()
+
+
 def test_unsubscribing_skips_pending_news_and_impact_only(open_uow: OpenUnitOfWork) -> None:
     with open_uow() as uow:
         uow.deliveries.add(delivery(), NOW)  # a receipt

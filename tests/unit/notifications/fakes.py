@@ -6,7 +6,7 @@ from the real ones."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from types import SimpleNamespace
@@ -52,6 +52,14 @@ class FakeDonors:
             for key in self.order
             if key[0] == campaign_id and self.rows[key].consent.consent_at is not None
         ]
+
+    def wanting_news(self, recipients: Iterable[tuple[str, str]]) -> set[tuple[str, str]]:
+        wanting = set()
+        for campaign_id, email in recipients:
+            found = self.get(campaign_id, email)
+            if found is not None and found.wants_news:
+                wanting.add((campaign_id, email))
+        return wanting
 
     def set_email_ref(self, email: str, email_ref: str) -> None:
         for key, donor in self.rows.items():
@@ -178,11 +186,20 @@ class FakeDeliveries:
         found = self._row(delivery_id)
         return SimpleNamespace(**vars(found)) if found else None
 
-    def claim_due(self, now: datetime, limit: int, lease_until: datetime) -> list[DueDelivery]:
+    def claim_due(
+        self,
+        now: datetime,
+        limit: int,
+        lease_until: datetime,
+        kinds: Sequence[str] | None = None,
+    ) -> list[DueDelivery]:
         due = [
             row
             for row in self.rows
-            if row.status == "pending" and row.next_attempt_at and row.next_attempt_at <= now
+            if row.status == "pending"
+            and row.next_attempt_at
+            and row.next_attempt_at <= now
+            and (kinds is None or row.kind in kinds)
         ]
         due.sort(key=lambda row: row.next_attempt_at or now)
         claimed = due[:limit]
@@ -214,6 +231,10 @@ class FakeDeliveries:
     def mark_skipped(self, delivery_id: str, reason: str) -> None:
         if row := self._pending(delivery_id):
             row.status, row.last_error, row.next_attempt_at = "skipped", reason, None
+
+    def mark_all_skipped(self, delivery_ids: Sequence[str], reason: str) -> None:
+        for delivery_id in delivery_ids:
+            self.mark_skipped(delivery_id, reason)
 
     def release(self, delivery_ids: Sequence[str], at: datetime) -> None:
         for delivery_id in delivery_ids:

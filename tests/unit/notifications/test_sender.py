@@ -11,7 +11,7 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from services.notifications.domain import Consent, RetryPolicy
+from services.notifications.domain import BULK, TRANSACTIONAL, Consent, RetryPolicy
 from services.notifications.sender import Sender, SmtpRelay
 from tests.unit.notifications.conftest import Deliver, booked, gift, news, rows
 from tests.unit.notifications.fakes import FakeUnitOfWork
@@ -31,6 +31,9 @@ class ScriptedSmtp:
             raise reply
         self.sent.append((from_addr, to_addrs, msg))
         return {}
+
+    def noop(self) -> tuple[int, bytes]:
+        return (250, b"OK")
 
     def quit(self) -> None:
         self.closed = True
@@ -53,7 +56,12 @@ class ScriptedRelay(SmtpRelay):
 
 
 def a_sender(
-    uow: FakeUnitOfWork, *sessions: ScriptedSmtp | OSError, max_attempts: int = 3, rate: float = 0
+    uow: FakeUnitOfWork,
+    *sessions: ScriptedSmtp | OSError,
+    max_attempts: int = 3,
+    rate: float = 0,
+    kinds: tuple[str, ...] | None = None,
+    batch_size: int = 20,
 ) -> Sender:
     relay = ScriptedRelay(host="relay.test", port=25, timeout=1, sessions=list(sessions))
     return Sender(
@@ -61,7 +69,9 @@ def a_sender(
         relay,
         "thanks@difts.localhost",
         RetryPolicy(max_attempts=max_attempts, first_delay=timedelta(seconds=30)),
+        batch_size=batch_size,
         rate=rate,
+        kinds=kinds,
     )
 
 
@@ -214,3 +224,60 @@ def test_news_whose_donor_unsubscribed_after_it_was_claimed_is_skipped_not_sent(
     statuses = {(row.kind, row.recipient): row.status for row in rows(uow)}
     assert statuses[("news", "ada@example.org")] == "skipped"
     assert statuses[("news", "bob@example.org")] == "sent"
+
+
+def test_an_idle_round_commits_nothing(uow: FakeUnitOfWork) -> None:
+    # A commit wakes every waiting loop of the process, this lane too (services/shared/wake.py).
+    assert a_sender(uow).send_due(now=soon()) == 0
+    assert uow.committed == 0
+
+
+def test_each_lane_claims_only_its_kinds(deliver: Deliver, uow: FakeUnitOfWork) -> None:
+    deliver(gift("ada@example.org", opt_in=True))
+    receipts(deliver, "ada@example.org")
+    deliver(news())
+    bulk = ScriptedSmtp(replies=[])
+    transactional = ScriptedSmtp(replies=[])
+
+    assert a_sender(uow, bulk, kinds=BULK).send_due(now=soon()) == 1
+    statuses = {row.kind: row.status for row in rows(uow)}
+    assert statuses == {"news": "sent", "receipt": "pending"}
+
+    assert a_sender(uow, transactional, kinds=TRANSACTIONAL).send_due(now=soon()) == 1
+    assert {row.kind: row.status for row in rows(uow)} == {"news": "sent", "receipt": "sent"}
+    assert len(bulk.sent) == len(transactional.sent) == 1
+
+
+def test_a_batchs_consent_is_read_in_one_query(deliver: Deliver, uow: FakeUnitOfWork) -> None:
+    donors = [f"donor-{n}@example.org" for n in range(3)]
+    deliver(*(gift(address, opt_in=True) for address in donors))
+    deliver(news())
+    asked: list[list[tuple[str, str]]] = []
+    wanting_news = uow.donors.wanting_news
+
+    def counted(recipients: Any) -> set[tuple[str, str]]:
+        asked.append(list(recipients))
+        return wanting_news(asked[-1])
+
+    uow.donors.wanting_news = counted  # type: ignore[method-assign]
+    session = ScriptedSmtp(replies=[])
+
+    assert a_sender(uow, session, kinds=BULK).send_due(now=soon()) == 3
+
+    assert len(asked) == 1 and len(asked[0]) == 3
+    assert sorted(to[0] for _from, to, _msg in session.sent) == donors
+
+
+def test_a_lane_keeps_its_session_while_batches_come_full(
+    deliver: Deliver, uow: FakeUnitOfWork
+) -> None:
+    receipts(deliver, *(f"donor-{n}@example.org" for n in range(3)))
+    session = ScriptedSmtp(replies=[])
+    sender = a_sender(uow, session, batch_size=2)  # one session only: a second connect fails
+
+    assert sender.send_due(now=soon()) == 2
+    assert not session.closed
+    assert sender.send_due(now=soon()) == 1
+
+    assert len(session.sent) == 3
+    assert session.closed  # the batch was not full: the lane hangs up
