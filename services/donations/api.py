@@ -350,8 +350,18 @@ def receive_stripe_event(payload: bytes, signature: str | None) -> dict[str, Any
             "outcome": "unreadable",
             "problem": error.reason,
         }
-    outcome = record_stripe_event(event, _unit_of_work(), current_correlation_id())
+    outcome = record_stripe_event(event, service.recorder, current_correlation_id(), _text(payload))
     return {"received": True, "event": event.id, "outcome": outcome}
+
+
+def _text(payload: bytes) -> str | None:
+    """A readable body as the text to keep (it parses again as it did), or None to keep the
+    event as JSON instead (a body in UTF-16, or with a byte-order mark)."""
+    try:
+        text = payload.decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+    return None if text.startswith("\ufeff") else text
 
 
 STRIPE_SIGNATURE = {

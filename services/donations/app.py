@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from flask import Flask
+from flask import Flask, Request
+from flask.sessions import SecureCookieSession, SecureCookieSessionInterface
 from flask_wtf.csrf import CSRFProtect
 
 from services.shared.auth import parse_tokens
@@ -16,9 +17,20 @@ from .domain.giving import GiftLimits, ProcessingFee
 from .handlers.giving import GivingRules
 from .pages import pages, security_headers
 from .payments import StripePayments
+from .unit_of_work import StripeEventRecorder
 
 # Bodies above this are refused with 413 before any parsing (a gift is well under 4 KiB).
 MAX_BODY_BYTES = 64 * 1024
+
+
+class PagesSessions(SecureCookieSessionInterface):
+    """The donor pages' signed-cookie sessions (their CSRF tokens); Stripe's webhook sends no
+    cookie and keeps none, so it gets no session: unsigning one costs it more than its work."""
+
+    def open_session(self, app: Flask, request: Request) -> SecureCookieSession | None:
+        if request.path.startswith("/webhooks/"):
+            return self.make_null_session(app)
+        return super().open_session(app, request)
 
 
 @dataclass
@@ -27,6 +39,8 @@ class DonationsService(ServiceContext):
 
     payments: StripePayments
     rules: GivingRules
+    # The webhook's recorder: concurrent webhooks of this process share a commit.
+    recorder: StripeEventRecorder
 
 
 def giving_rules(settings: Settings) -> GivingRules:
@@ -57,7 +71,9 @@ def create_app(settings: Settings | None = None) -> Flask:
         engine=context.engine,
         payments=StripePayments(settings.stripe_api_key, settings.stripe_api_base or None),
         rules=giving_rules(settings),
+        recorder=StripeEventRecorder(context.engine),
     )
+    app.session_interface = PagesSessions()
     csrf = CSRFProtect(app)
     # The JSON API (bearer tokens, no cookies) and Stripe's signed webhook are not forms.
     csrf.exempt(api)

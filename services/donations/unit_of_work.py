@@ -1,9 +1,23 @@
 """The donations service's unit of work: one transaction on its database, with the
 repositories of campaigns, news posts, donations (their refunds, disputes, payouts), the
 Stripe events received and the ledger's meal counts, its outbox and the ids of the events it
-processed (services/shared/unit_of_work.py)."""
+processed (services/shared/unit_of_work.py).
+
+On SQLite, writing transactions take turns through a lock of their own (a thread lock, and a
+file lock beside the database for the other processes) before SQLite's: a writer then waits
+in the kernel and starts as soon as the one before it ends, where SQLite's busy handler makes
+it sleep and retry, in steps of up to 100 ms. Under a burst of webhooks that sleeping, not the
+work, was what bounded them."""
 
 from __future__ import annotations
+
+import fcntl
+import os
+import threading
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Self
 
 from sqlalchemy import Connection, Engine
 
@@ -13,12 +27,76 @@ from . import store
 from .handlers import Repositories
 
 
+class SqliteWriters:
+    """Whose turn it is to write an SQLite database file: one writer in this process (a
+    thread lock), one across processes (flock on `<database>.writers`)."""
+
+    def __init__(self, database: Path) -> None:
+        self.path = database.with_name(database.name + ".writers")
+        self.threads = threading.Lock()
+        self.fd: int | None = None
+        self.pid = 0
+
+    def acquire(self) -> None:
+        self.threads.acquire()
+        try:
+            if self.fd is None or self.pid != os.getpid():  # a forked child opens its own
+                self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+                self.pid = os.getpid()
+            fcntl.flock(self.fd, fcntl.LOCK_EX)
+        except BaseException:
+            self.threads.release()
+            raise
+
+    def release(self) -> None:
+        try:
+            if self.fd is not None:
+                fcntl.flock(self.fd, fcntl.LOCK_UN)
+        finally:
+            self.threads.release()
+
+
+_WRITERS: dict[str, SqliteWriters] = {}
+_WRITERS_LOCK = threading.Lock()
+
+
+def sqlite_writers(engine: Engine) -> SqliteWriters | None:
+    """The turn-taking of `engine`'s database when it is an SQLite file, else None."""
+    database = engine.url.database
+    if engine.dialect.name != "sqlite" or not database or database == ":memory:":
+        return None
+    path = Path(database).resolve()
+    with _WRITERS_LOCK:
+        writers = _WRITERS.get(str(path))
+        if writers is None:
+            writers = _WRITERS[str(path)] = SqliteWriters(path)
+        return writers
+
+
 class DonationsUnitOfWork(SqlUnitOfWork, Repositories):
     """One transaction on the donations database, with the repositories handlers.Repositories
     names."""
 
     def __init__(self, engine: Engine) -> None:
         super().__init__(engine, store.outbox, store.processed)
+        self._writers = sqlite_writers(engine)
+
+    def __enter__(self) -> Self:
+        if self._writers is None:
+            return super().__enter__()
+        self._writers.acquire()
+        try:
+            return super().__enter__()
+        except BaseException:
+            self._writers.release()
+            raise
+
+    def __exit__(self, *exc_info: Any, **_: Any) -> None:
+        try:
+            super().__exit__(*exc_info)
+        finally:
+            if self._writers is not None:
+                self._writers.release()
 
     def bind(self, conn: Connection) -> None:
         """The repositories, on this transaction."""
@@ -30,3 +108,89 @@ class DonationsUnitOfWork(SqlUnitOfWork, Repositories):
         self.disputes = store.Disputes(conn)
         self.payouts = store.Payouts(conn)
         self.stripe_events = store.StripeEvents(conn)
+
+
+@dataclass
+class _Waiting:
+    """One webhook's row waiting for its commit."""
+
+    row: tuple[str, str, str, datetime, str | None]
+    done: threading.Event = field(default_factory=threading.Event)
+    leads: bool = False
+    fresh: bool = False
+    error: BaseException | None = None
+
+
+class StripeEventRecorder:
+    """Records the Stripe events the webhook verified, committed before each webhook answers;
+    the webhooks of one process that arrive together share one transaction (group commit):
+    the first one writes every row waiting and commits, the others wait for that commit, and
+    whoever comes while it commits is written by the next one. A transaction's cost (and on
+    SQLite its turn at the write lock) is paid once per group instead of once per webhook."""
+
+    def __init__(self, engine: Engine, max_group: int = 64) -> None:
+        self.engine = engine
+        self.max_group = max_group
+        self._lock = threading.Lock()
+        self._waiting: list[_Waiting] = []
+        self._leading = False
+
+    def receive(
+        self,
+        event_id: str,
+        event_type: str,
+        payload: str,
+        when: datetime,
+        correlation_id: str | None = None,
+    ) -> bool:
+        """Record one event (as StripeEvents.receive), returning once it is committed: False
+        if its id was recorded before. Raises what the database raised."""
+        mine = _Waiting((event_id, event_type, payload, when, correlation_id))
+        with self._lock:
+            self._waiting.append(mine)
+            if not self._leading:
+                self._leading = mine.leads = True
+        if not mine.leads:
+            mine.done.wait()
+        if mine.leads:  # first, or handed the lead by the one before
+            self._lead()
+        if mine.error is not None:
+            raise mine.error
+        return mine.fresh
+
+    def _lead(self) -> None:
+        with self._lock:
+            group = self._waiting[: self.max_group]
+            del self._waiting[: self.max_group]
+        try:
+            self._commit(group)
+        finally:
+            for waiting in group:
+                waiting.done.set()
+            with self._lock:
+                if self._waiting:
+                    following = self._waiting[0]
+                    following.leads = True
+                    following.done.set()
+                else:
+                    self._leading = False
+
+    def _commit(self, group: list[_Waiting]) -> None:
+        try:
+            self._write(group)
+        except Exception as error:
+            if len(group) == 1:
+                group[0].error = error
+                return
+            # One row the database refuses must not fail the others: each on its own.
+            for waiting in group:
+                try:
+                    self._write([waiting])
+                except Exception as alone:  # noqa: BLE001 - raised in that webhook's request
+                    waiting.error = alone
+
+    def _write(self, group: list[_Waiting]) -> None:
+        with DonationsUnitOfWork(self.engine) as uow:
+            fresh = [uow.stripe_events.receive(*waiting.row) for waiting in group]
+        for waiting, was_fresh in zip(group, fresh, strict=True):
+            waiting.fresh = was_fresh

@@ -12,13 +12,14 @@ publishing.py: each change as its event of the published language.
 Handlers run in the unit of work their entrypoint opened, except those that open their own
 transactions: start_donation and the worker's apply_received_events (they ask Stripe, and open
 the unit of work only around their database work, so no transaction, SQLite's write lock,
-waits on Stripe), apply_kept_events (one transaction per kept event) and the webhook's
-record_stripe_event (one short transaction, committed before the answer).
+waits on Stripe) and apply_kept_events (one transaction per kept event); the webhook's
+record_stripe_event gets a recorder, which commits before it returns.
 """
 
 from __future__ import annotations
 
 from contextlib import AbstractContextManager
+from datetime import datetime
 from typing import Any, Protocol, Self
 
 from services.shared.unit_of_work import Outbox
@@ -56,6 +57,21 @@ class UnitOfWork(Repositories, Protocol):
 
     def savepoint(self) -> AbstractContextManager[Any]:
         """A nested transaction: what happens inside it is undone alone if it raises."""
+
+
+class StripeEventRecorder(Protocol):
+    """Where the webhook records a verified event, committed when `receive` returns
+    (unit_of_work.StripeEventRecorder; in unit tests, the fake's stripe_events)."""
+
+    def receive(
+        self,
+        event_id: str,
+        event_type: str,
+        payload: str,
+        when: datetime,
+        correlation_id: str | None = None,
+    ) -> bool:
+        """Record it; False if its id was recorded before."""
 
 
 class Payments(Protocol):

@@ -20,7 +20,7 @@ from services.shared.events import InvalidEventData
 from ..domain.payments import CheckoutPaid, Fact, PaymentProviderError, PayoutPaid
 from ..store import RECEIVED, UNREADABLE, KeptEvent, ReceivedEvent
 from ..stripe_events import StripeEvent, UnreadableEvent, body_to_keep, read_parsed
-from . import Payments, UnitOfWork
+from . import Payments, StripeEventRecorder, UnitOfWork
 from .lifecycle import Applied, Asked, apply_fact
 
 log = logging.getLogger(__name__)
@@ -79,19 +79,21 @@ def _unreadable_because(error: Exception) -> str | None:
 
 
 def record_stripe_event(
-    event: StripeEvent, uow: UnitOfWork, correlation_id: str | None, body: str | None = None
+    event: StripeEvent,
+    recorder: StripeEventRecorder,
+    correlation_id: str | None,
+    body: str | None = None,
 ) -> str:
     """The webhook's part: record a verified event (with its body, `body` or the event as
-    JSON) to be applied by the worker, in one short transaction of `uow` (unopened).
-    Returns "received", or "duplicate" for an event id seen before (a webhook retry)."""
-    with uow:
-        fresh = uow.stripe_events.receive(
-            event.id,
-            event.type,
-            body if body is not None else json.dumps(event.payload),
-            datetime.now(UTC),
-            correlation_id,
-        )
+    JSON) to be applied by the worker; committed when this returns. "received", or
+    "duplicate" for an event id seen before (a webhook retry)."""
+    fresh = recorder.receive(
+        event.id,
+        event.type,
+        body if body is not None else json.dumps(event.payload),
+        datetime.now(UTC),
+        correlation_id,
+    )
     return RECEIVED if fresh else DUPLICATE
 
 

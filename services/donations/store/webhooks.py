@@ -8,9 +8,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, or_, select, update
+from sqlalchemy import Connection, Insert, bindparam, or_, select, update
 
-from services.shared.db import as_utc, insert_if_absent, is_postgres
+from services.shared.db import as_utc, dialect_insert, insert_if_absent, is_postgres
 
 from .tables import stripe_events
 
@@ -41,6 +41,24 @@ class ReceivedEvent:
     correlation_id: str | None = None
 
 
+# The webhook's one statement, built once per dialect: building it per request costs more
+# than running it.
+_RECEIVE: dict[str, Insert] = {}
+_RECEIVED_COLUMNS = ("id", "type", "outcome", "received_at", "payload", "correlation_id")
+
+
+def _receive_statement(conn: Connection) -> Insert:
+    statement = _RECEIVE.get(conn.dialect.name)
+    if statement is None:
+        statement = _RECEIVE[conn.dialect.name] = (
+            dialect_insert(conn, stripe_events)
+            .values({name: bindparam(name) for name in _RECEIVED_COLUMNS})
+            .on_conflict_do_nothing(index_elements=["id"])
+            .returning(stripe_events.c.id)
+        )
+    return statement
+
+
 def _kept(row: Any) -> KeptEvent:
     return KeptEvent(row.id, row.payload, row.waiting_for)
 
@@ -69,7 +87,8 @@ class StripeEvents:
         correlation_id: str | None = None,
     ) -> bool:
         """Remember a verified Stripe event with its body, to be applied after the webhook
-        answered; False if it was seen before (a webhook retry). One statement."""
+        answered; False if it was seen before (a webhook retry). One statement (as
+        db.insert_if_absent's, prepared once)."""
         row = {
             "id": event_id,
             "type": event_type,
@@ -78,7 +97,7 @@ class StripeEvents:
             "payload": payload,
             "correlation_id": correlation_id,
         }
-        return insert_if_absent(self.conn, stripe_events, row, key="id")
+        return self.conn.execute(_receive_statement(self.conn), row).first() is not None
 
     def record_unreadable(
         self, event_id: str, event_type: str, payload: str, problem: str, when: datetime

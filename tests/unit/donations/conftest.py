@@ -178,7 +178,7 @@ def amount_refunded(uow: FakeUnitOfWork, donation_id: str) -> int:
 def apply(uow: FakeUnitOfWork, event: dict[str, Any], payments: FakePayments | None = None) -> str:
     """What became of a verified event: the webhook records it ("duplicate" if it had), then
     the worker's applier applies it; its outcome as settled."""
-    received = record_stripe_event(read_parsed(event), uow, None)
+    received = record_stripe_event(read_parsed(event), uow.stripe_events, None)
     if received == "duplicate":
         return received
     assert received == "received"

@@ -34,8 +34,8 @@ def _paid(donation_id: str, pi: str = "pi_1") -> dict:
 def test_recording_asks_stripe_nothing_and_applies_nothing(uow: FakeUnitOfWork) -> None:
     donation_id = pending_donation(uow)
     event = _paid(donation_id)
-    assert record_stripe_event(read_parsed(event), uow, "corr-1") == "received"
-    assert record_stripe_event(read_parsed(event), uow, "corr-1") == "duplicate"
+    assert record_stripe_event(read_parsed(event), uow.stripe_events, "corr-1") == "received"
+    assert record_stripe_event(read_parsed(event), uow.stripe_events, "corr-1") == "duplicate"
     assert status_of(uow, donation_id) == "pending"
     assert published(uow) == []
     row = uow.stripe_events.rows[event["id"]]
@@ -53,7 +53,7 @@ def test_recording_asks_stripe_nothing_and_applies_nothing(uow: FakeUnitOfWork) 
 def test_an_event_is_applied_once_when_two_appliers_hold_it(uow: FakeUnitOfWork) -> None:
     donation_id = pending_donation(uow)
     event = _paid(donation_id)
-    record_stripe_event(read_parsed(event), uow, None)
+    record_stripe_event(read_parsed(event), uow.stripe_events, None)
     now = datetime.now(UTC)
     with uow:
         [claimed] = uow.stripe_events.claim_received(now, now + CLAIM_FOR, 10)
@@ -69,7 +69,7 @@ def test_an_event_is_applied_once_when_two_appliers_hold_it(uow: FakeUnitOfWork)
 
 def test_a_claim_keeps_other_appliers_off_until_it_runs_out(uow: FakeUnitOfWork) -> None:
     donation_id = pending_donation(uow)
-    record_stripe_event(read_parsed(_paid(donation_id)), uow, None)
+    record_stripe_event(read_parsed(_paid(donation_id)), uow.stripe_events, None)
     now = datetime.now(UTC)
     with uow:
         assert len(uow.stripe_events.claim_received(now, now + CLAIM_FOR, 10)) == 1
@@ -86,8 +86,8 @@ def test_a_payment_waits_while_stripe_does_not_answer_and_applies_when_it_does(
     uow: FakeUnitOfWork,
 ) -> None:
     first, second = pending_donation(uow), pending_donation(uow)
-    record_stripe_event(read_parsed(_paid(first, "pi_a")), uow, None)
-    record_stripe_event(read_parsed(_paid(second, "pi_b")), uow, None)
+    record_stripe_event(read_parsed(_paid(first, "pi_a")), uow.stripe_events, None)
+    record_stripe_event(read_parsed(_paid(second, "pi_b")), uow.stripe_events, None)
     down = FakePayments(down=True)
     now = datetime.now(UTC)
     assert apply_received_events(uow, down, now=now) == 0
@@ -106,8 +106,8 @@ def test_events_that_need_no_stripe_apply_while_stripe_is_down(uow: FakeUnitOfWo
     donation_id = pending_donation(uow)
     paid = _paid(donation_id, "pi_r")
     early_refund = stripe_event("refund.created", refund("re_1", 700, "pi_r"))
-    record_stripe_event(read_parsed(paid), uow, None)
-    record_stripe_event(read_parsed(early_refund), uow, None)
+    record_stripe_event(read_parsed(paid), uow.stripe_events, None)
+    record_stripe_event(read_parsed(early_refund), uow.stripe_events, None)
     assert apply_received_events(uow, FakePayments(down=True)) == 1
     assert uow.stripe_events.rows[early_refund["id"]].outcome == "waiting"
     assert uow.stripe_events.rows[paid["id"]].outcome == "received"
@@ -120,7 +120,7 @@ def test_a_payment_stripe_never_answers_about_is_counted_with_its_fee_unknown(
     uow: FakeUnitOfWork,
 ) -> None:
     donation_id = pending_donation(uow)
-    record_stripe_event(read_parsed(_paid(donation_id)), uow, None)
+    record_stripe_event(read_parsed(_paid(donation_id)), uow.stripe_events, None)
     much_later = datetime.now(UTC) + ASK_STRIPE_FOR + timedelta(seconds=1)
     assert apply_received_events(uow, FakePayments(down=True), now=much_later) == 1
     assert status_of(uow, donation_id) == "succeeded"
