@@ -9,15 +9,28 @@ attributes (any object with the same ones will do, as the unit tests' fakes do).
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from datetime import UTC, datetime
 from types import TracebackType
 from typing import Any, ClassVar, Protocol, Self
 
-from sqlalchemy import Connection, Engine, Table, select
+from sqlalchemy import (
+    JSON,
+    Connection,
+    Engine,
+    Select,
+    Table,
+    Text,
+    bindparam,
+    cast,
+    column,
+    func,
+    select,
+)
 
-from .db import dialect_insert, insert_if_absent
+from .db import dialect_insert, insert_if_absent, is_postgres
 from .envelope import CloudEvent
 from .events import dump_data
 from .outbox import add_to_outbox
@@ -65,11 +78,35 @@ class SqlOutbox:
 
 
 def insert_rows(conn: Connection, table: Table, rows: Sequence[Mapping[str, Any]]) -> None:
-    """Insert many rows with one executemany: sqlite3's own, or psycopg's pipeline (every row's
-    INSERT of one prepared statement sent at once, without waiting for each answer). Measured
-    faster than multi-row VALUES, which psycopg and SQLAlchemy would convert for every call."""
-    if rows:
+    """Insert many rows (all with the same keys) in one statement: on PostgreSQL as one JSON
+    document (`as_recordset`), on SQLite with one executemany (sqlite3's own loop)."""
+    if not rows:
+        return
+    if is_postgres(conn):
+        conn.execute(table.insert().from_select(list(rows[0]), as_recordset(table, rows)))
+    else:
         conn.execute(table.insert(), list(rows))
+
+
+def as_recordset(table: Table, rows: Sequence[Mapping[str, Any]]) -> Select[Any]:
+    """PostgreSQL: SELECT the rows (all with the same keys, columns of `table`) from one JSON
+    parameter through json_to_recordset. A short statement, prepared once, with one parameter
+    whatever the number of rows: measured faster than psycopg's executemany (a statement a
+    row) or multi-row VALUES (a new statement text for every number of rows)."""
+    names = list(rows[0])
+    document = json.dumps([dict(row) for row in rows], default=_json_moment)
+    recordset = (
+        func.json_to_recordset(cast(bindparam("rows", document, type_=Text), JSON))
+        .table_valued(*(column(name, table.c[name].type) for name in names))
+        .render_derived(name="rows", with_types=True)
+    )
+    return select(*(recordset.c[name] for name in names))
+
+
+def _json_moment(value: Any) -> str:
+    if isinstance(value, datetime):
+        return value.isoformat()
+    raise TypeError(f"{type(value).__name__} is not a column value insert_rows knows")
 
 
 class BufferedOutbox:
@@ -115,23 +152,27 @@ class SqlProcessedEvents:
         return insert_if_absent(self.conn, self.table, row, key="event_id")
 
     def claim_all(self, events: Sequence[CloudEvent]) -> set[str]:
-        """Record many event ids at once (INSERT ... ON CONFLICT DO NOTHING RETURNING, one
-        statement per 500); return the ids recorded now, the others were there already. The
-        caller passes each id once."""
-        claimed: set[str] = set()
+        """Record many event ids at once, in one INSERT ... ON CONFLICT DO NOTHING RETURNING
+        (on SQLite, one per 500); return the ids recorded now, the others were there
+        already. The caller passes each id once."""
+        if not events:
+            return set()
         now = datetime.now(UTC)
-        for start in range(0, len(events), ROWS_PER_INSERT):
-            rows = [
-                {"event_id": event.id, "event_type": event.type, "processed_at": now}
-                for event in events[start : start + ROWS_PER_INSERT]
+        rows = [{"event_id": e.id, "event_type": e.type, "processed_at": now} for e in events]
+        insert = dialect_insert(self.conn, self.table)
+        if is_postgres(self.conn):
+            statements = [insert.from_select(list(rows[0]), as_recordset(self.table, rows))]
+        else:
+            statements = [
+                insert.values(rows[start : start + ROWS_PER_INSERT])
+                for start in range(0, len(rows), ROWS_PER_INSERT)
             ]
-            statement = (
-                dialect_insert(self.conn, self.table)
-                .values(rows)
-                .on_conflict_do_nothing(index_elements=["event_id"])
-                .returning(self.table.c.event_id)
+        claimed: set[str] = set()
+        for statement in statements:
+            recording = statement.on_conflict_do_nothing(index_elements=["event_id"]).returning(
+                self.table.c.event_id
             )
-            claimed.update(self.conn.execute(statement).scalars())
+            claimed.update(self.conn.execute(recording).scalars())
         return claimed
 
     def seen(self, event_id: str) -> bool:

@@ -370,6 +370,9 @@ class BatchJournal(Journal):
         lines, self._lines = self._lines, []
         insert_rows(self.conn, journal_entries, entries)
         insert_rows(self.conn, journal_lines, lines)
+        # An entry posted by another handler now takes the sequence's next id: ids kept for
+        # later would number this set's next entries before it.
+        self._ids = []
         self._next = None
         self._closed = None
         self._booked_gifts = {}

@@ -19,7 +19,7 @@ from services.shared.consumer import IdempotentConsumer, PoisonEvent, processed_
 from services.shared.db import make_engine
 from services.shared.envelope import CloudEvent, new_event
 from services.shared.events import CAMPAIGN_PUBLISHED, dead_letter_topic
-from services.shared.unit_of_work import SqlUnitOfWork
+from services.shared.unit_of_work import SqlProcessedEvents, SqlUnitOfWork
 
 metadata = MetaData()
 processed = processed_events_table(metadata)
@@ -81,8 +81,11 @@ def insert_campaign(event: CloudEvent, uow: ServiceUnitOfWork) -> None:
     )
 
 
-@pytest.fixture
-def consumer(tmp_path: Path) -> Iterator[IdempotentConsumer]:
+@pytest.fixture(params=["per-event", "as-a-set"])
+def consumer(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[IdempotentConsumer]:
+    """The consumer of a stand-in service, applying each event in a savepoint of its own, or
+    a poll's events as a set (on the unit of work itself, its default batch): every decision
+    below must be the same either way."""
     engine = make_engine(f"sqlite:///{tmp_path / 'service.db'}")
     metadata.create_all(engine)
     yield IdempotentConsumer(
@@ -92,6 +95,7 @@ def consumer(tmp_path: Path) -> Iterator[IdempotentConsumer]:
         handlers={CAMPAIGN_PUBLISHED: insert_campaign},
         bootstrap_servers="127.0.0.1:1",
         dead_letter_producer=DeadLetters(),  # type: ignore[arg-type]
+        set_types=(CAMPAIGN_PUBLISHED,) if request.param == "as-a-set" else (),
     )
     engine.dispose()
 
@@ -189,3 +193,28 @@ def test_database_trouble_rolls_the_whole_batch_back_for_a_retry(
         consumer.handle_batch([Record(good), Record(broken, offset=1)])
     assert rows(consumer) == []
     assert consumer.handle_batch([Record(good)])[0].status == "applied"
+
+
+def test_a_set_claims_the_ids_of_its_events_in_one_statement(
+    consumer: IdempotentConsumer,
+) -> None:
+    events = [event(campaign_id=f"c-{n}", slug=f"slug-{n}") for n in range(5)]
+    claims: list[int] = []
+    claim, claim_all = SqlProcessedEvents.claim, SqlProcessedEvents.claim_all
+
+    def counting_claim(self: SqlProcessedEvents, one: CloudEvent) -> bool:
+        claims.append(1)
+        return claim(self, one)
+
+    def counting_claim_all(self: SqlProcessedEvents, many: Any) -> set[str]:
+        claims.append(len(many))
+        return claim_all(self, many)
+
+    records = [Record(e.to_json().encode(), offset=n) for n, e in enumerate([*events, events[0]])]
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(SqlProcessedEvents, "claim", counting_claim)
+        patch.setattr(SqlProcessedEvents, "claim_all", counting_claim_all)
+        outcomes = consumer.handle_batch(records)
+    assert [o.status for o in outcomes] == ["applied"] * 5 + ["duplicate"]
+    assert claims == ([5] if consumer.set_types else [1] * 6)
+    assert len(rows(consumer)) == 5
