@@ -32,6 +32,7 @@ class SqliteWriters:
     thread lock), one across processes (flock on `<database>.writers`)."""
 
     def __init__(self, database: Path) -> None:
+        self.database = database
         self.path = database.with_name(database.name + ".writers")
         self.threads = threading.Lock()
         self.fd: int | None = None
@@ -62,15 +63,18 @@ _WRITERS_LOCK = threading.Lock()
 
 def sqlite_writers(engine: Engine) -> SqliteWriters | None:
     """The turn-taking of `engine`'s database when it is an SQLite file, else None."""
-    database = engine.url.database
-    if engine.dialect.name != "sqlite" or not database or database == ":memory:":
+    if engine.dialect.name != "sqlite":
         return None
-    path = Path(database).resolve()
-    with _WRITERS_LOCK:
-        writers = _WRITERS.get(str(path))
-        if writers is None:
-            writers = _WRITERS[str(path)] = SqliteWriters(path)
-        return writers
+    database = engine.url.database
+    if not database or database == ":memory:":
+        return None
+    writers = _WRITERS.get(database)  # every unit of work asks: no path resolving each time
+    if writers is None:
+        with _WRITERS_LOCK:
+            path = Path(database).resolve()
+            same_file = next((w for w in _WRITERS.values() if w.database == path), None)
+            writers = _WRITERS[database] = same_file or SqliteWriters(path)
+    return writers
 
 
 class DonationsUnitOfWork(SqlUnitOfWork, Repositories):

@@ -4,14 +4,17 @@ workers, on real Kafka, PostgreSQL, stripe-mock and the SMTP sink."""
 from __future__ import annotations
 
 import contextlib
+import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from sqlalchemy import create_engine, select
 
 from infra.stack import SERVICES, Stack
+from services.donations import store as donations_store
 from tests.support import infra
 from tests.support.mail import Mailbox
 
@@ -96,3 +99,26 @@ def log_tail(system: RunningSystem) -> str:
         f"--- {path.name}\n{path.read_text()[-2000:]}"
         for path in sorted(Path(system.stack.log_dir).glob("*.log"))
     )
+
+
+def applied_outcome(system: RunningSystem, event_id: str, timeout: float = 60) -> str:
+    """What the donations worker made of a Stripe event the webhook recorded ("succeeded",
+    "already_refunded", ...), once it has applied it: the webhook itself only answers
+    "received"."""
+    table = donations_store.stripe_events
+    engine = create_engine(system.databases["donations"])
+    deadline = time.monotonic() + timeout
+    try:
+        while True:
+            with engine.connect() as conn:
+                outcome = conn.execute(
+                    select(table.c.outcome).where(table.c.id == event_id)
+                ).scalar()
+            assert outcome is not None, f"{event_id} was never recorded"
+            if outcome != "received":
+                return str(outcome)
+            if time.monotonic() > deadline:
+                raise AssertionError(f"{event_id} was not applied\n{log_tail(system)}")
+            time.sleep(0.1)
+    finally:
+        engine.dispose()

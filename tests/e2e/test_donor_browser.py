@@ -71,7 +71,8 @@ def test_a_donor_gives_two_meals_in_a_browser_and_sees_the_counter_move(
     page.click("#pay-test")
 
     page.wait_for_url("**/thanks")
-    # The page reloads itself while the payment is pending; the webhook has already arrived.
+    # The webhook was recorded before the redirect; the donations worker applies it just after,
+    # and the page, which says the payment is being confirmed, reloads itself until then.
     page.wait_for_selector('#donation-status[data-status="succeeded"]', timeout=30_000)
     assert "confirmé" in page.text_content("#donation-status")
     page.screenshot(path=str(SHOTS / "4-thank-you-confirmed.png"), full_page=True)

@@ -13,7 +13,7 @@ import requests
 
 from tests.support.stripe_signing import encode, sign
 
-from .conftest import RunningSystem, log_tail
+from .conftest import RunningSystem, applied_outcome, log_tail
 
 
 def admin(system: RunningSystem) -> dict[str, str]:
@@ -29,6 +29,8 @@ def wait_for(condition: Callable[[], bool], system: RunningSystem, what: str) ->
 
 
 def stripe(system: RunningSystem, kind: str, obj: dict[str, Any]) -> dict[str, Any]:
+    """Post a signed event of `kind`; its answer, with the outcome the worker applied it
+    with."""
     body = encode(
         {"id": f"evt_{uuid.uuid4().hex}", "object": "event", "type": kind, "data": {"object": obj}}
     )
@@ -39,7 +41,9 @@ def stripe(system: RunningSystem, kind: str, obj: dict[str, Any]) -> dict[str, A
         timeout=30,
     )
     assert reply.status_code == 200, reply.text
-    return dict(reply.json())
+    answer = dict(reply.json())
+    assert answer["outcome"] == "received", answer  # recorded; the worker applies it
+    return {**answer, "outcome": applied_outcome(system, answer["event"])}
 
 
 def meals_on_page(system: RunningSystem, slug: str) -> int:

@@ -13,7 +13,7 @@ import requests
 from tests.support.stripe_signing import checkout_completed_event, encode
 
 from .conftest import RunningSystem
-from .test_one_dift import SLUG, campaign_id, give, post_webhook, summary, wait_for
+from .test_one_dift import SLUG, applied, campaign_id, give, summary, wait_for
 
 
 def finance(system: RunningSystem, path: str, **params: str) -> requests.Response:
@@ -31,7 +31,7 @@ def test_a_paid_gift_is_in_the_finance_api_the_csv_the_trial_balance_and_reconci
     before = summary(system).get("donations", 0)
     donation = give(system, f"fin-{uuid.uuid4().hex[:8]}@example.org", meals=2)
     paid = checkout_completed_event(donation["id"], campaign_id(system), 2700)
-    assert post_webhook(system, encode(paid)).json()["outcome"] == "succeeded"
+    assert applied(system, encode(paid)) == "succeeded"
     wait_for(lambda: summary(system).get("donations") == before + 1, 60, system, "the gift")
 
     url = f"{system.url('ledger')}/api/v1/finance/campaigns/{SLUG}/summary"
