@@ -77,6 +77,31 @@ class SmtpRelay:
         return smtp
 
 
+class _Outcomes:
+    """Where a batch records that the relay accepted each message: one commit per message,
+    right after the relay's reply (the at-least-once window stays one message wide), on one
+    unit of work opened at the first outcome and held for the batch, so a message costs its
+    UPDATE and COMMIT and not a connection and transaction of its own."""
+
+    def __init__(self, unit_of_work: Callable[[], NotificationsUnitOfWork]) -> None:
+        self.unit_of_work = unit_of_work
+        self._open: NotificationsUnitOfWork | None = None
+
+    def sent(self, delivery_id: str, at: datetime) -> None:
+        if self._open is None:
+            self._open = self.unit_of_work().__enter__()
+        self._open.deliveries.mark_sent(delivery_id, at)
+        self._open.commit()
+
+    def __enter__(self) -> _Outcomes:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        opened, self._open = self._open, None
+        if opened is not None:
+            opened.__exit__(*exc)
+
+
 class _NothingDue(Exception):
     """Leaves an empty claim's unit of work by rolling back: every commit wakes the loops
     waiting in this process (services/shared/wake.py), this lane too, so an idle round must
@@ -196,23 +221,24 @@ class Sender:
         self, smtp: smtplib.SMTP, due: list[DueDelivery], now: datetime, must_stop: float
     ) -> None:
         sent = 0
-        for start in range(0, len(due), self.consent_chunk):
-            chunk = due[start : start + self.consent_chunk]
-            wanted = self._still_wanted(chunk)
-            for index, delivery in enumerate(chunk, start):
-                if delivery.id not in wanted:
-                    continue
-                self._wait_for_slot()
-                if time.monotonic() > must_stop:
-                    self._release(due[index:], now)
-                    return
-                try:
-                    self._send(smtp, delivery, now)
-                except _ConnectionLost:
-                    self._drop()
-                    self._release(due[index + 1 :], now)
-                    return
-                sent += 1
+        with _Outcomes(self.unit_of_work) as outcomes:
+            for start in range(0, len(due), self.consent_chunk):
+                chunk = due[start : start + self.consent_chunk]
+                wanted = self._still_wanted(chunk)
+                for index, delivery in enumerate(chunk, start):
+                    if delivery.id not in wanted:
+                        continue
+                    self._wait_for_slot()
+                    if time.monotonic() > must_stop:
+                        self._release(due[index:], now)
+                        return
+                    try:
+                        self._send(smtp, delivery, now, outcomes)
+                    except _ConnectionLost:
+                        self._drop()
+                        self._release(due[index + 1 :], now)
+                        return
+                    sent += 1
         if sent:
             log.info("sent %d of %d claimed deliveries", sent, len(due))
 
@@ -268,7 +294,9 @@ class Sender:
             log.info("delivery %s skipped: the donor unsubscribed", delivery.id)
         return ids - {delivery.id for delivery in unwanted}
 
-    def _send(self, smtp: smtplib.SMTP, delivery: DueDelivery, now: datetime) -> None:
+    def _send(
+        self, smtp: smtplib.SMTP, delivery: DueDelivery, now: datetime, outcomes: _Outcomes
+    ) -> None:
         try:
             smtp.sendmail(self.envelope_from, [delivery.recipient], delivery.message)
         except smtplib.SMTPRecipientsRefused as refused:
@@ -283,8 +311,7 @@ class Sender:
             self._transient(delivery, f"{type(error).__name__}: {error}", now)
             raise _ConnectionLost from error
         else:
-            with self.unit_of_work() as uow:
-                uow.deliveries.mark_sent(delivery.id, datetime.now(UTC))
+            outcomes.sent(delivery.id, datetime.now(UTC))
             EMAILS.labels(delivery.kind, "sent").inc()
             log.debug("sent delivery %s to %s", delivery.id, mask_email(delivery.recipient))
 

@@ -26,3 +26,9 @@ class NotificationsUnitOfWork(SqlUnitOfWork):
 
     def __init__(self, engine: Engine) -> None:
         super().__init__(engine, None, store.processed)
+
+    def commit(self) -> None:
+        """Commit what is done so far and stay open: the next statement begins the next
+        transaction (on SQLite it takes the write lock then, not now). The sender records
+        each of a batch's outcomes so, one commit each, on one connection."""
+        self.connection.commit()

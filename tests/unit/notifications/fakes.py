@@ -316,3 +316,6 @@ class FakeUnitOfWork:
     def __exit__(self, exc_type: Any, *_rest: Any) -> None:
         if exc_type is None:
             self.committed += 1
+
+    def commit(self) -> None:
+        self.committed += 1

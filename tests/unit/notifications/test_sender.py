@@ -281,3 +281,26 @@ def test_a_lane_keeps_its_session_while_batches_come_full(
 
     assert len(session.sent) == 3
     assert session.closed  # the batch was not full: the lane hangs up
+
+
+def test_each_accepted_message_is_committed_before_the_next_is_handed_over(
+    deliver: Deliver, uow: FakeUnitOfWork
+) -> None:
+    # The at-least-once window: a crash may leave at most one accepted message unrecorded.
+    receipts(deliver, *(f"donor-{n}@example.org" for n in range(5)))
+    unrecorded: list[int] = []
+    commits: list[int] = []
+
+    @dataclass
+    class Watched(ScriptedSmtp):
+        def sendmail(self, from_addr: str, to_addrs: list[str], msg: str) -> dict[str, Any]:
+            recorded = sum(1 for row in rows(uow) if row.status == "sent")
+            unrecorded.append(len(self.sent) - recorded)
+            commits.append(uow.committed)
+            return super().sendmail(from_addr, to_addrs, msg)
+
+    assert a_sender(uow, Watched(replies=[])).send_due(now=soon()) == 5
+
+    assert unrecorded == [0] * 5
+    assert commits == [commits[0] + n for n in range(5)]  # one commit per message
+    assert [row.status for row in rows(uow)] == ["sent"] * 5
