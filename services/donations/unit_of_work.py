@@ -135,6 +135,8 @@ class StripeEventRecorder:
     def __init__(self, engine: Engine, max_group: int = 64) -> None:
         self.engine = engine
         self.max_group = max_group
+        self._writers = sqlite_writers(engine)
+        self._sqlite = store.SqliteReceiver(engine) if engine.dialect.name == "sqlite" else None
         self._lock = threading.Lock()
         self._waiting: list[_Waiting] = []
         self._leading = False
@@ -194,7 +196,34 @@ class StripeEventRecorder:
                     waiting.error = alone
 
     def _write(self, group: list[_Waiting]) -> None:
-        with DonationsUnitOfWork(self.engine) as uow:
-            fresh = [uow.stripe_events.receive(*waiting.row) for waiting in group]
+        if self._sqlite is not None:
+            fresh = self._write_on_sqlite(self._sqlite, group)
+        else:
+            with DonationsUnitOfWork(self.engine) as uow:
+                fresh = [uow.stripe_events.receive(*waiting.row) for waiting in group]
         for waiting, was_fresh in zip(group, fresh, strict=True):
             waiting.fresh = was_fresh
+
+    def _write_on_sqlite(self, receiver: store.SqliteReceiver, group: list[_Waiting]) -> list[bool]:
+        """The group in one transaction on the driver's connection (a pooled one), in the
+        database's writing turn, as DonationsUnitOfWork takes it."""
+        rows = [store.received_row(*waiting.row) for waiting in group]
+        if self._writers is not None:
+            self._writers.acquire()
+        try:
+            connection = self.engine.raw_connection()
+            try:
+                cursor = connection.cursor()
+                cursor.execute("BEGIN IMMEDIATE")
+                try:
+                    fresh = receiver.receive(cursor, rows)
+                except BaseException:
+                    cursor.execute("ROLLBACK")
+                    raise
+                cursor.execute("COMMIT")
+                return fresh
+            finally:
+                connection.close()
+        finally:
+            if self._writers is not None:
+                self._writers.release()

@@ -25,7 +25,9 @@ from .webhooks import (
     UNREADABLE,
     KeptEvent,
     ReceivedEvent,
+    SqliteReceiver,
     StripeEvents,
+    received_row,
 )
 
 __all__ = [
@@ -40,8 +42,10 @@ __all__ = [
     "NewsPosts",
     "Payouts",
     "ReceivedEvent",
+    "SqliteReceiver",
     "Refunds",
     "StripeEvents",
+    "received_row",
     "campaign_meals",
     "campaign_of",
     "campaigns",

@@ -8,7 +8,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Insert, bindparam, or_, select, update
+from sqlalchemy import Connection, Engine, Insert, bindparam, or_, select, update
+from sqlalchemy.dialects import sqlite
 
 from services.shared.db import as_utc, dialect_insert, insert_if_absent, is_postgres
 
@@ -59,6 +60,52 @@ def _receive_statement(conn: Connection) -> Insert:
     return statement
 
 
+class SqliteReceiver:
+    """The webhook's insert on SQLite straight through the driver (sqlite3), for the recorder:
+    the same statement compiled once from the table, the date bound as SQLAlchemy binds it.
+    On the webhook's path SQLAlchemy's connection and transaction machinery cost more than
+    SQLite's own work."""
+
+    def __init__(self, engine: Engine) -> None:
+        statement = (
+            sqlite.insert(stripe_events)
+            .values({name: bindparam(name) for name in _RECEIVED_COLUMNS})
+            .on_conflict_do_nothing(index_elements=["id"])
+            .returning(stripe_events.c.id)
+        )
+        compiled = statement.compile(dialect=engine.dialect)
+        self.sql = compiled.string
+        self.order = list(compiled.positiontup or ())
+        moment = stripe_events.c.received_at.type.dialect_impl(engine.dialect)
+        self.bind_moment = moment.bind_processor(engine.dialect)
+
+    def receive(self, cursor: Any, rows: list[dict[str, Any]]) -> list[bool]:
+        """Insert each row unless its id is there (in the cursor's open transaction); for each,
+        whether it was inserted."""
+        inserted = []
+        for row in rows:
+            values = dict(row)
+            if self.bind_moment is not None:
+                values["received_at"] = self.bind_moment(values["received_at"])
+            cursor.execute(self.sql, [values[name] for name in self.order])
+            inserted.append(cursor.fetchone() is not None)
+        return inserted
+
+
+def received_row(
+    event_id: str, event_type: str, payload: str, when: datetime, correlation_id: str | None
+) -> dict[str, Any]:
+    """The stripe_events row of an event the webhook received."""
+    return {
+        "id": event_id,
+        "type": event_type,
+        "outcome": RECEIVED,
+        "received_at": when,
+        "payload": payload,
+        "correlation_id": correlation_id,
+    }
+
+
 def _kept(row: Any) -> KeptEvent:
     return KeptEvent(row.id, row.payload, row.waiting_for)
 
@@ -89,14 +136,7 @@ class StripeEvents:
         """Remember a verified Stripe event with its body, to be applied after the webhook
         answered; False if it was seen before (a webhook retry). One statement (as
         db.insert_if_absent's, prepared once)."""
-        row = {
-            "id": event_id,
-            "type": event_type,
-            "outcome": RECEIVED,
-            "received_at": when,
-            "payload": payload,
-            "correlation_id": correlation_id,
-        }
+        row = received_row(event_id, event_type, payload, when, correlation_id)
         return self.conn.execute(_receive_statement(self.conn), row).first() is not None
 
     def record_unreadable(

@@ -5,7 +5,7 @@ concurrent calls share commits, answers each call for its own row."""
 from __future__ import annotations
 
 import threading
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -83,4 +83,23 @@ def test_concurrent_webhooks_are_each_answered_for_their_own_row(sqlite_url: str
     with engine.connect() as conn:
         rows = conn.execute(select(func.count()).select_from(store.stripe_events)).scalar_one()
     assert rows == 20
+    engine.dispose()
+
+
+def test_the_recorder_stores_a_row_as_the_repository_does(sqlite_url: str) -> None:
+    engine = make_engine(sqlite_url)
+    now = datetime.now(UTC)
+    assert StripeEventRecorder(engine).receive("evt_fast", "refund.created", "{}", now, "c-1")
+    with DonationsUnitOfWork(engine) as uow:
+        assert uow.stripe_events.receive("evt_slow", "refund.created", "{}", now, "c-1")
+    table = store.stripe_events
+    with engine.connect() as conn:
+        # As stored: the same text for the same moment, whichever path wrote it.
+        raw = dict(conn.exec_driver_sql("SELECT id, received_at FROM stripe_events").all())
+        rows = {row.id: row._asdict() for row in conn.execute(select(table))}
+    assert raw["evt_fast"] == raw["evt_slow"]
+    assert {**rows["evt_fast"], "id": "evt_slow"} == rows["evt_slow"]
+    with DonationsUnitOfWork(engine) as uow:
+        claimed = uow.stripe_events.claim_received(now + timedelta(seconds=1), now, 10)
+    assert sorted(event.id for event in claimed) == ["evt_fast", "evt_slow"]
     engine.dispose()

@@ -17,6 +17,7 @@ from sqlalchemy import Engine, select
 from services.donations import store
 from services.donations.app import create_app
 from services.donations.demo import seed_demo_campaign
+from services.donations.schemas import StripeEventReceiptSchema
 from services.donations.stripe_events import HANDLED_TYPES, body_to_keep
 from services.shared.db import make_engine, upgrade
 from tests.integration.donations.conftest import fuzzing, post_signed, rows_in
@@ -287,3 +288,20 @@ def test_no_signed_stripe_event_gets_a_server_error(client: Any) -> None:
         assert reply.status_code < 500, (event, reply.text)
 
     no_server_error()
+
+
+def test_the_webhook_document_names_its_signature_header_and_its_answer(client: Any) -> None:
+    operation = client.get("/openapi.json").get_json()["paths"]["/webhooks/stripe"]["post"]
+    [header] = [p for p in operation["parameters"] if p["in"] == "header"]
+    assert (header["name"], header["required"]) == ("Stripe-Signature", True)
+    answer = operation["responses"]["200"]["content"]["application/json"]["schema"]
+    assert answer == {"$ref": "#/components/schemas/StripeEventReceipt"}
+    for status in ("400", "413", "500"):
+        assert status in operation["responses"]
+    # What it answers is what it documents.
+    reply = post(client, event("customer.created", {"id": "cus_doc"}))
+    assert reply.status_code == 200
+    assert StripeEventReceiptSchema().validate(reply.answered) == {}
+    assert reply.answered["outcome"] == "received"
+    unreadable = post(client, b"[]")
+    assert StripeEventReceiptSchema().validate(unreadable.get_json()) == {}
