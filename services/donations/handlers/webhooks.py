@@ -118,6 +118,9 @@ def apply_received_events(
         except StripeUnavailable:
             stripe_down = True  # the rest of the round does not wait on Stripe either
             continue
+        except Exception:  # noqa: BLE001 - its claim runs out and it is applied again later
+            log.exception("stripe event %s could not be applied now", received.id)
+            continue
         applied += outcome is not None
     return applied
 

@@ -5,6 +5,10 @@ the record and the apply; an event that needs Stripe waits while Stripe does not
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from sqlalchemy.exc import OperationalError
 
 from services.donations.handlers.webhooks import (
     ASK_AGAIN_AFTER,
@@ -24,7 +28,7 @@ from tests.unit.donations.conftest import (
     status_of,
     stripe_event,
 )
-from tests.unit.donations.fakes import FakePayments, FakeUnitOfWork
+from tests.unit.donations.fakes import FakeDonations, FakePayments, FakeUnitOfWork
 
 
 def _paid(donation_id: str, pi: str = "pi_1") -> dict:
@@ -135,3 +139,28 @@ def test_a_recorded_body_that_no_longer_reads_is_kept_as_unreadable(uow: FakeUni
     row = uow.stripe_events.rows["evt_bad"]
     assert (row.outcome, row.payload) == ("unreadable", "{not json")
     assert row.problem.startswith("not JSON")
+
+
+def test_an_event_the_database_fails_on_waits_for_its_claim_to_run_out_and_the_round_goes_on(
+    uow: FakeUnitOfWork, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    broken, fine = pending_donation(uow), pending_donation(uow)
+    record_stripe_event(read_parsed(_paid(broken, "pi_x")), uow.stripe_events, None)
+    record_stripe_event(read_parsed(_paid(fine, "pi_y")), uow.stripe_events, None)
+    get = FakeDonations.get
+
+    def failing(self: FakeDonations, donation_id: str, lock: bool = False) -> Any:
+        if donation_id == broken:
+            raise OperationalError("SELECT", {}, Exception("the database went away"))
+        return get(self, donation_id, lock)
+
+    monkeypatch.setattr(FakeDonations, "get", failing)
+    now = datetime.now(UTC)
+    assert apply_received_events(uow, FakePayments(), now=now) == 1
+    monkeypatch.setattr(FakeDonations, "get", get)
+    assert (status_of(uow, broken), status_of(uow, fine)) == ("pending", "succeeded")
+    assert apply_received_events(uow, FakePayments(), now=now) == 0  # still claimed
+    later = now + CLAIM_FOR + timedelta(seconds=1)
+    assert apply_received_events(uow, FakePayments(), now=later) == 1
+    assert status_of(uow, broken) == "succeeded"
+    assert len(published(uow, DONATION_SUCCEEDED)) == 2
