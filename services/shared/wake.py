@@ -2,7 +2,7 @@
 waits for is committed, instead of when its poll comes around; the poll stays, as the safety
 net.
 
-- In the same process, every commit on the engine rings (SQLAlchemy's commit event): a
+- In the same process, every commit that wrote on the engine rings, once it is done: a
   consumer thread's batch wakes the relay thread of its worker at once.
 - Across processes on PostgreSQL, a trigger on the table calls pg_notify at commit
   (`notify_on_insert`, in a service's migration) and the loop LISTENs on its own connection:
@@ -25,15 +25,57 @@ from sqlalchemy import Engine, event
 log = logging.getLogger(__name__)
 
 
+# What a connection's info holds between a write and the moment its commit is done.
+_WROTE = "difts_wake_wrote"
+_RING_DUE = "difts_wake_ring_due"
+_WRITES = ("INSERT", "UPDATE", "DELETE", "WITH", "MERGE", "COPY")
+
+
 class _Ring:
-    """The pipes of the loops waiting on one engine: every commit writes a byte to each, so a
-    loop blocked in select() wakes at once."""
+    """The pipes of the loops waiting on one engine: a commit that wrote something writes a
+    byte to each, so a loop blocked in select() wakes at once.
+
+    SQLAlchemy's `commit` event comes *before* the database commits: a loop woken then could
+    look before the rows are visible and sleep again. So the commit only marks the connection,
+    and the ring sounds when the connection is next used or given back to the pool, after the
+    commit. A transaction that only read (an idle loop's round) rings nothing, so a loop never
+    wakes itself."""
 
     def __init__(self) -> None:
         self.lock = threading.Lock()
         self.pipes: list[int] = []
 
-    def rung(self, _conn: Any) -> None:
+    def wrote(
+        self,
+        conn: Any,
+        _cursor: Any,
+        statement: str,
+        _parameters: Any,
+        context: Any,
+        _executemany: bool,
+    ) -> None:
+        if conn.info.get(_WROTE):
+            return
+        flagged = context is not None and (context.isinsert or context.isupdate or context.isdelete)
+        if flagged or statement.lstrip()[:6].upper().startswith(_WRITES):
+            conn.info[_WROTE] = True
+
+    def committing(self, conn: Any) -> None:
+        if conn.info.pop(_WROTE, False):
+            conn.info[_RING_DUE] = True
+
+    def rolling_back(self, conn: Any) -> None:
+        conn.info.pop(_WROTE, None)
+
+    def connection_used(self, conn: Any) -> None:
+        if conn.info.pop(_RING_DUE, False):
+            self.ring()
+
+    def checked_in(self, _dbapi_connection: Any, record: Any) -> None:
+        if record is not None and record.info.pop(_RING_DUE, False):
+            self.ring()
+
+    def ring(self) -> None:
         with self.lock:
             for write_end in self.pipes:
                 try:
@@ -47,12 +89,18 @@ _RINGS_LOCK = threading.Lock()
 
 
 def _ring_of(engine: Engine) -> _Ring:
-    """The ring every commit on `engine` rings (listening once per engine)."""
+    """The ring the commits on `engine` sound (listening once per engine)."""
     with _RINGS_LOCK:
         ring = _RINGS.get(engine)
         if ring is None:
             ring = _RINGS[engine] = _Ring()
-            event.listen(engine, "commit", ring.rung)
+            event.listen(engine, "after_cursor_execute", ring.wrote)
+            event.listen(engine, "commit", ring.committing)
+            event.listen(engine, "rollback", ring.rolling_back)
+            # After the commit: the connection's next transaction, or its return to the pool.
+            event.listen(engine, "begin", ring.connection_used)
+            event.listen(engine, "engine_connect", ring.connection_used)
+            event.listen(engine.pool, "checkin", ring.checked_in)
         return ring
 
 
@@ -87,10 +135,11 @@ class Wakeup:
             self._ring.pipes.append(write_end)
         self._listener: Any = None
 
-    def wait(self, stop: threading.Event, timeout: float) -> None:
-        """Return once woken, `timeout` seconds passed or `stop` is set."""
+    def wait(self, stop: threading.Event, timeout: float) -> bool:
+        """Return once woken (True), or after `timeout` seconds or when `stop` is set (False;
+        a stop is heard within a second on PostgreSQL, within `poll` on SQLite)."""
         if stop.is_set():
-            return
+            return False
         waiting_on = [self._read_end]
         if self.engine.dialect.name == "postgresql" and self._listening():
             waiting_on.append(self._listener.fileno())
@@ -101,7 +150,7 @@ class Wakeup:
             ready, _, _ = select.select(waiting_on, [], [], timeout)
         except (OSError, ValueError):
             self.close()
-            return
+            return False
         if self._read_end in ready:
             self._drain()
         if self._listener is not None and self._listener.fileno() in ready:
@@ -111,6 +160,7 @@ class Wakeup:
             except Exception:  # noqa: BLE001 - a lost connection: listen again next time
                 log.warning("lost the LISTEN connection on %s", self.channel)
                 self.close()
+        return bool(ready)
 
     def _drain(self) -> None:
         try:
