@@ -30,10 +30,11 @@ from .unit_of_work import SqlUnitOfWork
 
 log = logging.getLogger(__name__)
 
-# The broker answers a fetch as soon as a record is there, or after this long with none: a
-# record waits at most this (plus one poll) before it is applied; an idle consumer asks the
-# broker about 1000 / this many times a second per broker (measured: see README.md, Metrics).
-FETCH_MAX_WAIT_MS = 25
+# How long the broker holds a fetch that finds nothing new. It answers as soon as a record
+# arrives whatever this is (fetch_min_bytes is 1), so it bounds no delay; it sets how often an
+# idle consumer asks. Measured on the dev broker: idle CPU 14 % of a core at 10 ms, 8 % at
+# 25, 5 % at 50, 3 % at 100; send (acks=all) to handle about 11-12 ms at each.
+FETCH_MAX_WAIT_MS = 50
 # Records one poll returns at most: one transaction applies them all.
 MAX_POLL_RECORDS = 500
 # How long poll() blocks when nothing arrives, so `stop` is heard within it.

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from prometheus_client import REGISTRY
 from sqlalchemy import Column, Engine, Integer, MetaData, String, Table, select, text
 from sqlalchemy.exc import OperationalError
 
@@ -218,3 +219,29 @@ def test_a_set_claims_the_ids_of_its_events_in_one_statement(
     assert [o.status for o in outcomes] == ["applied"] * 5 + ["duplicate"]
     assert claims == ([5] if consumer.set_types else [1] * 6)
     assert len(rows(consumer)) == 5
+
+
+def test_each_outcome_and_dead_letter_is_counted_for_the_group(
+    consumer: IdempotentConsumer,
+) -> None:
+    def count(name: str, **labels: str) -> float:
+        return REGISTRY.get_sample_value(name, labels) or 0.0
+
+    consumed = {"group": "ledger", "type": CAMPAIGN_PUBLISHED}
+    before = {
+        outcome: count("difts_consumed_events_total", **consumed, outcome=outcome)
+        for outcome in ("applied", "duplicate", "dead_lettered")
+    }
+    dead_before = count("difts_dead_letters_total", group="ledger", topic="campaigns.events")
+    delays_before = count("difts_event_apply_delay_seconds_count", **consumed)
+    good, poisoned = event(), event(campaign_id="c-2", slug="two", meal_price=999)
+    raws = [e.to_json().encode() for e in (good, poisoned, good)]
+    consumer.handle_batch([Record(raw, offset=n) for n, raw in enumerate(raws)])
+    after = {
+        outcome: count("difts_consumed_events_total", **consumed, outcome=outcome) - before[outcome]
+        for outcome in before
+    }
+    assert after == {"applied": 1, "duplicate": 1, "dead_lettered": 1}
+    dead = count("difts_dead_letters_total", group="ledger", topic="campaigns.events")
+    assert dead - dead_before == 1
+    assert count("difts_event_apply_delay_seconds_count", **consumed) - delays_before == 1
