@@ -13,6 +13,7 @@ from flask_smorest.error_handler import ErrorSchema
 from sqlalchemy import Connection
 
 from services.shared.auth import protected, roles_of
+from services.shared.metrics import STRIPE_WEBHOOKS
 from services.shared.money import Money
 from services.shared.web import current_correlation_id
 
@@ -339,12 +340,14 @@ def receive_stripe_event(payload: bytes, signature: str | None) -> dict[str, Any
             service.settings.webhook_tolerance_seconds,
         )
     except InvalidWebhook as error:
+        STRIPE_WEBHOOKS.labels("bad_signature").inc()
         abort(400, message=str(error), errors={"headers": {"Stripe-Signature": [str(error)]}})
     try:
         event = read_event(payload)
     except UnreadableEvent as error:
         with _unit_of_work() as uow:
             kept_as = keep_unreadable_event(payload, error, uow)
+        STRIPE_WEBHOOKS.labels("unreadable").inc()
         return {
             "received": True,
             "event": kept_as,
@@ -352,6 +355,7 @@ def receive_stripe_event(payload: bytes, signature: str | None) -> dict[str, Any
             "problem": error.reason,
         }
     outcome = record_stripe_event(event, service.recorder, current_correlation_id(), _text(payload))
+    STRIPE_WEBHOOKS.labels(outcome).inc()
     return {"received": True, "event": event.id, "outcome": outcome}
 
 

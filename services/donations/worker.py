@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from datetime import UTC, datetime
 
 from sqlalchemy import Engine
 
 from services.shared.db import make_engine, reading
 from services.shared.kafka import ensure_topics, make_producer
+from services.shared.metrics import STRIPE_EVENTS_OLDEST_AGE, STRIPE_EVENTS_UNAPPLIED
 from services.shared.outbox import OutboxRelay
 from services.shared.wake import Wakeup
 from services.shared.worker import Loop, run_loops
@@ -57,12 +59,26 @@ def stripe_events_applier(settings: Settings, engine: Engine, idle_wait: float =
         with reading(engine) as conn:
             return store.StripeEvents(conn).any_claimable(datetime.now(UTC))
 
+    measured = [0.0]
+
+    def measure() -> None:
+        # The backlog's metrics, at most once a second.
+        if time.monotonic() - measured[0] < 1.0:
+            return
+        measured[0] = time.monotonic()
+        with reading(engine) as conn:
+            waiting, oldest = store.StripeEvents(conn).unapplied()
+        STRIPE_EVENTS_UNAPPLIED.set(waiting)
+        age = (datetime.now(UTC) - oldest).total_seconds() if oldest is not None else 0.0
+        STRIPE_EVENTS_OLDEST_AGE.set(max(0.0, age))
+
     def loop(stop: threading.Event) -> None:
         wakeup = Wakeup(engine, store.STRIPE_EVENTS_CHANNEL)
         try:
             while not stop.is_set():
                 applied = 0
                 try:
+                    measure()
                     if due():
                         applied = apply_received_events(DonationsUnitOfWork(engine), payments)
                 except Exception:  # noqa: BLE001 - a database hiccup must not end the loop

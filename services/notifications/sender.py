@@ -120,8 +120,8 @@ def _reply(code: int, text: bytes | str) -> str:
 class Waiter(Protocol):
     """What a lane waits on between rounds (services.shared.wake.Wakeup, or a plain sleep)."""
 
-    def wait(self, stop: threading.Event, timeout: float) -> None:
-        """Return once woken, `timeout` seconds passed or `stop` is set."""
+    def wait(self, stop: threading.Event, timeout: float) -> bool:
+        """Return once woken (True), `timeout` seconds passed or `stop` is set (False)."""
 
     def close(self) -> None:
         """Let go of what waiting holds (a LISTEN connection)."""
@@ -130,8 +130,9 @@ class Waiter(Protocol):
 class _Sleep:
     """Waiting with no wake-up: the poll alone."""
 
-    def wait(self, stop: threading.Event, timeout: float) -> None:
+    def wait(self, stop: threading.Event, timeout: float) -> bool:
         stop.wait(timeout)
+        return False
 
     def close(self) -> None:
         pass

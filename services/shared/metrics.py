@@ -72,6 +72,21 @@ EVENTS_CONSUMED = Counter(
 DEAD_LETTERS = Counter(
     "difts_dead_letters_total", "Events sent to a dead-letter topic", ["group", "topic"]
 )
+STRIPE_WEBHOOKS = Counter(
+    "difts_stripe_webhooks_total",
+    "Stripe webhooks answered, by answer (received, duplicate, unreadable, bad_signature)",
+    ["outcome"],
+)
+STRIPE_EVENTS_UNAPPLIED = Gauge(
+    "difts_stripe_events_unapplied",
+    "Stripe events recorded by the webhook and not yet applied by a worker",
+    multiprocess_mode="livemax",
+)
+STRIPE_EVENTS_OLDEST_AGE = Gauge(
+    "difts_stripe_events_oldest_unapplied_age_seconds",
+    "Age of the oldest Stripe event not yet applied (0 when none waits)",
+    multiprocess_mode="livemax",
+)
 EMAILS = Counter(
     "difts_emails_total",
     "Email attempts by kind and outcome (sent, retried, failed, skipped)",

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Engine, Insert, bindparam, or_, select, update
+from sqlalchemy import Connection, Engine, Insert, bindparam, func, or_, select, update
 from sqlalchemy.dialects import sqlite
 
 from services.shared.db import as_utc, dialect_insert, insert_if_absent, is_postgres
@@ -181,6 +181,15 @@ class StripeEvents:
             )
         ).all()
         return sorted((_received(row) for row in rows), key=lambda event: event.received_at)
+
+    def unapplied(self) -> tuple[int, datetime | None]:
+        """How many received events wait to be applied, and when the oldest came (metrics)."""
+        count, oldest = self.conn.execute(
+            select(func.count(), func.min(stripe_events.c.received_at)).where(
+                stripe_events.c.outcome == RECEIVED
+            )
+        ).one()
+        return int(count), as_utc(oldest) if oldest is not None else None
 
     def any_claimable(self, now: datetime) -> bool:
         """Whether a received event waits for an applier (a read: the applier's poll)."""
