@@ -328,13 +328,17 @@ class IdempotentConsumer:
 
     def _measure_lag(self, consumer: KafkaConsumer) -> None:
         """Set each assigned partition's lag (records behind its highwater mark) from what the
-        last fetches said: no request of its own."""
-        for partition in consumer.assignment():
-            highwater = consumer.highwater(partition)
-            if highwater is None:
-                continue  # nothing fetched yet: its position may not be known either
-            position = consumer.position(partition)
-            if position is not None:
-                CONSUMER_LAG.labels(self.group_id, partition.topic, str(partition.partition)).set(
-                    max(0, highwater - position)
-                )
+        last fetches said: no request of its own, and never a failure of the consumer."""
+        try:
+            for partition in consumer.assignment():
+                highwater = consumer.highwater(partition)
+                if highwater is None:
+                    continue  # nothing fetched yet: its position may not be known either
+                # Known once fetched; timeout 0: never wait on the coordinator for it.
+                position = consumer.position(partition, timeout_ms=0)
+                if position is not None:
+                    CONSUMER_LAG.labels(
+                        self.group_id, partition.topic, str(partition.partition)
+                    ).set(max(0, highwater - position))
+        except Exception:  # noqa: BLE001 - a metric must not stop the consumer
+            log.debug("consumer lag not measured", exc_info=True)

@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 from kafka import KafkaProducer
+from prometheus_client import REGISTRY
 from sqlalchemy import Engine, select, update
 from sqlalchemy.exc import OperationalError
 
@@ -31,7 +32,7 @@ from services.shared.events import (
     DONATIONS_TOPIC,
     dead_letter_topic,
 )
-from services.shared.kafka import ensure_topics
+from services.shared.kafka import PARTITIONS, ensure_topics
 from tests.integration.ledger.conftest import Topics, migrated, read_topic, record_outcomes
 from tests.support import infra
 from tests.support.loops import running, wait_until
@@ -314,8 +315,23 @@ def test_a_poison_gift_in_the_middle_of_a_poll_goes_alone_to_dead_letters(
         )
     topics.producer.flush(timeout=30)
     outcomes = record_outcomes(ledger)
+
+    def lags() -> list[float | None]:
+        labels = {"group": consumer_group, "topic": topics.name(DONATIONS_TOPIC)}
+        return [
+            REGISTRY.get_sample_value(
+                "difts_consumer_lag_records", {**labels, "partition": str(partition)}
+            )
+            for partition in range(PARTITIONS)
+        ]
+
     with running(ledger.run):
         wait_until(lambda: len(outcomes) == 9, "the poll to be applied")
+        # Each assigned partition's lag is measured after each poll: none left behind.
+        wait_until(
+            lambda: any(lag is not None for lag in lags()) and set(lags()) <= {None, 0.0},
+            "the consumer's lag to be measured at 0",
+        )
 
     assert outcomes[poison.id] == ["dead_lettered"]
     assert outcomes[good[0].id] == outcomes[good[5].id] == ["applied", "duplicate"]
