@@ -323,7 +323,8 @@ class BatchJournal(Journal):
                 posted = PostedEntry(
                     entry_id, entry.kind.value, about.stripe_object_id, about.charge_id
                 )
-                self._donation_entries.setdefault(about.stripe_object_id, posted)
+                if self._donation_entries.get(about.stripe_object_id) is None:
+                    self._donation_entries[about.stripe_object_id] = posted
         return entry_id
 
     def _next_id(self) -> int:

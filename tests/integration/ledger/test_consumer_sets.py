@@ -412,3 +412,16 @@ def test_database_trouble_in_a_set_rolls_the_poll_back_and_is_raised_for_a_retry
     monkeypatch.setattr(store.BatchJournal, "flush", flush)
     assert [o.status for o in ledger.handle_batch(records)] == ["applied"] * 3
     assert [row["donations"] for row in books(engine)["totals"]] == [3]
+
+
+def test_a_charge_booked_earlier_in_the_same_poll_refuses_another_donation_of_it(
+    engine: Engine, ledger: IdempotentConsumer
+) -> None:
+    first = gift("d-1", 2700)
+    same_charge = gift("d-2", 2700)
+    same_charge = replace(same_charge, data={**same_charge.data, "charge_id": "ch_d-1"})
+    records = [Record(e.to_json().encode(), n) for n, e in enumerate([first, same_charge])]
+    outcomes = ledger.handle_batch(records)
+    assert [o.status for o in outcomes] == ["applied", "dead_lettered"]
+    assert "booked already for another donation" in (outcomes[1].reason or "")
+    assert [row["donation_id"] for row in books(engine)["gifts"]] == ["d-1"]
