@@ -298,6 +298,10 @@ class IdempotentConsumer:
             heartbeat_interval_ms=1_000,
             max_poll_records=MAX_POLL_RECORDS,
             fetch_max_wait_ms=FETCH_MAX_WAIT_MS,
+            # A topic created a moment before this consumer joined may have had no partition
+            # metadata yet (kafka-python warns "No partition metadata"): looking again every
+            # 10 s assigns its partitions then, not after the default 5 minutes.
+            metadata_max_age_ms=10_000,
         )
 
     def run(self, stop: threading.Event) -> None:
