@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
@@ -287,8 +288,7 @@ class IdempotentConsumer:
 
     def make_kafka_consumer(self) -> KafkaConsumer:
         """A consumer of this group that commits offsets only when told to."""
-        return KafkaConsumer(
-            *self.topics,
+        consumer = KafkaConsumer(
             bootstrap_servers=self.bootstrap_servers.split(","),
             group_id=self.group_id,
             client_id=f"{self.group_id}-consumer",
@@ -303,6 +303,17 @@ class IdempotentConsumer:
             # 10 s assigns its partitions then, not after the default 5 minutes.
             metadata_max_age_ms=10_000,
         )
+        # Join the group only once the partitions of every topic are known here: a member that
+        # joins (and, as the group's leader, assigns) before its metadata has them is given
+        # none of them, and kafka-python may not notice the change (seen in busy test runs:
+        # "No partition metadata", then nothing consumed).
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            if all(consumer.partitions_for_topic(topic) for topic in self.topics):
+                break
+            time.sleep(0.2)
+        consumer.subscribe(list(self.topics))
+        return consumer
 
     def run(self, stop: threading.Event) -> None:
         """Consume until `stop` is set. Offsets are committed after each applied batch; on a

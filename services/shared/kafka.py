@@ -80,6 +80,32 @@ def ensure_topics(
             except TopicAlreadyExistsError:
                 pass  # another process created it in the meantime
             log.info("created topics", extra={"topics": missing})
+        _wait_for_leaders(admin, wanted, deadline)
         return missing
     finally:
         admin.close()
+
+
+def _wait_for_leaders(admin: KafkaAdminClient, topics: list[str], deadline: float) -> None:
+    """Return once every partition of `topics` has a leader: a consumer that joins its group
+    before then is assigned none of a new topic's partitions (kafka-python warns "No
+    partition metadata") until its next metadata refresh."""
+    while True:
+        try:
+            described = admin.describe_topics(topics)
+            ready = len(described) == len(topics) and all(
+                not topic.get("error_code")
+                and topic.get("partitions")
+                and all(partition.get("leader_id", -1) >= 0 for partition in topic["partitions"])
+                for topic in described
+            )
+        except Exception:  # noqa: BLE001 - not known everywhere yet: look again
+            ready = False
+        if ready:
+            return
+        if time.monotonic() > deadline:
+            raise RuntimeError(
+                f"Kafka did not elect leaders for {topics} in time; see the broker's log"
+                " (infra/kafka.sh logs it under var/kafka/logs)"
+            )
+        time.sleep(0.2)
