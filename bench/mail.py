@@ -19,24 +19,26 @@ import threading
 import time
 import uuid
 from dataclasses import replace
-from datetime import UTC, datetime
 from email.utils import parseaddr
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Engine, select
 
 from bench.common import Bench, Row, say
-from services.notifications import handlers, store
+from services.notifications import store
 from services.notifications.cli import MIGRATIONS
 from services.notifications.config import Settings
-from services.notifications.consumer import stationery
-from services.notifications.domain import Consent, Donor
-from services.notifications.unit_of_work import NotificationsUnitOfWork
 from services.notifications.worker import build_sender
 from services.shared.db import make_engine, upgrade
-from services.shared.envelope import CloudEvent, new_event
-from services.shared.events import DONATION_BOOKED, UPDATE_PUBLISHED, load_data
+from tests.support.notifications import (
+    count_deliveries,
+    gift_booked,
+    news_post,
+    queue_news,
+    queue_receipt,
+    save_consenting_donors,
+)
 
 CAMPAIGN = "bench-cantines"
 DONORS = 2000
@@ -70,59 +72,14 @@ def _service(bench: Bench, kind: str, name: str) -> tuple[Settings, Engine, Path
     return settings, make_engine(url), mail
 
 
-def _loaded(event: CloudEvent) -> CloudEvent:
-    """The event as the consumer hands it to a handler: data loaded with its type's schema."""
-    return replace(event, data=load_data(event.type, event.data))
-
-
 def _queue_news(settings: Settings, engine: Engine, donors: int) -> float:
     """`donors` donors who asked for news, then a news post queued to them all by the
     consumer's handler; returns the seconds the fan-out's transaction took."""
-    now = datetime.now(UTC)
-    with NotificationsUnitOfWork(engine) as uow:
-        for n in range(donors):
-            donor = Donor(
-                CAMPAIGN,
-                f"donor-{n}@example.org",
-                "Camille",
-                "en",
-                consent=Consent(now, "checkout"),
-            )
-            uow.donors.save(donor, now)
-    post_id = f"post_{uuid.uuid4().hex[:8]}"
-    post = new_event(
-        UPDATE_PUBLISHED,
-        "difts/donations",
-        {
-            "campaign_id": CAMPAIGN,
-            "campaign_slug": CAMPAIGN,
-            "campaign_title": "Les Petites Cantines",
-            "cause": "Les Petites Cantines",
-            "post_id": post_id,
-            "title": "Opening of Petites Cantines Bagnolet",
-            "body_markdown": "The doors open on Monday at noon.\n\nCome and cook with us!",
-            "body_html": "<p>The doors open on <strong>Monday</strong> at noon.</p>"
-            "<p>Come and cook with us!</p>",
-            "url": f"http://127.0.0.1:8001/campaigns/{CAMPAIGN}/news/{post_id}",
-            "published_at": now.isoformat(),
-        },
-        subject=f"campaigns/{CAMPAIGN}",
-    )
+    save_consenting_donors(engine, CAMPAIGN, donors)
+    post = news_post(CAMPAIGN)
     started = time.perf_counter()
-    with NotificationsUnitOfWork(engine) as uow:
-        handlers.update_published(_loaded(post), uow, stationery(settings))
+    queue_news(settings, engine, post)
     return time.perf_counter() - started
-
-
-def _count(engine: Engine, kind: str, status: str) -> int:
-    with engine.connect() as conn:
-        return int(
-            conn.execute(
-                select(func.count()).where(
-                    store.deliveries.c.kind == kind, store.deliveries.c.status == status
-                )
-            ).scalar_one()
-        )
 
 
 def _raw_loop(settings: Settings, messages: list[tuple[str, str]]) -> float:
@@ -164,7 +121,7 @@ def fan_out_unthrottled(bench: Bench, kind: str, donors: int) -> None:
         pass
     measured = time.perf_counter() - started
     raw_after = _raw_loop(settings, messages)
-    sent = _count(engine, store.NEWS, store.SENT)
+    sent = count_deliveries(engine, store.NEWS, store.SENT)
     engine.dispose()
     assert sent == len(messages), f"the sender sent {sent} of {len(messages)}"
     raw = (raw_before + raw_after) / 2
@@ -192,33 +149,6 @@ def fan_out_unthrottled(bench: Bench, kind: str, donors: int) -> None:
 # --- 2. receipts while bulk mail drains -----------------------------------------------------
 
 
-def _booking(n: int) -> CloudEvent:
-    """The ledger's booking of a gift, with what its receipt states."""
-    donation_id = f"don_bench_{n}_{uuid.uuid4().hex[:6]}"
-    return new_event(
-        DONATION_BOOKED,
-        "difts/ledger",
-        {
-            "donation_id": donation_id,
-            "campaign_id": CAMPAIGN,
-            "campaign_slug": CAMPAIGN,
-            "amount": 2700,
-            "currency": "EUR",
-            "meal_price": 1350,
-            "meals": 2,
-            "meals_funded": 2 * (n + 1),
-            "remainder": 0,
-            "receipt": {
-                "donor": {"email": f"giver-{n}@example.org", "name": "Ada", "locale": "en"},
-                "campaign_title": "Les Petites Cantines",
-                "campaign_cause": "Les Petites Cantines",
-                "succeeded_at": datetime.now(UTC).isoformat(),
-            },
-        },
-        subject=f"donations/{donation_id}",
-    )
-
-
 def _kept_at(mail: Path) -> dict[str, float]:
     """When the sink kept each receipt (to giver-N@...), from its file name's time_ns."""
     kept: dict[str, float] = {}
@@ -242,7 +172,6 @@ def receipts_during_a_fan_out(bench: Bench, donors: int, receipts: int) -> None:
     settings, engine, mail = _service(bench, "sqlite", "mail-receipts")
     say(f"mail: receipts while a {donors}-donor fan-out drains at {settings.send_rate:g}/s...")
     _queue_news(settings, engine, donors)
-    writing = stationery(settings)
     lanes = build_sender(settings, engine)
     stop = threading.Event()
     worker = threading.Thread(target=lanes.run, args=(stop,), name="bench-senders")
@@ -252,16 +181,15 @@ def receipts_during_a_fan_out(bench: Bench, donors: int, receipts: int) -> None:
     try:
         time.sleep(1.0)  # the fan-out is under way
         for n in range(receipts):
-            booking = _loaded(_booking(n))
-            with NotificationsUnitOfWork(engine) as uow:
-                handlers.donation_booked(booking, uow, writing)
-            committed[booking.data["receipt"]["donor"]["email"]] = time.time()
+            giver = f"giver-{n}@example.org"
+            queue_receipt(settings, engine, gift_booked(CAMPAIGN, giver, meals_funded=2 * (n + 1)))
+            committed[giver] = time.time()
             time.sleep(spacing)
         deadline = time.monotonic() + 30
         while len(_kept_at(mail)) < receipts and time.monotonic() < deadline:
             time.sleep(0.2)
-        news_sent = _count(engine, store.NEWS, store.SENT)
-        news_pending = _count(engine, store.NEWS, store.PENDING)
+        news_sent = count_deliveries(engine, store.NEWS, store.SENT)
+        news_pending = count_deliveries(engine, store.NEWS, store.PENDING)
     finally:
         stop.set()
         worker.join(timeout=30)

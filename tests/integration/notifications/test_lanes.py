@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import threading
 import time
-import uuid
 from collections.abc import Iterator
 from dataclasses import replace
 from datetime import UTC, datetime
@@ -17,20 +16,23 @@ from pathlib import Path
 import psycopg
 import pytest
 from prometheus_client import REGISTRY
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Engine
 
-from services.notifications import handlers, store
+from services.notifications import store
 from services.notifications.cli import MIGRATIONS
 from services.notifications.config import Settings
-from services.notifications.consumer import stationery
-from services.notifications.domain import Consent, Donor
 from services.notifications.unit_of_work import NotificationsUnitOfWork
 from services.notifications.worker import build_sender
 from services.shared.db import make_engine, upgrade
-from services.shared.envelope import CloudEvent, new_event
-from services.shared.events import DONATION_BOOKED, UPDATE_PUBLISHED, load_data
+from tests.support import notifications
 from tests.support.loops import running, wait_until
 from tests.support.mail import Mailbox
+from tests.support.notifications import (
+    count_deliveries,
+    gift_booked,
+    news_post,
+    save_consenting_donors,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -68,79 +70,18 @@ def engine(settings: Settings) -> Iterator[Engine]:
     engine.dispose()
 
 
-def _loaded(event: CloudEvent) -> CloudEvent:
-    return replace(event, data=load_data(event.type, event.data))
-
-
 def queue_news(settings: Settings, engine: Engine, donors: int) -> None:
     """`donors` donors who asked for news, and a post queued to each by the handler."""
-    now = datetime.now(UTC)
-    with NotificationsUnitOfWork(engine) as uow:
-        for n in range(donors):
-            donor = Donor(
-                CAMPAIGN,
-                f"donor-{n}@example.org",
-                "Camille",
-                "en",
-                consent=Consent(now, "checkout"),
-            )
-            uow.donors.save(donor, now)
-    post = new_event(
-        UPDATE_PUBLISHED,
-        "difts/donations",
-        {
-            "campaign_id": CAMPAIGN,
-            "campaign_slug": CAMPAIGN,
-            "campaign_title": "Les Petites Cantines",
-            "cause": "Les Petites Cantines",
-            "post_id": "post_lanes",
-            "title": "Opening of Petites Cantines Bagnolet",
-            "body_markdown": "The doors open on Monday at noon.",
-            "body_html": "<p>The doors open on Monday at noon.</p>",
-            "url": f"http://127.0.0.1:8001/campaigns/{CAMPAIGN}/news/post_lanes",
-            "published_at": now.isoformat(),
-        },
-    )
-    with NotificationsUnitOfWork(engine) as uow:
-        handlers.update_published(_loaded(post), uow, stationery(settings))
+    save_consenting_donors(engine, CAMPAIGN, donors)
+    notifications.queue_news(settings, engine, news_post(CAMPAIGN, "post_lanes"))
 
 
 def queue_receipt(settings: Settings, engine: Engine, donor: str) -> None:
     """The ledger booked a gift: the handler queues its receipt (and commits)."""
-    donation_id = f"don_{uuid.uuid4().hex[:10]}"
-    booked = new_event(
-        DONATION_BOOKED,
-        "difts/ledger",
-        {
-            "donation_id": donation_id,
-            "campaign_id": CAMPAIGN,
-            "campaign_slug": CAMPAIGN,
-            "amount": 2700,
-            "currency": "EUR",
-            "meal_price": 1350,
-            "meals": 2,
-            "meals_funded": 2,
-            "remainder": 0,
-            "receipt": {
-                "donor": {"email": donor, "name": "Ada", "locale": "en"},
-                "campaign_title": "Les Petites Cantines",
-                "succeeded_at": datetime.now(UTC).isoformat(),
-            },
-        },
-    )
-    with NotificationsUnitOfWork(engine) as uow:
-        handlers.donation_booked(_loaded(booked), uow, stationery(settings))
+    notifications.queue_receipt(settings, engine, gift_booked(CAMPAIGN, donor))
 
 
-def count(engine: Engine, kind: str, status: str) -> int:
-    with engine.connect() as conn:
-        return int(
-            conn.execute(
-                select(func.count()).where(
-                    store.deliveries.c.kind == kind, store.deliveries.c.status == status
-                )
-            ).scalar_one()
-        )
+count = count_deliveries
 
 
 def test_a_receipt_queued_while_a_throttled_fan_out_drains_goes_before_the_backlog(
