@@ -9,7 +9,6 @@ import threading
 import uuid
 from collections import defaultdict
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 from kafka import KafkaConsumer
@@ -28,14 +27,9 @@ metadata = MetaData()
 outbox = outbox_table(metadata)
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Engine]:
-    url = (
-        f"sqlite:///{tmp_path / 'relay.db'}"
-        if request.param == "sqlite"
-        else request.getfixturevalue("database_url")
-    )
-    engine = make_engine(url)
+@pytest.fixture
+def engine(any_database: str) -> Iterator[Engine]:
+    engine = make_engine(any_database)
     metadata.create_all(engine)
     if engine.dialect.name == "postgresql":
         create, _drop = notify_on_insert("outbox", OUTBOX_CHANNEL)

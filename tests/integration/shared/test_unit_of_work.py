@@ -5,7 +5,6 @@ processed ids are on the same transaction."""
 from __future__ import annotations
 
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 from sqlalchemy import Column, Engine, MetaData, String, Table, func, select
@@ -36,14 +35,9 @@ class NotesUnitOfWork(SqlUnitOfWork):
         self.connection.execute(notes.insert().values(id=note_id))
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Engine]:
-    url = (
-        f"sqlite:///{tmp_path / 'uow.db'}"
-        if request.param == "sqlite"
-        else request.getfixturevalue("database_url")
-    )
-    engine = make_engine(url)
+@pytest.fixture
+def engine(any_database: str) -> Iterator[Engine]:
+    engine = make_engine(any_database)
     metadata.create_all(engine)
     yield engine
     engine.dispose()

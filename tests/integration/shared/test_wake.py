@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 from sqlalchemy import Column, Engine, Integer, MetaData, Table, func, select
@@ -20,14 +19,9 @@ metadata = MetaData()
 rows = Table("rows", metadata, Column("id", Integer, primary_key=True))
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Engine]:
-    url = (
-        f"sqlite:///{tmp_path / 'wake.db'}"
-        if request.param == "sqlite"
-        else request.getfixturevalue("database_url")
-    )
-    engine = make_engine(url)
+@pytest.fixture
+def engine(any_database: str) -> Iterator[Engine]:
+    engine = make_engine(any_database)
     metadata.create_all(engine)
     yield engine
     engine.dispose()
