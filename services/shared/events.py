@@ -18,7 +18,9 @@ from .money import CURRENCY_EXPONENTS
 DONATIONS_TOPIC = "donations.events"
 CAMPAIGNS_TOPIC = "campaigns.events"
 LEDGER_TOPIC = "ledger.events"
-TOPICS = (DONATIONS_TOPIC, CAMPAIGNS_TOPIC, LEDGER_TOPIC)
+PROGRAMMES_TOPIC = "programmes.events"
+NOTIFICATIONS_TOPIC = "notifications.events"
+TOPICS = (DONATIONS_TOPIC, CAMPAIGNS_TOPIC, LEDGER_TOPIC, PROGRAMMES_TOPIC, NOTIFICATIONS_TOPIC)
 
 # campaigns.events (donations service), keyed by campaign id
 CAMPAIGN_PUBLISHED = "difts.campaign.published.v1"
@@ -33,10 +35,20 @@ DONATION_REFUND_FAILED = "difts.donation.refund_failed.v1"
 DISPUTE_OPENED = "difts.donation.dispute_opened.v1"
 DISPUTE_CLOSED = "difts.donation.dispute_closed.v1"
 PAYOUT_PAID = "difts.payout.paid.v1"
-# ledger.events (ledger service), keyed by campaign id
+# programmes.events (donations service), keyed by programme id so each programme's events stay
+# in order: a company's programme of difts, its funding and each dift's fate
+PROGRAMME_FUNDED = "difts.programme.funded.v1"
+PROGRAMME_CREDITED_BACK = "difts.programme.credited_back.v1"
+DIFT_ISSUED = "difts.dift.issued.v1"
+DIFT_DIRECTED = "difts.dift.directed.v1"
+DIFT_EXPIRED = "difts.dift.expired.v1"
+# ledger.events (ledger service), keyed by campaign id (dift_booked: by programme id)
 MEALS_FUNDED = "difts.ledger.meals_funded.v1"
 DONATION_BOOKED = "difts.ledger.donation_booked.v1"
 MILESTONE_REACHED = "difts.ledger.milestone_reached.v1"
+DIFT_BOOKED = "difts.ledger.dift_booked.v1"
+# notifications.events (notifications service), keyed by programme id
+DIFT_INVITATION_SENT = "difts.notification.dift_invitation_sent.v1"
 
 
 def topic_name(topic: str, prefix: str = "") -> str:
@@ -268,6 +280,8 @@ class MealsFundedV1(_EventData):
     remainder = _minor_units(required=True)
     donation_id = fields.String(load_default=None, allow_none=True)
     donation_meals = fields.Integer(strict=True, load_default=0)
+    # Set instead of donation_id when a dift directed to the campaign (or its fallback) did it.
+    dift_id = fields.String(load_default=None, allow_none=True)
 
 
 class ReceiptFactsV1(_EventData):
@@ -325,6 +339,175 @@ class MilestoneReachedV1(_EventData):
     reached_at = fields.AwareDateTime(required=True)
 
 
+class ProgrammeFundedV1(_EventData):
+    """Money for a programme of difts arrived: a Stripe payment (Checkout with the programme id
+    in its metadata) or a bank transfer that finance staff recorded. One event per funding; a
+    programme may be topped up. `fee`/`net` come from Stripe's balance transaction (null for a
+    bank transfer, or when Stripe could not tell yet)."""
+
+    programme_id = fields.String(required=True)
+    sponsor_id = fields.String(required=True)
+    sponsor_name = fields.String(required=True)  # the legal name
+    funding_id = fields.String(required=True)
+    method = fields.String(required=True, validate=validate.OneOf(["stripe", "bank_transfer"]))
+    amount = _minor_units(required=True, validate=validate.Range(min=1))
+    currency = _currency()
+    fee = _minor_units(load_default=None, allow_none=True)
+    net = fields.Integer(strict=True, load_default=None, allow_none=True)
+    # What the programme has been funded in all, this funding included.
+    total_funded = _minor_units(required=True)
+    checkout_session_id = fields.String(load_default=None, allow_none=True)
+    payment_intent_id = fields.String(load_default=None, allow_none=True)
+    charge_id = fields.String(load_default=None, allow_none=True)
+    balance_transaction_id = fields.String(load_default=None, allow_none=True)
+    bank_reference = fields.String(load_default=None, allow_none=True)
+    received_on = fields.Date(load_default=None, allow_none=True)  # a bank transfer's value date
+    funded_at = fields.AwareDateTime(required=True)
+
+
+class ProgrammeCreditedBackV1(_EventData):
+    """Money of a programme's fund went back to its sponsor: budget never issued, or difts that
+    expired under the "credit back" rule."""
+
+    programme_id = fields.String(required=True)
+    sponsor_id = fields.String(required=True)
+    credit_id = fields.String(required=True)
+    amount = _minor_units(required=True, validate=validate.Range(min=1))
+    currency = _currency()
+    reason = fields.String(
+        required=True, validate=validate.OneOf(["unused_budget", "expired_difts", "closing"])
+    )
+    reference = fields.String(load_default="")
+    credited_at = fields.AwareDateTime(required=True)
+
+
+class ShortlistEntryV1(_EventData):
+    """One cause a programme's recipients may direct their difts to, as its campaign stood."""
+
+    campaign_id = fields.String(required=True)
+    campaign_slug = fields.String(required=True)
+    campaign_title = fields.String(required=True)
+    cause = fields.String(load_default="")
+    summary = fields.String(load_default="")
+    meal_price = _minor_units(required=True, validate=validate.Range(min=1))
+
+
+class RecipientV1(_EventData):
+    """Who a dift was sent to (absent for an anonymous code)."""
+
+    email = fields.Email(required=True)
+    name = fields.String(load_default="")
+    locale = fields.String(load_default="fr")
+
+
+class DiftIssuedV1(_EventData):
+    """A dift was issued to a recipient. `channel` says how it reaches them: "email" (the
+    invitation carries `redeem_url`, a secret link: notifications mails it and nothing else
+    keeps it), "code" (an anonymous code handed out by the company) or "api" (a loyalty
+    integration; an invitation is sent when a recipient is named)."""
+
+    dift_id = fields.String(required=True)
+    programme_id = fields.String(required=True)
+    programme_name = fields.String(required=True)
+    occasion = fields.String(load_default="")
+    sponsor_id = fields.String(required=True)
+    brand_name = fields.String(required=True)
+    message_markdown = fields.String(load_default="")
+    message_html = fields.String(load_default="")
+    value = _minor_units(required=True, validate=validate.Range(min=1))
+    currency = _currency()
+    channel = fields.String(required=True, validate=validate.OneOf(["email", "code", "api"]))
+    recipient = fields.Nested(RecipientV1, load_default=None, allow_none=True)
+    redeem_url = fields.String(load_default=None, allow_none=True)
+    sponsor_reference = fields.String(load_default=None, allow_none=True)
+    shortlist = fields.List(fields.Nested(ShortlistEntryV1), required=True)
+    expires_at = fields.AwareDateTime(required=True)
+    issued_at = fields.AwareDateTime(required=True)
+
+
+class AllocationV1(_EventData):
+    """The part of a dift that goes to one campaign."""
+
+    campaign_id = fields.String(required=True)
+    campaign_slug = fields.String(required=True)
+    campaign_title = fields.String(load_default="")
+    amount = _minor_units(required=True, validate=validate.Range(min=1))
+
+
+class DiftDirectedV1(_EventData):
+    """A recipient directed a dift: its whole value goes to the allocations (which sum to it
+    exactly). `updates_opt_in` is the recipient's consent to the chosen causes' news."""
+
+    dift_id = fields.String(required=True)
+    programme_id = fields.String(required=True)
+    sponsor_id = fields.String(required=True)
+    brand_name = fields.String(load_default="")
+    value = _minor_units(required=True, validate=validate.Range(min=1))
+    currency = _currency()
+    allocations = fields.List(
+        fields.Nested(AllocationV1), required=True, validate=validate.Length(min=1)
+    )
+    recipient = fields.Nested(RecipientV1, load_default=None, allow_none=True)
+    updates_opt_in = fields.Boolean(load_default=False)
+    consent_at = fields.AwareDateTime(load_default=None, allow_none=True)
+    directed_at = fields.AwareDateTime(required=True)
+
+
+class DiftExpiredV1(_EventData):
+    """Nobody directed a dift before its programme's expiry: the programme's fallback rule gave
+    it. "split_evenly" and "one_campaign" carry the allocations (summing to the value);
+    "credit_back" carries none: the value stays in the programme's fund until it is credited
+    back to the sponsor."""
+
+    dift_id = fields.String(required=True)
+    programme_id = fields.String(required=True)
+    sponsor_id = fields.String(required=True)
+    value = _minor_units(required=True, validate=validate.Range(min=1))
+    currency = _currency()
+    rule = fields.String(
+        required=True, validate=validate.OneOf(["split_evenly", "one_campaign", "credit_back"])
+    )
+    allocations = fields.List(fields.Nested(AllocationV1), load_default=list)
+    expired_at = fields.AwareDateTime(required=True)
+
+
+class BookedAllocationV1(_EventData):
+    """What one allocation of a dift did in the ledger: its meals, and the campaign after it."""
+
+    campaign_id = fields.String(required=True)
+    campaign_slug = fields.String(load_default="")
+    amount = _minor_units(required=True)
+    meal_price = _minor_units(required=True)
+    meals = fields.Integer(strict=True, required=True)
+    meals_funded = fields.Integer(strict=True, required=True)
+    remainder = _minor_units(required=True)
+
+
+class DiftBookedV1(_EventData):
+    """The ledger moved a directed (or expired) dift from its programme's fund to the chosen
+    campaigns' funds, once: what each allocation funded."""
+
+    dift_id = fields.String(required=True)
+    programme_id = fields.String(required=True)
+    kind = fields.String(required=True, validate=validate.OneOf(["directed", "expired"]))
+    value = _minor_units(required=True)
+    currency = _currency()
+    allocations = fields.List(fields.Nested(BookedAllocationV1), load_default=list)
+    programme_balance = _minor_units(required=True)
+    booked_at = fields.AwareDateTime(required=True)
+
+
+class DiftInvitationSentV1(_EventData):
+    """The invitation (or its reminder) of a dift left for the SMTP relay, or the relay refused
+    it for good (`status` "bounced"): the donations service marks the dift sent."""
+
+    dift_id = fields.String(required=True)
+    programme_id = fields.String(required=True)
+    kind = fields.String(required=True, validate=validate.OneOf(["invitation", "reminder"]))
+    status = fields.String(required=True, validate=validate.OneOf(["sent", "bounced"]))
+    at = fields.AwareDateTime(required=True)
+
+
 SCHEMAS: dict[str, Schema] = {
     CAMPAIGN_PUBLISHED: CampaignPublishedV1(),
     CAMPAIGN_CLOSED: CampaignClosedV1(),
@@ -340,6 +523,13 @@ SCHEMAS: dict[str, Schema] = {
     MEALS_FUNDED: MealsFundedV1(),
     DONATION_BOOKED: DonationBookedV1(),
     MILESTONE_REACHED: MilestoneReachedV1(),
+    PROGRAMME_FUNDED: ProgrammeFundedV1(),
+    PROGRAMME_CREDITED_BACK: ProgrammeCreditedBackV1(),
+    DIFT_ISSUED: DiftIssuedV1(),
+    DIFT_DIRECTED: DiftDirectedV1(),
+    DIFT_EXPIRED: DiftExpiredV1(),
+    DIFT_BOOKED: DiftBookedV1(),
+    DIFT_INVITATION_SENT: DiftInvitationSentV1(),
 }
 
 

@@ -111,3 +111,28 @@ class Money:
         grouped = f"{units:,}"
         number = f"{grouped}.{cents:0{exponent}d}" if exponent else grouped
         return f"{sign}{symbol}{number}" if symbol != self.currency else f"{sign}{number} {symbol}"
+
+
+def split_evenly(total: Money, parts: int) -> list[Money]:
+    """`total` in `parts` shares as equal as cents allow, in the order the shares are listed:
+    each share is total // parts and the first total % parts shares get one minor unit more,
+    so the shares always sum to `total` exactly (a programme's shortlist order decides who
+    gets the remainder cents of an even split)."""
+    if isinstance(parts, bool) or not isinstance(parts, int) or parts < 1:
+        raise ValueError("a split needs at least one share")
+    if total.amount < 0:
+        raise ValueError("only a non-negative amount splits")
+    share, remainder = divmod(total.amount, parts)
+    return [Money(share + (1 if i < remainder else 0), total.currency) for i in range(parts)]
+
+
+def major_units(money: Money) -> int:
+    """How many whole major units (euros) fit in `money`; the cents are left out."""
+    return money.amount // 10 ** CURRENCY_EXPONENTS[money.currency]
+
+
+def from_major_units(units: int, currency: str) -> Money:
+    """`units` whole major units (euros) of `currency` as money."""
+    if isinstance(units, bool) or not isinstance(units, int):
+        raise TypeError("whole units are an int")
+    return Money(units * 10 ** CURRENCY_EXPONENTS[currency], currency)
