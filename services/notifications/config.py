@@ -47,6 +47,7 @@ class Settings:
     send_poll: float = 1.0
     retry_first_delay: float = 30.0
     impact_period: int = 7 * 24 * 3600
+    reminder_days: float = 3.0
 
     # Prefixes every topic name (KAFKA_TOPIC_PREFIX), to share a Kafka cluster.
     topic_prefix: str = ""
@@ -94,4 +95,7 @@ class Settings:
             # At most one impact email per donor and campaign in this many seconds (a week);
             # milestones reached meanwhile make one email when it is over. 0: one per moment.
             impact_period=env_int("NOTIFICATIONS_IMPACT_PERIOD", 7 * 24 * 3600),
+            # A company dift's one reminder goes this many days before it expires, to a
+            # recipient who has not directed it (never after expiry; fractions allowed).
+            reminder_days=env_float("REMINDER_DAYS", 3.0),
         )

@@ -1,4 +1,5 @@
-"""The Kafka entrypoint: donation, campaign and ledger events into the handlers, through the
+"""The Kafka entrypoint: donation, campaign, ledger and programme (company dift) events into
+the handlers, through the
 shared idempotent consumer (a unit of work per batch: effects and event ids in one
 transaction, offsets after)."""
 
@@ -9,22 +10,27 @@ from datetime import timedelta
 from sqlalchemy import Engine
 
 from services.shared.consumer import IdempotentConsumer
-from services.shared.events import CAMPAIGNS_TOPIC, DONATIONS_TOPIC, LEDGER_TOPIC
+from services.shared.events import (
+    CAMPAIGNS_TOPIC,
+    DONATIONS_TOPIC,
+    LEDGER_TOPIC,
+    PROGRAMMES_TOPIC,
+)
 from services.shared.kafka import make_producer
 
 from .config import Settings
 from .consent import ConsentKeys
-from .domain import ImpactBudget
+from .domain import ImpactBudget, ReminderRule
 from .handlers import Stationery, event_handlers
 from .messages import Letterhead
 from .unit_of_work import NotificationsUnitOfWork
 
-TOPICS = (DONATIONS_TOPIC, CAMPAIGNS_TOPIC, LEDGER_TOPIC)
+TOPICS = (DONATIONS_TOPIC, CAMPAIGNS_TOPIC, LEDGER_TOPIC, PROGRAMMES_TOPIC)
 
 
 def stationery(settings: Settings) -> Stationery:
     """How the service's emails are written: who they come from, where their links point,
-    the keys of unsubscribe links, the impact budget."""
+    the keys of unsubscribe links, the impact budget, when a dift's reminder goes."""
     return Stationery(
         Letterhead.from_settings(
             settings.mail_from,
@@ -34,6 +40,7 @@ def stationery(settings: Settings) -> Stationery:
         ),
         ConsentKeys(settings.signing_secret),
         ImpactBudget(timedelta(seconds=settings.impact_period)),
+        reminders=ReminderRule(timedelta(days=settings.reminder_days)),
     )
 
 

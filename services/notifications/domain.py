@@ -1,7 +1,8 @@
 """The notifications service's rules, with no I/O: who may be emailed about what (Consent),
 how a delivery moves through its states and when a failed one is tried again (Delivery,
 RetryPolicy), what a receipt states (ReceiptFacts), and which impact emails a donor gets
-(ImpactBudget).
+(ImpactBudget), and what a company's dift tells its recipient and when (Dift, Funds,
+ReminderRule).
 
 The impact rule (README, "Impact emails"): the milestones one booking crosses together are
 one moment and make one email, naming the highest ("you funded 500 meals: a quarter of the
@@ -25,6 +26,8 @@ from services.shared.money import Money
 # --- consent --------------------------------------------------------------------------------
 
 CONSENT_AT_CHECKOUT = "checkout"
+# The recipient of a company's dift asked, as they directed it, for the chosen causes' news.
+CONSENT_FROM_DIFT = "dift"
 
 
 @dataclass(frozen=True)
@@ -74,21 +77,39 @@ class Kind(StrEnum):
     REFUND = "refund"
     NEWS = "news"
     IMPACT = "impact"
+    # A company's dift: the invitation with its personal link, the one reminder before it
+    # expires, and the confirmation of where the recipient directed it.
+    DIFT_INVITATION = "dift_invitation"
+    DIFT_REMINDER = "dift_reminder"
+    DIFT_CONFIRMATION = "dift_confirmation"
 
     @property
     def needs_consent(self) -> bool:
         """News and impact emails go only to donors who want news."""
         return self in (Kind.NEWS, Kind.IMPACT)
 
+    @property
+    def invites(self) -> bool:
+        """A dift's invitation or its reminder: the donations service hears when it left for
+        the relay or bounced (difts.notification.dift_invitation_sent.v1)."""
+        return self in (Kind.DIFT_INVITATION, Kind.DIFT_REMINDER)
+
+    @property
+    def invitation_kind(self) -> str:
+        """How dift_invitation_sent names this email: "invitation" or "reminder"."""
+        return "reminder" if self is Kind.DIFT_REMINDER else "invitation"
+
 
 class DeliveryStatus(StrEnum):
     """Where a delivery is: pending (queued, or waiting for its next attempt), then sent,
-    failed (refused for good, or too many attempts) or skipped (on purpose, with why)."""
+    failed (refused for good, or too many attempts), skipped (on purpose, with why) or bounced
+    (a dift's invitation or reminder the recipient's server refused for good: a 5xx reply)."""
 
     PENDING = "pending"
     SENT = "sent"
     FAILED = "failed"
     SKIPPED = "skipped"
+    BOUNCED = "bounced"
 
 
 BY_CONSENT = tuple(kind.value for kind in Kind if kind.needs_consent)
@@ -114,13 +135,19 @@ class RetryPolicy:
         return now + delay + delay * random.uniform(0, self.jitter)  # noqa: S311 - not secret
 
     def after_failure(
-        self, attempts_before: int, reason: str, now: datetime, permanent: bool = False
+        self,
+        attempts_before: int,
+        reason: str,
+        now: datetime,
+        permanent: bool = False,
+        bounces: bool = False,
     ) -> Attempted:
         """What a failed attempt makes of a delivery: tried again later, or failed for good (a
-        permanent refusal, or the last attempt allowed)."""
+        permanent refusal, or the last attempt allowed). A permanent refusal of an email that
+        `bounces` (a dift's invitation or reminder) is a bounce, never retried."""
         made = attempts_before + 1
         if permanent:
-            return Attempted(DeliveryStatus.FAILED, reason)
+            return Attempted(DeliveryStatus.BOUNCED if bounces else DeliveryStatus.FAILED, reason)
         if made >= self.max_attempts:
             return Attempted(DeliveryStatus.FAILED, f"{reason} (gave up after {made} attempts)")
         return Attempted(DeliveryStatus.PENDING, reason, self.retry_at(made, now))
@@ -337,3 +364,123 @@ class Donor:
     def wants_news(self) -> bool:
         """Whether news and impact emails of this campaign may go to them now."""
         return self.consent.wants_news(self.everywhere_at)
+
+
+# --- company difts --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ShortlistedCause:
+    """One cause a dift may go to, as its campaign stood when the dift was issued."""
+
+    campaign_id: str
+    slug: str
+    title: str
+    cause: str
+    meal_price: Money
+
+
+@dataclass(frozen=True)
+class Recipient:
+    """Whom a company's dift was sent to."""
+
+    email: str
+    name: str = ""
+    locale: str = "fr"
+
+    @classmethod
+    def from_event(cls, given: dict[str, Any] | None) -> Recipient | None:
+        """An event's recipient part (None: an anonymous code)."""
+        if not given:
+            return None
+        return cls(given["email"], given.get("name", ""), given.get("locale", "fr"))
+
+
+@dataclass(frozen=True)
+class Dift:
+    """What this service keeps of a company's dift (difts.dift.issued.v1): whom it was sent
+    to, what it is worth, what its shortlisted causes' meals cost, when it expires; its
+    personal link until no reminder can need it; when its reminder is due; and how it ended
+    ("directed" or "expired"), once it has."""
+
+    dift_id: str
+    programme_id: str
+    brand_name: str
+    value: Money
+    expires_at: datetime
+    shortlist: tuple[ShortlistedCause, ...]
+    recipient: Recipient | None = None
+    redeem_url: str | None = None
+    reminder_due_at: datetime | None = None
+    settled: str | None = None
+
+    @classmethod
+    def from_issued(cls, data: dict[str, Any]) -> Dift:
+        """A difts.dift.issued.v1 event's dift."""
+        currency = data["currency"]
+        return cls(
+            dift_id=data["dift_id"],
+            programme_id=data["programme_id"],
+            brand_name=data["brand_name"],
+            value=Money(data["value"], currency),
+            expires_at=data["expires_at"],
+            shortlist=tuple(
+                ShortlistedCause(
+                    entry["campaign_id"],
+                    entry["campaign_slug"],
+                    entry["campaign_title"],
+                    entry.get("cause", ""),
+                    Money(entry["meal_price"], currency),
+                )
+                for entry in data["shortlist"]
+            ),
+            recipient=Recipient.from_event(data.get("recipient")),
+            redeem_url=data.get("redeem_url"),
+        )
+
+    @property
+    def invitable(self) -> bool:
+        """Whether an invitation goes: a recipient and a personal link (an anonymous code has
+        neither; the company hands it out)."""
+        return self.recipient is not None and bool(self.redeem_url)
+
+    def cause(self, campaign_id: str) -> ShortlistedCause | None:
+        """The shortlisted cause of a campaign, if it is on the shortlist."""
+        return next((c for c in self.shortlist if c.campaign_id == campaign_id), None)
+
+
+@dataclass(frozen=True)
+class Funds:
+    """What an amount funds at a meal price: its whole meals, or, when it is less than one
+    meal, the share of one meal it is, in whole percent rounded down (never rounded up to a
+    meal it does not fund: 20 EUR at 27 EUR a meal is 74 %, 0.10 EUR at 13.50 EUR is 0 %)."""
+
+    meals: int
+    percent_of_a_meal: int = 0
+
+    @classmethod
+    def of(cls, amount: Money, meal_price: Money) -> Funds:
+        """What `amount` funds at `meal_price`."""
+        meals, _rest = amount.divmod(meal_price)
+        if meals:
+            return cls(meals)
+        return cls(0, amount.amount * 100 // meal_price.amount)
+
+
+@dataclass(frozen=True)
+class ReminderRule:
+    """One reminder, `before` the dift expires, to a recipient who has not directed it, and
+    never once it has expired."""
+
+    before: timedelta = timedelta(days=3)
+
+    def due_at(self, expires_at: datetime, now: datetime) -> datetime | None:
+        """When the reminder of a dift invited `now` is due; None when that moment is already
+        past (a dift expiring sooner than `before`: its invitation is the reminder)."""
+        due = expires_at - self.before
+        return due if due > now else None
+
+    @staticmethod
+    def may_go(expires_at: datetime, now: datetime) -> bool:
+        """Whether a reminder (or an invitation) may still go: not at or after expiry."""
+        return now < expires_at

@@ -22,9 +22,9 @@ import nh3
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 from markupsafe import Markup
 
-from services.shared.money import Money
+from services.shared.money import CURRENCY_EXPONENTS, Money
 
-from .domain import ReceiptFacts
+from .domain import Dift, Funds, ReceiptFacts
 
 TEMPLATES = Path(__file__).parent / "templates"
 
@@ -299,6 +299,140 @@ def render_impact(
         "unsubscribe_all_url": unsubscribe.every_campaign,
     }
     return _render("impact", lang, context)
+
+
+# --- company difts --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class DiftAllocation:
+    """The part of a directed dift that went to one campaign, and its meal price when this
+    service knows it (from the dift's shortlist)."""
+
+    campaign_title: str
+    campaign_slug: str
+    amount: Money
+    meal_price: Money | None = None
+
+
+@dataclass(frozen=True)
+class DiftConfirmation:
+    """What the confirmation of a directed dift states."""
+
+    brand_name: str
+    value: Money
+    allocations: tuple[DiftAllocation, ...]
+    recipient_name: str
+    locale: str
+    updates_opt_in: bool
+    directed_at: datetime
+
+
+def whole_amount(money: Money, lang: str) -> str:
+    """An amount as a dift states it: "20 €", "€20" when it is whole, else with its cents."""
+    exponent = CURRENCY_EXPONENTS[money.currency]
+    written = money.format(lang)
+    if not exponent or money.amount % 10**exponent:
+        return written
+    head, _cents, tail = written.rpartition(("," if lang == "fr" else ".") + "0" * exponent)
+    return head + tail
+
+
+def what_it_funds(amount: Money, meal_price: Money, title: str, lang: str) -> str:
+    """ "20 € = 1 repas à Les Petites Cantines Bagnolet": what an amount funds in a cause's
+    own unit; less than a meal is said as the share of one ("20 € = 74 % d'un repas à ...",
+    rounded down; "moins de 1 %" below that)."""
+    funds = Funds.of(amount, meal_price)
+    value, name = whole_amount(amount, lang), one_line(title)
+    if lang == "fr":
+        if funds.meals:
+            return f"{value} = {funds.meals}\u00a0repas à {name}"
+        share = (
+            f"{funds.percent_of_a_meal}\u00a0%" if funds.percent_of_a_meal else "moins de 1\u00a0%"
+        )
+        return f"{value} = {share} d'un repas à {name}"
+    if funds.meals:
+        return f"{value} = {funds.meals} meal{'s' if funds.meals > 1 else ''} at {name}"
+    share = f"{funds.percent_of_a_meal}%" if funds.percent_of_a_meal else "less than 1%"
+    return f"{value} = {share} of a meal at {name}"
+
+
+def _link(url: str | None) -> str:
+    """A personal link fit for an email: http(s) only, or the email cannot be written."""
+    if not url or not url.startswith(("https://", "http://")):
+        raise ValueError("a dift's link must be an http(s) URL")
+    return url
+
+
+def _dift_words(dift: Dift, lang: str, letterhead: Letterhead) -> dict[str, object]:
+    """What a dift's invitation and reminder both say: who offers it, what it is worth and
+    funds in each shortlisted cause, the personal link, the expiry."""
+    recipient = dift.recipient
+    return {
+        "recipient_name": one_line(recipient.name) if recipient else "",
+        "brand": one_line(dift.brand_name),
+        "value": whole_amount(dift.value, lang),
+        "causes": [
+            {
+                "title": one_line(cause.title),
+                "phrase": what_it_funds(dift.value, cause.meal_price, cause.title, lang),
+                "url": letterhead.campaign_url(cause.slug),
+            }
+            for cause in dift.shortlist
+        ],
+        "redeem_url": _link(dift.redeem_url),
+        "expires_on": format_date(dift.expires_at, lang, letterhead.timezone),
+    }
+
+
+def render_invitation(
+    dift: Dift, letterhead: Letterhead, message_markdown: str = "", message_html: str = ""
+) -> RenderedEmail:
+    """A company's dift to its recipient, in their language: the company's brand and message
+    (its Markdown as the text, its HTML cleaned again here as the HTML), the value and what it
+    funds in each shortlisted cause, the personal link, the expiry."""
+    lang = language(dift.recipient.locale if dift.recipient else "fr")
+    context: dict[str, object] = {
+        **_dift_words(dift, lang, letterhead),
+        "message_markdown": message_markdown.strip(),
+        "message_html": Markup(nh3.clean(message_html)),  # noqa: S704 - cleaned by nh3 just now
+    }
+    return _render("dift_invitation", lang, context)
+
+
+def render_reminder(dift: Dift, letterhead: Letterhead) -> RenderedEmail:
+    """The one reminder of a dift nobody directed yet, a few days before it expires."""
+    lang = language(dift.recipient.locale if dift.recipient else "fr")
+    return _render("dift_reminder", lang, _dift_words(dift, lang, letterhead))
+
+
+def render_dift_confirmation(
+    confirmation: DiftConfirmation, letterhead: Letterhead
+) -> RenderedEmail:
+    """Where a directed dift went (each campaign and its amount) and what it funds there."""
+    lang = language(confirmation.locale)
+    parts = [
+        {
+            "title": one_line(part.campaign_title) or part.campaign_slug,
+            "amount": whole_amount(part.amount, lang),
+            "phrase": what_it_funds(part.amount, part.meal_price, part.campaign_title, lang)
+            if part.meal_price is not None and part.meal_price.currency == part.amount.currency
+            else "",
+            "url": letterhead.campaign_url(part.campaign_slug),
+        }
+        for part in confirmation.allocations
+    ]
+    context: dict[str, object] = {
+        "recipient_name": one_line(confirmation.recipient_name),
+        "brand": one_line(confirmation.brand_name),
+        "value": whole_amount(confirmation.value, lang),
+        "allocations": parts,
+        "news_of": ", ".join(str(part["title"]) for part in parts)
+        if confirmation.updates_opt_in
+        else "",
+        "date": format_date(confirmation.directed_at, lang, letterhead.timezone),
+    }
+    return _render("dift_confirmation", lang, context)
 
 
 def build_message(

@@ -77,3 +77,4 @@ class ErasureSchema(Schema):
     donors_removed = fields.Integer()
     deliveries_pseudonymised = fields.Integer()
     pending_cancelled = fields.Integer()
+    difts_forgotten = fields.Integer()

@@ -1,11 +1,15 @@
 """Sending queued emails over SMTP: claim due deliveries, send them over one SMTP session, and
 record each outcome in the delivery log the moment it is known. A 4xx reply or an unreachable
-relay is retried with exponential backoff and jitter; a 5xx reply fails the delivery for good.
-A news or impact email whose donor unsubscribed after it was queued is skipped, not sent.
+relay is retried with exponential backoff and jitter; a 5xx reply fails the delivery for good
+(a dift's invitation or reminder: it bounced). A news or impact email whose donor unsubscribed
+after it was queued is skipped, not sent; so is an email past its moment (a dift's reminder
+once the dift expired). A dift's invitation or reminder sent or bounced publishes
+dift_invitation_sent through the outbox, in the transaction that records the outcome.
 
 Two lanes, each a sender of its own (a thread of the worker): transactional mail (receipts,
-refund confirmations) is sent as soon as it is committed, never behind bulk mail; bulk mail
-(news, impact) is paced at NOTIFICATIONS_SEND_RATE. A lane waits for work on a wake-up (a commit
+refund confirmations, a dift's invitation, reminder and confirmation) is sent as soon as it is
+committed, never behind bulk mail; bulk mail (news, impact) is paced at
+NOTIFICATIONS_SEND_RATE. A lane waits for work on a wake-up (a commit
 in this process, PostgreSQL's NOTIFY of a new delivery from another), with a poll as the safety
 net. Several workers may run: claims are leases, taken with SKIP LOCKED on PostgreSQL.
 
@@ -30,6 +34,7 @@ from typing import Any, Protocol
 
 from services.shared.metrics import EMAILS
 
+from . import handlers
 from .domain import DeliveryStatus, Kind, RetryPolicy, smtp_refusal
 from .messages import mask_email, redact
 from .store import DueDelivery
@@ -87,10 +92,11 @@ class _Outcomes:
         self.unit_of_work = unit_of_work
         self._open: NotificationsUnitOfWork | None = None
 
-    def sent(self, delivery_id: str, at: datetime) -> None:
+    def sent(self, delivery: DueDelivery, at: datetime) -> None:
         if self._open is None:
             self._open = self.unit_of_work().__enter__()
-        self._open.deliveries.mark_sent(delivery_id, at)
+        if self._open.deliveries.mark_sent(delivery.id, at):
+            handlers.invitation_concluded(self._open, delivery, DeliveryStatus.SENT, at)
         self._open.commit()
 
     def __enter__(self) -> _Outcomes:
@@ -225,7 +231,7 @@ class Sender:
         with _Outcomes(self.unit_of_work) as outcomes:
             for start in range(0, len(due), self.consent_chunk):
                 chunk = due[start : start + self.consent_chunk]
-                wanted = self._still_wanted(chunk)
+                wanted = self._still_wanted(chunk, now)
                 for index, delivery in enumerate(chunk, start):
                     if delivery.id not in wanted:
                         continue
@@ -279,21 +285,27 @@ class Sender:
             time.sleep(self._next_slot - now)
         self._next_slot = max(now, self._next_slot) + self.interval
 
-    def _still_wanted(self, deliveries: list[DueDelivery]) -> set[str]:
+    def _still_wanted(self, deliveries: list[DueDelivery], now: datetime) -> set[str]:
         """The ids of the deliveries to send: a news or impact email goes only if its donor
-        has not unsubscribed meanwhile (one query for them all); the others are skipped."""
+        has not unsubscribed meanwhile (one query for them all), and no email goes past its
+        moment (a dift's, once it expired); the others are skipped."""
         ids = {delivery.id for delivery in deliveries}
+        late = [d for d in deliveries if d.not_after is not None and now >= d.not_after]
         by_consent = [delivery for delivery in deliveries if Kind(delivery.kind).needs_consent]
-        if not by_consent:
+        if not by_consent and not late:
             return ids
         with self.unit_of_work() as uow:
             wanting = uow.donors.wanting_news((d.campaign_id, d.recipient) for d in by_consent)
             unwanted = [d for d in by_consent if (d.campaign_id, d.recipient) not in wanting]
             uow.deliveries.mark_all_skipped([d.id for d in unwanted], "unsubscribed")
+            uow.deliveries.mark_all_skipped([d.id for d in late], "expired")
         for delivery in unwanted:
             EMAILS.labels(delivery.kind, "skipped").inc()
             log.info("delivery %s skipped: the donor unsubscribed", delivery.id)
-        return ids - {delivery.id for delivery in unwanted}
+        for delivery in late:
+            EMAILS.labels(delivery.kind, "skipped").inc()
+            log.info("delivery %s skipped: its moment is past (expired)", delivery.id)
+        return ids - {delivery.id for delivery in unwanted} - {delivery.id for delivery in late}
 
     def _send(
         self, smtp: smtplib.SMTP, delivery: DueDelivery, now: datetime, outcomes: _Outcomes
@@ -312,7 +324,7 @@ class Sender:
             self._transient(delivery, f"{type(error).__name__}: {error}", now)
             raise _ConnectionLost from error
         else:
-            outcomes.sent(delivery.id, datetime.now(UTC))
+            outcomes.sent(delivery, datetime.now(UTC))
             EMAILS.labels(delivery.kind, "sent").inc()
             log.debug("sent delivery %s to %s", delivery.id, mask_email(delivery.recipient))
 
@@ -329,15 +341,29 @@ class Sender:
     def _failed(
         self, delivery: DueDelivery, reason: str, now: datetime, permanent: bool = False
     ) -> None:
-        """Record a failed attempt as the retry policy decides: again later, or for good."""
-        outcome = self.policy.after_failure(delivery.attempts, reason, now, permanent)
+        """Record a failed attempt as the retry policy decides: again later, or for good (a
+        dift's invitation or reminder refused for good bounced: the outbox says so)."""
+        bounces = Kind(delivery.kind).invites
+        outcome = self.policy.after_failure(delivery.attempts, reason, now, permanent, bounces)
         with self.unit_of_work() as uow:
-            if outcome.status is DeliveryStatus.FAILED:
+            if outcome.status is DeliveryStatus.BOUNCED:
+                if uow.deliveries.mark_bounced(delivery.id, reason):
+                    handlers.invitation_concluded(uow, delivery, DeliveryStatus.BOUNCED, now)
+            elif outcome.status is DeliveryStatus.FAILED:
                 uow.deliveries.mark_failed(delivery.id, outcome.reason or reason)
             else:
                 assert outcome.retry_at is not None
                 uow.deliveries.mark_retry(delivery.id, reason, outcome.retry_at)
-        if outcome.status is DeliveryStatus.FAILED:
+        if outcome.status is DeliveryStatus.BOUNCED:
+            EMAILS.labels(delivery.kind, "bounced").inc()
+            log.warning(
+                "%s of dift %s to %s bounced: %s",
+                delivery.kind,
+                delivery.dift_id,
+                mask_email(delivery.recipient),
+                redact(reason),
+            )
+        elif outcome.status is DeliveryStatus.FAILED:
             EMAILS.labels(delivery.kind, "failed").inc()
             log.warning(
                 "delivery %s to %s failed for good: %s",

@@ -1,6 +1,9 @@
 """The notifications service's unit of work: one transaction on its database, with the
-repositories of donors, campaigns and deliveries, and the ids of the events it processed
-(services/shared/unit_of_work.py). The service publishes no events: it has no outbox."""
+repositories of donors, campaigns, company difts and deliveries, its outbox and the ids of the
+events it processed (services/shared/unit_of_work.py). The service publishes one kind of
+event, a dift's invitation or reminder sent or bounced (difts.notification.dift_invitation_sent.v1
+on notifications.events), in the same transaction as the delivery's status change; the
+worker's relay publishes it."""
 
 from __future__ import annotations
 
@@ -16,16 +19,18 @@ class NotificationsUnitOfWork(SqlUnitOfWork):
 
     donors: store.Donors
     campaigns: store.Campaigns
+    difts: store.Difts
     deliveries: store.Deliveries
 
     repositories = {
         "donors": store.Donors,
         "campaigns": store.Campaigns,
+        "difts": store.Difts,
         "deliveries": store.Deliveries,
     }
 
     def __init__(self, engine: Engine) -> None:
-        super().__init__(engine, None, store.processed)
+        super().__init__(engine, store.outbox, store.processed)
 
     def commit(self) -> None:
         """Commit what is done so far and stay open: the next statement begins the next

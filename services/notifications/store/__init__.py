@@ -3,9 +3,14 @@ builds on its transaction (donors.py, deliveries.py). The only rooms with SQL th
 views.py holds the read queries of the API. Works on SQLite and PostgreSQL."""
 
 from .deliveries import Deliveries, DueDelivery, NewDelivery
+from .difts import Difts
 from .donors import Campaigns, Donors
 from .tables import (
+    BOUNCED,
     DELIVERIES_CHANNEL,
+    DIFT_CONFIRMATION,
+    DIFT_INVITATION,
+    DIFT_REMINDER,
     FAILED,
     IMPACT,
     KINDS,
@@ -18,14 +23,20 @@ from .tables import (
     STATUSES,
     campaigns,
     deliveries,
+    difts,
     donors,
     metadata,
+    outbox,
     processed,
     unsubscribed_everywhere,
 )
 
 __all__ = [
+    "BOUNCED",
     "DELIVERIES_CHANNEL",
+    "DIFT_CONFIRMATION",
+    "DIFT_INVITATION",
+    "DIFT_REMINDER",
     "FAILED",
     "IMPACT",
     "KINDS",
@@ -38,13 +49,16 @@ __all__ = [
     "STATUSES",
     "Campaigns",
     "Deliveries",
+    "Difts",
     "Donors",
     "DueDelivery",
     "NewDelivery",
     "campaigns",
     "deliveries",
+    "difts",
     "donors",
     "metadata",
+    "outbox",
     "processed",
     "unsubscribed_everywhere",
 ]

@@ -11,11 +11,11 @@ from typing import Any
 
 from sqlalchemy import Connection, bindparam, case, func, null, or_, select, update
 
-from services.shared.db import dialect_insert, is_postgres
+from services.shared.db import as_utc, dialect_insert, is_postgres
 
 from ..domain import BY_CONSENT
 from .donors import address
-from .tables import FAILED, PENDING, RECEIPT, SENT, SKIPPED, deliveries
+from .tables import BOUNCED, FAILED, PENDING, RECEIPT, SENT, SKIPPED, deliveries
 
 # --- the delivery log -----------------------------------------------------------------------
 
@@ -52,6 +52,16 @@ _MARK_FAILED = (
         attempts=deliveries.c.attempts + 1,
     )
 )
+_MARK_BOUNCED = (
+    update(deliveries)
+    .where(*_STILL_PENDING)
+    .values(
+        status=BOUNCED,
+        last_error=bindparam("error"),
+        next_attempt_at=None,
+        attempts=deliveries.c.attempts + 1,
+    )
+)
 _MARK_SKIPPED = (
     update(deliveries)
     .where(deliveries.c.id.in_(bindparam("delivery_ids", expanding=True)))
@@ -76,11 +86,15 @@ class NewDelivery:
     recipient_ref: str | None = None
     post_id: str | None = None
     milestone: str | None = None
+    dift_id: str | None = None
+    programme_id: str | None = None
+    not_after: datetime | None = None
 
 
 @dataclass(frozen=True)
 class DueDelivery:
-    """A pending email the sender has claimed."""
+    """A pending email the sender has claimed: to whom, what, and (a dift's) which dift and
+    programme, and the moment after which it must not go."""
 
     id: str
     recipient: str
@@ -88,6 +102,9 @@ class DueDelivery:
     attempts: int
     kind: str = RECEIPT
     campaign_id: str = ""
+    dift_id: str | None = None
+    programme_id: str | None = None
+    not_after: datetime | None = None
 
 
 class Deliveries:
@@ -98,8 +115,8 @@ class Deliveries:
 
     def add(self, delivery: NewDelivery, now: datetime) -> bool:
         """Queue an email (or log it skipped); False if this event, recipient and kind (or
-        this donation's receipt, this news post or this milestone to this recipient) already
-        has a delivery."""
+        this donation's receipt, this news post or this milestone to this recipient, or this
+        kind of email of this dift) already has a delivery."""
         columns = asdict(delivery)
         skipped_because = columns.pop("skipped_because")
         status = SKIPPED if skipped_because else PENDING
@@ -143,6 +160,9 @@ class Deliveries:
                 deliveries.c.attempts,
                 deliveries.c.kind,
                 deliveries.c.campaign_id,
+                deliveries.c.dift_id,
+                deliveries.c.programme_id,
+                deliveries.c.not_after,
             )
             .where(deliveries.c.status == PENDING, deliveries.c.next_attempt_at <= now)
             .order_by(deliveries.c.next_attempt_at)
@@ -161,13 +181,30 @@ class Deliveries:
                 .values(next_attempt_at=lease_until)
             )
         return [
-            DueDelivery(r.id, r.recipient, r.message or "", r.attempts, r.kind, r.campaign_id)
+            DueDelivery(
+                r.id,
+                r.recipient,
+                r.message or "",
+                r.attempts,
+                r.kind,
+                r.campaign_id,
+                r.dift_id,
+                r.programme_id,
+                as_utc(r.not_after) if r.not_after is not None else None,
+            )
             for r in rows
         ]
 
-    def mark_sent(self, delivery_id: str, now: datetime) -> None:
-        """The relay accepted the message."""
-        self.conn.execute(_MARK_SENT, {"delivery_id": delivery_id, "sent_at": now})
+    def mark_sent(self, delivery_id: str, now: datetime) -> bool:
+        """The relay accepted the message; False if the delivery was no longer pending."""
+        done = self.conn.execute(_MARK_SENT, {"delivery_id": delivery_id, "sent_at": now})
+        return bool(done.rowcount)
+
+    def mark_bounced(self, delivery_id: str, error: str) -> bool:
+        """The recipient's server refused the message for good (a dift's invitation or
+        reminder); False if the delivery was no longer pending."""
+        done = self.conn.execute(_MARK_BOUNCED, {"delivery_id": delivery_id, "error": error[:2000]})
+        return bool(done.rowcount)
 
     def mark_retry(self, delivery_id: str, error: str, retry_at: datetime) -> None:
         """The attempt failed for now; try again at `retry_at`."""
@@ -218,6 +255,28 @@ class Deliveries:
             query.values(status=SKIPPED, last_error=reason, next_attempt_at=None)
         ).rowcount
         return int(skipped or 0)
+
+    def skip_pending_of_dift(self, dift_id: str, kinds: Sequence[str], reason: str) -> int:
+        """Skip a dift's emails of these kinds still pending (it was directed, or expired)."""
+        skipped = self.conn.execute(
+            update(deliveries)
+            .where(
+                deliveries.c.dift_id == dift_id,
+                deliveries.c.status == PENDING,
+                deliveries.c.kind.in_(list(kinds)),
+            )
+            .values(status=SKIPPED, last_error=reason, next_attempt_at=None)
+        ).rowcount
+        return int(skipped or 0)
+
+    def status_of_dift(self, dift_id: str, kind: str) -> str | None:
+        """The status of a dift's email of one kind, if it has one."""
+        row = self.conn.execute(
+            select(deliveries.c.status).where(
+                deliveries.c.dift_id == dift_id, deliveries.c.kind == kind
+            )
+        ).first()
+        return str(row.status) if row is not None else None
 
     def status_of(self, event_id: str, recipient: str, kind: str) -> str | None:
         """The status of one event's email to one recipient, if there is one."""

@@ -1,5 +1,6 @@
-"""The notifications tables: the donor projection, what the service knows of each campaign,
-the delivery log (which is also the email outbox), and the processed-event ids."""
+"""The notifications tables: the donor projection, what the service knows of each campaign
+and of each company dift, the delivery log (which is also the email outbox), the outbox of
+the events the service publishes, and the processed-event ids."""
 
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ from sqlalchemy import (
 
 from services.shared.consumer import processed_events_table
 from services.shared.db import service_metadata
+from services.shared.outbox import outbox_table
 
 from ..domain import DeliveryStatus, Kind
 
@@ -29,9 +31,11 @@ metadata = service_metadata()
 # sender wakes at once instead of at its next poll (services/shared/wake.py).
 DELIVERIES_CHANNEL = "difts_deliveries"
 
-PENDING, SENT, FAILED, SKIPPED = (status.value for status in DeliveryStatus)
+PENDING, SENT, FAILED, SKIPPED, BOUNCED = (status.value for status in DeliveryStatus)
 STATUSES = tuple(status.value for status in DeliveryStatus)
-RECEIPT, REFUND, NEWS, IMPACT = (kind.value for kind in Kind)
+RECEIPT, REFUND, NEWS, IMPACT, DIFT_INVITATION, DIFT_REMINDER, DIFT_CONFIRMATION = (
+    kind.value for kind in Kind
+)
 KINDS = tuple(kind.value for kind in Kind)
 
 donors = Table(
@@ -110,7 +114,12 @@ deliveries = Table(
     Column("post_id", String(200), nullable=True),
     Column("milestone", String(100), nullable=True),
     Column("recipient_ref", String(64), nullable=True),
-    CheckConstraint("status IN ('pending', 'sent', 'failed', 'skipped')", name="status"),
+    # 0007: the company dift an email is about (its invitation, reminder, confirmation) and
+    # its programme, and the moment after which it must not go (the dift's expiry).
+    Column("dift_id", String(200), nullable=True),
+    Column("programme_id", String(200), nullable=True),
+    Column("not_after", DateTime(timezone=True), nullable=True),
+    CheckConstraint("status IN ('pending', 'sent', 'failed', 'skipped', 'bounced')", name="status"),
     UniqueConstraint("event_id", "recipient", "kind"),
     # One receipt per donation and recipient, even if a donation were announced twice (a
     # donation may have several refunds, so this holds for receipts only).
@@ -142,6 +151,16 @@ deliveries = Table(
         postgresql_where=text("kind = 'impact'"),
         sqlite_where=text("kind = 'impact'"),
     ),
+    # One email of each kind per dift (invitation, reminder, confirmation), whatever is
+    # redelivered or announced twice.
+    Index(
+        "uq_deliveries_one_per_dift",
+        "dift_id",
+        "kind",
+        unique=True,
+        postgresql_where=text("dift_id IS NOT NULL"),
+        sqlite_where=text("dift_id IS NOT NULL"),
+    ),
     Index("ix_deliveries_donation_id", "donation_id"),
     Index("ix_deliveries_post_id", "post_id"),
     Index("ix_deliveries_recipient_ref", "recipient_ref"),
@@ -153,4 +172,31 @@ deliveries = Table(
     ),
 )
 
+# What this service keeps of each company dift (domain.Dift): whom to write to, the value and
+# the shortlist's meal prices (JSON), the expiry; the personal link only until no reminder
+# can need it; when the reminder is due; how the dift ended.
+difts = Table(
+    "difts",
+    metadata,
+    Column("dift_id", String(200), primary_key=True),
+    Column("programme_id", String(200), nullable=False),
+    Column("brand_name", Text, nullable=False),
+    Column("value", BigInteger, nullable=False),
+    Column("currency", String(3), nullable=False),
+    Column("recipient_email", String(320), nullable=True),
+    Column("recipient_name", String(200), nullable=True),
+    Column("recipient_locale", String(35), nullable=True),
+    Column("redeem_url", Text, nullable=True),
+    Column("shortlist", Text, nullable=False),
+    Column("expires_at", DateTime(timezone=True), nullable=False),
+    Column("reminder_due_at", DateTime(timezone=True), nullable=True),
+    Column("settled", String(16), nullable=True),
+    Column("settled_at", DateTime(timezone=True), nullable=True),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    CheckConstraint("settled IN ('directed', 'expired')", name="settled"),
+    Index("ix_difts_reminder_due_at", "reminder_due_at"),
+    Index("ix_difts_recipient_email", "recipient_email"),
+)
+
+outbox = outbox_table(metadata)
 processed = processed_events_table(metadata)

@@ -325,6 +325,7 @@ def test_erasure_removes_the_donor_and_leaves_a_pseudonym_in_the_log(
         "donors_removed": 1,
         "deliveries_pseudonymised": 2,
         "pending_cancelled": 2,
+        "difts_forgotten": 0,
     }
     with engine.connect() as conn:
         assert [d.email for d in conn.execute(select(store.donors))] == ["bob@example.org"]

@@ -13,10 +13,20 @@ from typing import Any
 import pytest
 
 from services.notifications.cli import MIGRATIONS
-from services.notifications.domain import CampaignFacts, Consent, Donor, ImpactState, Reached
+from services.notifications.domain import (
+    CampaignFacts,
+    Consent,
+    Dift,
+    Donor,
+    ImpactState,
+    Reached,
+    Recipient,
+    ShortlistedCause,
+)
 from services.notifications.store import NewDelivery
 from services.notifications.unit_of_work import NotificationsUnitOfWork
 from services.shared.db import make_engine, upgrade
+from services.shared.money import Money
 from tests.unit.notifications.fakes import FakeUnitOfWork
 
 pytestmark = pytest.mark.integration
@@ -320,3 +330,146 @@ def test_an_erasure_leaves_only_the_pseudonym_and_cancels_what_is_pending(
         assert erased.recipient == f"erased:{first.id}" and erased.message is None
         assert uow.deliveries.receipt_recipient("don_1") is None
         assert uow.deliveries.receipt_recipient("don_2") == "bob@example.org"
+
+
+# --- company difts --------------------------------------------------------------------------
+
+
+def a_dift(dift_id: str = "dift_1", **changes: Any) -> Dift:
+    values: dict[str, Any] = {
+        "dift_id": dift_id,
+        "programme_id": "prog_1",
+        "brand_name": "Acme",
+        "value": Money(2000, "EUR"),
+        "expires_at": NOW + timedelta(days=30),
+        "shortlist": (
+            ShortlistedCause("camp_1", "bagnolet", "Bagnolet", "LPC", Money(1350, "EUR")),
+            ShortlistedCause("camp_2", "bruz", "Bruz", "LPC", Money(2700, "EUR")),
+        ),
+        "recipient": Recipient("Lea@Example.org", "Léa", "fr"),
+        "redeem_url": f"https://difts.example/r/{dift_id}",
+        **changes,
+    }
+    return Dift(**values)
+
+
+def test_a_dift_is_kept_once_with_its_shortlist_and_recipient(open_uow: OpenUnitOfWork) -> None:
+    with open_uow() as uow:
+        assert uow.difts.record(a_dift(), NOW)
+        assert not uow.difts.record(a_dift(brand_name="Other"), NOW)  # the first one stands
+        assert uow.difts.record(a_dift("dift_code", recipient=None, redeem_url=None), NOW)
+    with open_uow() as uow:
+        kept = uow.difts.get("dift_1")
+        assert kept == a_dift(recipient=Recipient("lea@example.org", "Léa", "fr"))
+        assert kept.cause("camp_2").meal_price == Money(2700, "EUR")
+        code = uow.difts.get("dift_code")
+        assert code is not None and code.recipient is None and not code.invitable
+        assert uow.difts.get("nope") is None
+
+
+def test_a_difts_reminder_is_due_once_and_settling_cancels_it(open_uow: OpenUnitOfWork) -> None:
+    due = NOW + timedelta(days=27)
+    with open_uow() as uow:
+        for dift_id in ("d1", "d2", "d3"):
+            uow.difts.record(a_dift(dift_id), NOW)
+            uow.difts.schedule_reminder(dift_id, due)
+        assert uow.difts.settle("d2", "directed", NOW)
+        assert not uow.difts.settle("d2", "expired", NOW)  # settled already
+        assert not uow.difts.settle("unknown", "expired", NOW)
+    with open_uow() as uow:
+        assert uow.difts.with_reminder_due(due - timedelta(seconds=1)) == []
+        assert [d.dift_id for d in uow.difts.with_reminder_due(due)] == ["d1", "d3"]
+        uow.difts.reminder_done("d1")
+        settled = uow.difts.get("d2")
+        assert (settled.settled, settled.redeem_url, settled.reminder_due_at) == (
+            "directed",
+            None,
+            None,
+        )
+        uow.difts.schedule_reminder("d2", due)  # a settled dift is not reminded
+    with open_uow() as uow:
+        assert [d.dift_id for d in uow.difts.with_reminder_due(due)] == ["d3"]
+        assert uow.difts.get("d1").redeem_url is None
+        assert uow.difts.get("d3").reminder_due_at == due
+
+
+def test_an_erasure_forgets_the_recipient_of_their_difts(open_uow: OpenUnitOfWork) -> None:
+    with open_uow() as uow:
+        uow.difts.record(a_dift("d1"), NOW)
+        uow.difts.schedule_reminder("d1", NOW + timedelta(days=27))
+        uow.difts.record(a_dift("d2", recipient=Recipient("bob@example.org")), NOW)
+        assert uow.difts.erase("LEA@example.org") == 1
+    with open_uow() as uow:
+        forgotten = uow.difts.get("d1")
+        assert (forgotten.recipient, forgotten.redeem_url, forgotten.reminder_due_at) == (
+            None,
+            None,
+            None,
+        )
+        assert uow.difts.get("d2").recipient == Recipient("bob@example.org", "", "fr")
+
+
+def dift_delivery(kind: str, dift_id: str = "dift_1", **changes: Any) -> NewDelivery:
+    values: dict[str, Any] = {
+        "event_id": f"evt-{kind}-{dift_id}",
+        "kind": kind,
+        "campaign_id": "",
+        "donation_id": None,
+        "dift_id": dift_id,
+        "programme_id": "prog_1",
+        "not_after": NOW + timedelta(days=30),
+        **changes,
+    }
+    return delivery(**values)
+
+
+def test_one_email_of_each_kind_per_dift_whatever_the_event(open_uow: OpenUnitOfWork) -> None:
+    with open_uow() as uow:
+        assert uow.deliveries.add(dift_delivery("dift_invitation"), NOW)
+        again = dift_delivery("dift_invitation", event_id="another-announcement")
+        assert not uow.deliveries.add(again, NOW)
+        assert uow.deliveries.add(dift_delivery("dift_reminder"), NOW)
+        assert uow.deliveries.add(dift_delivery("dift_invitation", "dift_2"), NOW)
+        assert uow.deliveries.status_of_dift("dift_1", "dift_invitation") == "pending"
+        assert uow.deliveries.status_of_dift("dift_1", "dift_confirmation") is None
+    with open_uow() as uow:
+        due = uow.deliveries.claim_due(NOW, 10, NOW + timedelta(minutes=5))
+        assert sorted((d.dift_id, d.kind) for d in due) == [
+            ("dift_1", "dift_invitation"),
+            ("dift_1", "dift_reminder"),
+            ("dift_2", "dift_invitation"),
+        ]
+        assert {(d.programme_id, d.not_after) for d in due} == {
+            ("prog_1", NOW + timedelta(days=30))
+        }
+
+
+def test_a_dift_email_bounces_once_and_a_settled_dift_skips_what_is_pending(
+    open_uow: OpenUnitOfWork,
+) -> None:
+    with open_uow() as uow:
+        uow.deliveries.add(dift_delivery("dift_invitation"), NOW)
+        uow.deliveries.add(dift_delivery("dift_reminder"), NOW)
+        uow.deliveries.add(dift_delivery("dift_confirmation"), NOW)
+        uow.deliveries.add(dift_delivery("dift_invitation", "dift_2"), NOW)
+    with open_uow() as uow:
+        ids = {
+            (d.dift_id, d.kind): d.id
+            for d in uow.deliveries.claim_due(NOW, 10, NOW + timedelta(minutes=5))
+        }
+        bounced = ids[("dift_2", "dift_invitation")]
+        assert uow.deliveries.mark_bounced(bounced, "550 5.1.1 no such user")
+        assert not uow.deliveries.mark_bounced(bounced, "550 again")
+        assert not uow.deliveries.mark_sent(bounced, NOW)
+        kinds = ("dift_invitation", "dift_reminder")
+        assert uow.deliveries.skip_pending_of_dift("dift_1", kinds, "directed") == 2
+    with open_uow() as uow:
+        row = uow.deliveries.get(bounced)
+        assert (row.status, row.attempts, row.last_error) == (
+            "bounced",
+            1,
+            "550 5.1.1 no such user",
+        )
+        assert uow.deliveries.status_of_dift("dift_1", "dift_reminder") == "skipped"
+        assert uow.deliveries.status_of_dift("dift_1", "dift_confirmation") == "pending"
+        assert uow.deliveries.mark_sent(ids[("dift_1", "dift_confirmation")], NOW)

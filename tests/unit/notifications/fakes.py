@@ -12,8 +12,10 @@ from datetime import datetime
 from types import SimpleNamespace
 from typing import Any
 
-from services.notifications.domain import BY_CONSENT, CampaignFacts, Donor, ImpactState
+from services.notifications.domain import BY_CONSENT, CampaignFacts, Dift, Donor, ImpactState
 from services.notifications.store import DueDelivery, NewDelivery
+from services.shared.envelope import CloudEvent
+from services.shared.events import dump_data
 
 
 def _address(email: str) -> str:
@@ -100,6 +102,72 @@ class FakeDonors:
         return len(gone)
 
 
+class FakeDifts:
+    """Company difts by id."""
+
+    def __init__(self) -> None:
+        self.rows: dict[str, Dift] = {}
+
+    def record(self, dift: Dift, now: datetime) -> bool:
+        if dift.dift_id in self.rows:
+            return False
+        recipient = dift.recipient
+        if recipient is not None:
+            recipient = replace(recipient, email=_address(recipient.email))
+        self.rows[dift.dift_id] = replace(
+            dift, recipient=recipient, reminder_due_at=None, settled=None
+        )
+        return True
+
+    def get(self, dift_id: str) -> Dift | None:
+        return self.rows.get(dift_id)
+
+    def schedule_reminder(self, dift_id: str, due_at: datetime) -> None:
+        found = self.rows.get(dift_id)
+        if found is not None and found.settled is None:
+            self.rows[dift_id] = replace(found, reminder_due_at=due_at)
+
+    def settle(self, dift_id: str, how: str, at: datetime) -> bool:
+        found = self.rows.get(dift_id)
+        if found is None or found.settled is not None:
+            return False
+        self.rows[dift_id] = replace(found, settled=how, reminder_due_at=None, redeem_url=None)
+        return True
+
+    def with_reminder_due(self, now: datetime, limit: int = 200) -> list[Dift]:
+        due = sorted(
+            (d for d in self.rows.values() if d.reminder_due_at and d.reminder_due_at <= now),
+            key=lambda d: d.reminder_due_at or now,
+        )
+        return due[:limit]
+
+    def reminder_done(self, dift_id: str) -> None:
+        if dift_id in self.rows:
+            self.rows[dift_id] = replace(self.rows[dift_id], reminder_due_at=None, redeem_url=None)
+
+    def erase(self, email: str) -> int:
+        mine = [
+            k for k, d in self.rows.items() if d.recipient and d.recipient.email == _address(email)
+        ]
+        for key in mine:
+            self.rows[key] = replace(
+                self.rows[key], recipient=None, redeem_url=None, reminder_due_at=None
+            )
+        return len(mine)
+
+
+@dataclass
+class FakeOutbox:
+    """The events queued for publication, as (topic, key, event); checked against their
+    schema as the real outbox does."""
+
+    events: list[tuple[str, str, CloudEvent]] = field(default_factory=list)
+
+    def add(self, topic: str, key: str, event: CloudEvent) -> None:
+        dump_data(event.type, event.data)
+        self.events.append((topic, key, event))
+
+
 class FakeCampaigns:
     def __init__(self) -> None:
         self.rows: dict[str, CampaignFacts] = {}
@@ -133,6 +201,9 @@ class FakeDelivery:
     recipient_ref: str | None = None
     post_id: str | None = None
     milestone: str | None = None
+    dift_id: str | None = None
+    programme_id: str | None = None
+    not_after: datetime | None = None
 
 
 @dataclass
@@ -149,6 +220,8 @@ class FakeDeliveries:
             keys.append(("news", row.campaign_id, row.post_id, row.recipient))
         if row.kind == "impact":
             keys.append(("impact", row.campaign_id, row.milestone, row.recipient))
+        if row.dift_id is not None:
+            keys.append(("dift", row.dift_id, row.kind))
         return keys
 
     def add(self, delivery: NewDelivery, now: datetime) -> bool:
@@ -175,6 +248,9 @@ class FakeDeliveries:
                 recipient_ref=delivery.recipient_ref,
                 post_id=delivery.post_id,
                 milestone=delivery.milestone,
+                dift_id=delivery.dift_id,
+                programme_id=delivery.programme_id,
+                not_after=delivery.not_after,
             )
         )
         return True
@@ -206,7 +282,17 @@ class FakeDeliveries:
         for row in claimed:
             row.next_attempt_at = lease_until
         return [
-            DueDelivery(r.id, r.recipient, r.message or "", r.attempts, r.kind, r.campaign_id)
+            DueDelivery(
+                r.id,
+                r.recipient,
+                r.message or "",
+                r.attempts,
+                r.kind,
+                r.campaign_id,
+                r.dift_id,
+                r.programme_id,
+                r.not_after,
+            )
             for r in claimed
         ]
 
@@ -214,10 +300,32 @@ class FakeDeliveries:
         row = self._row(delivery_id)
         return row if row is not None and row.status == "pending" else None
 
-    def mark_sent(self, delivery_id: str, now: datetime) -> None:
+    def mark_sent(self, delivery_id: str, now: datetime) -> bool:
         if row := self._pending(delivery_id):
             row.status, row.attempts, row.sent_at = "sent", row.attempts + 1, now
             row.next_attempt_at, row.last_error = None, None
+            return True
+        return False
+
+    def mark_bounced(self, delivery_id: str, error: str) -> bool:
+        if row := self._pending(delivery_id):
+            row.status, row.attempts, row.last_error = "bounced", row.attempts + 1, error
+            row.next_attempt_at = None
+            return True
+        return False
+
+    def skip_pending_of_dift(self, dift_id: str, kinds: Sequence[str], reason: str) -> int:
+        skipped = 0
+        for row in self.rows:
+            if row.dift_id == dift_id and row.status == "pending" and row.kind in kinds:
+                row.status, row.last_error, row.next_attempt_at = "skipped", reason, None
+                skipped += 1
+        return skipped
+
+    def status_of_dift(self, dift_id: str, kind: str) -> str | None:
+        return next(
+            (row.status for row in self.rows if (row.dift_id, row.kind) == (dift_id, kind)), None
+        )
 
     def mark_retry(self, delivery_id: str, error: str, retry_at: datetime) -> None:
         if row := self._pending(delivery_id):
@@ -307,7 +415,9 @@ class FakeUnitOfWork:
     def __init__(self) -> None:
         self.donors = FakeDonors()
         self.campaigns = FakeCampaigns()
+        self.difts = FakeDifts()
         self.deliveries = FakeDeliveries()
+        self.outbox = FakeOutbox()
         self.committed = 0
 
     def __enter__(self) -> FakeUnitOfWork:

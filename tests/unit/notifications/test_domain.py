@@ -3,17 +3,19 @@ states, and the impact budget, case by case."""
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 from services.notifications.domain import (
     Attempted,
     Consent,
     DeliveryStatus,
+    Funds,
     ImpactBudget,
     ImpactState,
     Kind,
     Reached,
     ReceiptFacts,
+    ReminderRule,
     RetryPolicy,
     smtp_refusal,
 )
@@ -190,3 +192,39 @@ def test_an_event_names_its_highest_milestone_and_the_share_of_the_goal_it_is() 
     old = {"milestone": "goal-50", "kind": "goal_percent", "value": 50, "meals_funded": 1003}
     assert Reached.from_event({**old, "goal_meals": 2000}).meals == 1000
     assert Reached.from_dict(found.to_dict()) == found
+
+
+# --- company difts --------------------------------------------------------------------------
+
+
+def test_a_dift_funds_whole_meals_or_the_share_of_one_rounded_down() -> None:
+    meal = Money(1350, "EUR")
+    assert Funds.of(Money(2000, "EUR"), meal) == Funds(1)
+    assert Funds.of(Money(2700, "EUR"), meal) == Funds(2)
+    assert Funds.of(Money(2000, "EUR"), Money(2700, "EUR")) == Funds(0, 74)
+    assert Funds.of(Money(1349, "EUR"), meal) == Funds(0, 99)  # never "1 meal"
+    assert Funds.of(Money(1, "EUR"), meal) == Funds(0, 0)
+
+
+def test_a_reminder_is_due_its_days_before_expiry_and_never_goes_at_or_after_it() -> None:
+    rule = ReminderRule(timedelta(days=3))
+    now = datetime(2026, 1, 1, tzinfo=UTC)
+    expires = datetime(2026, 1, 31, tzinfo=UTC)
+    assert rule.due_at(expires, now) == datetime(2026, 1, 28, tzinfo=UTC)
+    assert rule.due_at(expires, expires - timedelta(days=2)) is None  # too late for one
+    assert rule.may_go(expires, expires - timedelta(seconds=1))
+    assert not rule.may_go(expires, expires)
+
+
+def test_a_permanent_refusal_of_an_invitation_is_a_bounce_not_a_failure() -> None:
+    policy = RetryPolicy()
+    now = datetime(2026, 1, 1, tzinfo=UTC)
+    assert policy.after_failure(0, "550 no", now, permanent=True, bounces=True) == Attempted(
+        DeliveryStatus.BOUNCED, "550 no"
+    )
+    assert policy.after_failure(0, "550 no", now, permanent=True).status is DeliveryStatus.FAILED
+    assert policy.after_failure(0, "451 later", now, bounces=True).status is (
+        DeliveryStatus.PENDING
+    )
+    assert Kind.DIFT_INVITATION.invites and Kind.DIFT_REMINDER.invites
+    assert not Kind.DIFT_CONFIRMATION.invites and not Kind.RECEIPT.invites

@@ -333,7 +333,12 @@ def test_erasure_removes_the_donor_and_leaves_a_pseudonym_in_the_log(
 
     outcome = handlers.erase("Ada@example.org", ref, uow)
 
-    assert outcome == {"donors_removed": 1, "deliveries_pseudonymised": 2, "pending_cancelled": 2}
+    assert outcome == {
+        "donors_removed": 1,
+        "deliveries_pseudonymised": 2,
+        "pending_cancelled": 2,
+        "difts_forgotten": 0,
+    }
     assert [d.email for d in uow.donors.rows.values()] == ["bob@example.org"]
     for row in rows(uow):
         if row.recipient_ref == ref:

@@ -10,7 +10,7 @@ from email.message import EmailMessage
 
 import pytest
 
-from services.notifications.domain import ReceiptFacts
+from services.notifications.domain import Dift, ReceiptFacts, Recipient, ShortlistedCause
 from services.notifications.messages import (
     Letterhead,
     UnsendableAddress,
@@ -18,8 +18,11 @@ from services.notifications.messages import (
     language,
     mask_email,
     redact,
+    render_invitation,
     render_receipt,
     serialize,
+    what_it_funds,
+    whole_amount,
 )
 from services.shared.money import Money
 
@@ -27,6 +30,7 @@ LETTERHEAD = Letterhead.from_settings(
     "difts <thanks@difts.localhost>", "http://127.0.0.1:8001/", "Europe/Paris"
 )
 NBSP = "\u00a0"
+NOW = datetime(2025, 3, 14, 10, 0, tzinfo=UTC)
 
 
 def a_receipt(**overrides: object) -> ReceiptFacts:
@@ -241,3 +245,87 @@ def test_smtp_replies_are_redacted_before_they_reach_logs() -> None:
     reply = "550 5.1.1 <jane.doe@example.org>: Recipient address rejected"
 
     assert redact(reply) == "550 5.1.1 <j***@example.org>: Recipient address rejected"
+
+
+# --- company difts --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("amount", "price", "lang", "said"),
+    [
+        (2000, 1350, "fr", f"20{NBSP}€ = 1{NBSP}repas à Les Petites Cantines Bagnolet"),
+        (2700, 1350, "fr", f"27{NBSP}€ = 2{NBSP}repas à Les Petites Cantines Bagnolet"),
+        (2000, 2700, "fr", f"20{NBSP}€ = 74{NBSP}% d'un repas à Les Petites Cantines Bagnolet"),
+        (2050, 2700, "fr", f"20,50{NBSP}€ = 75{NBSP}% d'un repas à Les Petites Cantines Bagnolet"),
+        (
+            10,
+            1350,
+            "fr",
+            f"0,10{NBSP}€ = moins de 1{NBSP}% d'un repas à Les Petites Cantines Bagnolet",
+        ),
+        (2000, 1350, "en", "€20 = 1 meal at Les Petites Cantines Bagnolet"),
+        (2700, 1350, "en", "€27 = 2 meals at Les Petites Cantines Bagnolet"),
+        (2000, 2700, "en", "€20 = 74% of a meal at Les Petites Cantines Bagnolet"),
+        (10, 1350, "en", "€0.10 = less than 1% of a meal at Les Petites Cantines Bagnolet"),
+    ],
+)
+def test_what_a_dift_funds_is_said_in_the_causes_unit_meals_or_the_share_of_one(
+    amount: int, price: int, lang: str, said: str
+) -> None:
+    assert (
+        what_it_funds(
+            Money(amount, "EUR"), Money(price, "EUR"), "Les Petites Cantines Bagnolet", lang
+        )
+        == said
+    )
+
+
+@pytest.mark.parametrize(
+    ("amount", "lang", "said"),
+    [
+        (2000, "fr", f"20{NBSP}€"),
+        (2050, "fr", f"20,50{NBSP}€"),
+        (100000, "fr", f"1\u202f000{NBSP}€"),
+        (2000, "en", "€20"),
+        (100000, "en", "€1,000"),
+        (2005, "en", "€20.05"),
+    ],
+)
+def test_a_difts_amount_is_written_without_cents_when_it_is_whole(
+    amount: int, lang: str, said: str
+) -> None:
+    assert whole_amount(Money(amount, "EUR"), lang) == said
+
+
+def a_dift(**overrides: object) -> Dift:
+    facts: dict[str, object] = {
+        "dift_id": "dift_1",
+        "programme_id": "prog_1",
+        "brand_name": "Acme\r\nBcc: evil@example.org",
+        "value": Money(2000, "EUR"),
+        "expires_at": datetime(2026, 1, 31, 23, 30, tzinfo=UTC),
+        "shortlist": (
+            ShortlistedCause(
+                "camp_1", "bagnolet", "Les Petites Cantines Bagnolet", "", Money(1350, "EUR")
+            ),
+        ),
+        "recipient": Recipient("lea@example.org", "Léa", "fr"),
+        "redeem_url": "https://difts.example/difts/redeem/tok",
+        **overrides,
+    }
+    return Dift(**facts)  # type: ignore[arg-type]
+
+
+def test_an_invitation_says_the_expiry_in_the_causes_time_zone_and_keeps_headers_safe() -> None:
+    rendered = render_invitation(a_dift(), LETTERHEAD, "Merci !", "<p>Merci !</p>")
+
+    # 23:30 UTC on 31 January is 1 February in Paris.
+    assert "valable jusqu'au 1 février 2026" in rendered.text
+    assert "\n" not in rendered.subject and "Bcc:" in rendered.subject  # words, not a header
+    message = build_message(rendered, "Léa", "lea@example.org", LETTERHEAD, NOW)
+    assert message.get_all("Bcc") is None
+
+
+def test_an_invitation_with_a_link_that_is_not_http_cannot_be_written() -> None:
+    with pytest.raises(ValueError, match="http"):
+        render_invitation(a_dift(redeem_url="javascript:alert(1)"), LETTERHEAD)
