@@ -17,6 +17,7 @@ from .domain.payments import (
     PaymentFacts,
     PaymentProviderError,
 )
+from .domain.programmes import ProgrammeCheckout
 
 if TYPE_CHECKING:
     from stripe._base_address import BaseAddresses
@@ -72,6 +73,32 @@ def checkout_session_params(checkout: CheckoutRequest) -> dict[str, Any]:
     }
 
 
+def programme_session_params(checkout: ProgrammeCheckout) -> dict[str, Any]:
+    """What we ask Stripe Checkout for to fund a programme: a payment by card or SEPA debit
+    of the amount, with the programme id on the session and on the payment intent (so the
+    webhook and a finance re-sync know which programme it funds)."""
+    metadata = {"programme_id": checkout.programme_id, "sponsor_id": checkout.sponsor_id}
+    return {
+        "mode": "payment",
+        "payment_method_types": ["card", "sepa_debit"],
+        "customer_email": checkout.contact_email,
+        "metadata": metadata,
+        "payment_intent_data": {"metadata": metadata},
+        "line_items": [
+            {
+                "quantity": 1,
+                "price_data": {
+                    "currency": checkout.amount.currency.lower(),
+                    "unit_amount": checkout.amount.amount,
+                    "product_data": {"name": f"Difts programme: {checkout.programme_name}"},
+                },
+            }
+        ],
+        "success_url": checkout.success_url,
+        "cancel_url": checkout.cancel_url,
+    }
+
+
 def _id_of(value: Any) -> str | None:
     """The id of an expandable Stripe field: the string itself, or the object's id."""
     if value is None or isinstance(value, str):
@@ -95,6 +122,20 @@ class StripePayments:
             session = self.client.v1.checkout.sessions.create(
                 params=checkout_session_params(checkout),  # type: ignore[arg-type]
                 options={"idempotency_key": f"checkout-{checkout.donation_id}"},
+            )
+        except stripe.StripeError as error:
+            raise PaymentProviderError(str(error.user_message or error)) from error
+        return CheckoutSession(id=session.id, url=session.url or "")
+
+    def create_programme_session(self, checkout: ProgrammeCheckout) -> CheckoutSession:
+        """A payment of a programme's budget; the idempotency key comes from the request, so
+        a retried request never opens a second session."""
+        try:
+            session = self.client.v1.checkout.sessions.create(
+                params=programme_session_params(checkout),  # type: ignore[arg-type]
+                options={
+                    "idempotency_key": f"programme-{checkout.programme_id}-{checkout.request_id}"
+                },
             )
         except stripe.StripeError as error:
             raise PaymentProviderError(str(error.user_message or error)) from error

@@ -153,6 +153,9 @@ class CampaignSchema(Schema):
     story_html = fields.String()
     money_uses = fields.List(fields.String())
     meals_funded = fields.Integer(metadata={"description": "from the ledger's events"})
+    difts_received = fields.Integer(
+        metadata={"description": "company difts directed (or given at expiry) to the campaign"}
+    )
     giving = fields.Dict(metadata={"description": "presets, limits and the fee estimate"})
 
 

@@ -27,6 +27,7 @@ from .domain.payments import (
     NotHandled,
     PaymentRef,
     PayoutPaid,
+    ProgrammeCheckoutPaid,
     RefundReported,
     RefundsListed,
 )
@@ -273,7 +274,29 @@ class _Fields:
         return datetime.fromtimestamp(value, UTC)
 
 
+def _programme_checkout(event_type: str, session: _Fields, programme_id: Any) -> Fact:
+    """A session that pays a programme's budget: only its payment matters (an unpaid or
+    expired one funds nothing, and nothing waits for it)."""
+    if not isinstance(programme_id, str) or not _DONATION_ID.match(programme_id):
+        raise UnreadableEvent(f"{session.path}.metadata.programme_id is not a difts programme id")
+    payment_status = session.text("payment_status", limit=30)
+    if event_type not in (CHECKOUT_COMPLETED, CHECKOUT_PAID):
+        return NotHandled()
+    if event_type == CHECKOUT_COMPLETED and payment_status not in ("paid", "no_payment_required"):
+        return NotHandled()  # SEPA debit: async_payment_succeeded follows
+    return ProgrammeCheckoutPaid(
+        programme_id=programme_id,
+        session_id=session.id("id"),
+        payment_intent_id=session.id("payment_intent"),
+        amount_total=session.amount("amount_total"),
+        currency=session.currency(),
+    )
+
+
 def _checkout(event_type: str, session: _Fields) -> Fact:
+    programme_id = session.metadata().get("programme_id")
+    if programme_id not in (None, ""):
+        return _programme_checkout(event_type, session, programme_id)
     donation_id = session.donation_id("client_reference_id")
     payment_status = session.text("payment_status", limit=30)
     if event_type == CHECKOUT_FAILED:

@@ -1,7 +1,7 @@
 """The donations service's unit of work: one transaction on its database, with the
 repositories of campaigns, news posts, donations (their refunds, disputes, payouts), the
-Stripe events received and the ledger's meal counts, its outbox and the ids of the events it
-processed (services/shared/unit_of_work.py).
+Stripe events received and the ledger's meal counts, sponsors, their programmes and difts, its
+outbox and the ids of the events it processed (services/shared/unit_of_work.py).
 
 On SQLite, writing transactions take turns through a lock of their own (a thread lock, and a
 file lock beside the database for the other processes) before SQLite's: a writer then waits
@@ -112,6 +112,15 @@ class DonationsUnitOfWork(SqlUnitOfWork, Repositories):
         self.disputes = store.Disputes(conn)
         self.payouts = store.Payouts(conn)
         self.stripe_events = store.StripeEvents(conn)
+        self.sponsors = store.Sponsors(conn)
+        self.programmes = store.Programmes(conn)
+        self.fundings = store.Fundings(conn)
+        self.credits = store.Credits(conn)
+        self.difts = store.Difts(conn)
+        self.uploads = store.Uploads(conn)
+        self.redemptions = store.RedemptionAttempts(conn)
+        self.receipts = store.Receipts(conn)
+        self.dift_bookings = store.DiftBookings(conn)
 
 
 @dataclass

@@ -1,12 +1,13 @@
 """Reads for the API and the donor pages, straight from the database (no handler, no
-domain rules): campaigns as donors see them, with the ledger's count of meals funded, news
-posts, the messages donors allowed to be shown, donations by their unguessable id."""
+domain rules): campaigns as donors see them, with the ledger's count of meals funded and the
+company difts they received, news posts, the messages donors allowed to be shown, donations by
+their unguessable id."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection, distinct, func, select
 
 from . import store
 from .config import Settings
@@ -44,6 +45,19 @@ def meals_funded(conn: Connection, campaign_id: str) -> int:
     return int(value or 0)
 
 
+def difts_received(conn: Connection, campaign_id: str) -> int:
+    """How many company difts went to a campaign, directed by their recipients or by an
+    expiry's fallback (the page's "already funded N difts")."""
+    allocations = store.dift_allocations.c
+    return int(
+        conn.execute(
+            select(func.count(distinct(allocations.dift_id))).where(
+                allocations.campaign_id == campaign_id
+            )
+        ).scalar_one()
+    )
+
+
 def giving_options(settings: Settings, campaign: Campaign) -> dict[str, Any]:
     """What the donation form offers: presets, limits and the fee estimate's terms."""
     return {
@@ -75,6 +89,7 @@ def campaign_view(conn: Connection, campaign: Campaign, settings: Settings) -> d
         "goal_meals": campaign.goal_meals,
         "status": campaign.status.value,
         "meals_funded": meals_funded(conn, campaign.id),
+        "difts_received": difts_received(conn, campaign.id),
         "giving": giving_options(settings, campaign),
     }
 

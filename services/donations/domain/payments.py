@@ -94,6 +94,18 @@ class CheckoutPaid:
 
 
 @dataclass(frozen=True)
+class ProgrammeCheckoutPaid:
+    """A Checkout Session that pays a programme's budget (its metadata names the programme)
+    was paid."""
+
+    programme_id: str
+    session_id: str | None
+    payment_intent_id: str | None
+    amount_total: int | None
+    currency: str | None
+
+
+@dataclass(frozen=True)
 class CheckoutAwaitingPayment:
     """A Checkout Session completed with a delayed payment method: the outcome comes later."""
 
@@ -193,6 +205,7 @@ class NotHandled:
 
 Fact = (
     CheckoutPaid
+    | ProgrammeCheckoutPaid
     | CheckoutAwaitingPayment
     | CheckoutUnpaid
     | RefundReported

@@ -7,7 +7,10 @@ giving.py: a donor starts a gift, or leaves the checkout; webhooks.py: what the 
 webhook receives (deduplicated, kept until what it follows is known, or kept as unreadable)
 and lifecycle.py what each fact Stripe reports does to a donation; campaigns.py and news.py:
 the campaign manager's commands; projections.py: the ledger's counts the pages show;
-publishing.py: each change as its event of the published language.
+publishing.py: each change as its event of the published language; programmes.py: sponsors,
+programmes and their funding, credits back, opening and closing; difts.py: issuing difts (one,
+a recipient file, printed codes), opening and directing them, their expiry, and what
+notifications and the ledger report about them.
 
 Handlers run in the unit of work their entrypoint opened, except those that open their own
 transactions: start_donation and the worker's apply_received_events (they ask Stripe, and open
@@ -26,6 +29,7 @@ from services.shared.unit_of_work import Outbox
 
 from .. import store
 from ..domain.payments import CheckoutRequest, CheckoutSession, PaymentFacts
+from ..domain.programmes import ProgrammeCheckout
 
 
 class Repositories(Protocol):
@@ -39,6 +43,15 @@ class Repositories(Protocol):
     disputes: store.Disputes
     payouts: store.Payouts
     stripe_events: store.StripeEvents
+    sponsors: store.Sponsors
+    programmes: store.Programmes
+    fundings: store.Fundings
+    credits: store.Credits
+    difts: store.Difts
+    uploads: store.Uploads
+    redemptions: store.RedemptionAttempts
+    receipts: store.Receipts
+    dift_bookings: store.DiftBookings
 
 
 class UnitOfWork(Repositories, Protocol):
@@ -79,6 +92,10 @@ class Payments(Protocol):
 
     def create_session(self, checkout: CheckoutRequest) -> CheckoutSession:
         """Open the checkout where the donor pays; PaymentProviderError if it cannot."""
+
+    def create_programme_session(self, checkout: ProgrammeCheckout) -> CheckoutSession:
+        """Open the checkout where a sponsor pays a programme's budget; PaymentProviderError
+        if it cannot."""
 
     def payment_facts(self, payment_intent_id: str | None) -> PaymentFacts:
         """What the balance says about a paid payment (unknown parts None);

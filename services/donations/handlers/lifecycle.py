@@ -23,10 +23,12 @@ from ..domain.payments import (
     PaymentFacts,
     PaymentRef,
     PayoutPaid,
+    ProgrammeCheckoutPaid,
     RefundReported,
     RefundsListed,
 )
 from . import UnitOfWork
+from .programmes import programme_paid
 from .publishing import publish_donation_events, publish_payout
 
 log = logging.getLogger(__name__)
@@ -62,6 +64,14 @@ def apply_fact(
             return Applied("awaiting_payment", fact.donation_id)
         case CheckoutPaid():
             return checkout_paid(uow, fact, asked.payment, now, correlation_id)
+        case ProgrammeCheckoutPaid():
+            paid = CheckoutPaid(
+                None, fact.session_id, fact.payment_intent_id, fact.amount_total, fact.currency
+            )
+            outcome = programme_paid(
+                uow, paid, fact.programme_id, asked.payment, now, correlation_id
+            )
+            return Applied(outcome)
         case CheckoutUnpaid():
             return checkout_unpaid(uow, fact, now, correlation_id)
         case RefundsListed():

@@ -1,6 +1,7 @@
 """What the donations service publishes: each change as its event of the published language
 (services/shared/events.py), put in the unit of work's outbox on the topic of its kind, keyed
-by campaign (a payout by its id) so each campaign's events stay in order. Event ids derive
+by campaign (a payout by its id) so each campaign's events stay in order; a programme's and its
+difts' events go on programmes.events keyed by programme id. Event ids derive
 from the fact (a donation's success, a refund, a dispute's opening), so producing one twice
 publishes one event id."""
 
@@ -26,6 +27,18 @@ from ..domain.donations import (
     derived_event_id,
 )
 from ..domain.payments import PayoutPaid
+from ..domain.programmes import (
+    Allocation,
+    DiftDirected,
+    DiftExpiredEvent,
+    DiftIssued,
+    Funding,
+    Programme,
+    ProgrammeCreditedBack,
+    ProgrammeFunded,
+    Recipient,
+    Sponsor,
+)
 from ..markdown_text import render_markdown
 from . import UnitOfWork
 
@@ -294,3 +307,216 @@ def announce_post(uow: UnitOfWork, campaign: Campaign, post: NewsPost, url: str)
     subject = f"campaigns/{campaign.id}/news/{post.id}"
     event_id = derived_event_id(post.id, "published")
     _announce(uow, campaign, events.UPDATE_PUBLISHED, data, subject, event_id)
+
+
+# --- company difts: programmes.events, keyed by programme id ----------------------------------
+
+
+def _programme_event(
+    uow: UnitOfWork,
+    programme_id: str,
+    event_type: str,
+    data: dict[str, Any],
+    subject: str,
+    event_id: str,
+    correlation_id: str | None = None,
+) -> None:
+    uow.outbox.add(
+        events.PROGRAMMES_TOPIC,
+        programme_id,
+        new_event(
+            event_type,
+            SOURCE,
+            data,
+            subject=subject,
+            correlation_id=correlation_id,
+            event_id=event_id,
+        ),
+    )
+
+
+def publish_programme_funded(
+    uow: UnitOfWork,
+    event: ProgrammeFunded,
+    funding: Funding,
+    sponsor: Sponsor,
+    correlation_id: str | None = None,
+) -> None:
+    """difts.programme.funded.v1: money arrived for a programme, once per funding."""
+    programme = event.programme
+    data = {
+        "programme_id": programme.id,
+        "sponsor_id": sponsor.id,
+        "sponsor_name": sponsor.legal_name,
+        "funding_id": funding.id,
+        "method": funding.method.value,
+        "amount": funding.amount.amount,
+        "currency": funding.amount.currency,
+        "fee": funding.fee,
+        "net": funding.net,
+        "total_funded": programme.funded.amount,
+        "checkout_session_id": funding.checkout_session_id,
+        "payment_intent_id": funding.payment_intent_id,
+        "charge_id": funding.charge_id,
+        "balance_transaction_id": funding.balance_transaction_id,
+        "bank_reference": funding.bank_reference,
+        "received_on": funding.received_on.isoformat() if funding.received_on else None,
+        "funded_at": funding.funded_at.isoformat(),
+    }
+    _programme_event(
+        uow,
+        programme.id,
+        events.PROGRAMME_FUNDED,
+        data,
+        f"programmes/{programme.id}/fundings/{funding.id}",
+        derived_event_id(funding.id, "funded"),
+        correlation_id,
+    )
+
+
+def publish_credited_back(uow: UnitOfWork, event: ProgrammeCreditedBack) -> None:
+    """difts.programme.credited_back.v1: money of the programme's fund back to the sponsor."""
+    programme = event.programme
+    data = {
+        "programme_id": programme.id,
+        "sponsor_id": programme.sponsor_id,
+        "credit_id": event.credit_id,
+        "amount": event.amount.amount,
+        "currency": event.amount.currency,
+        "reason": event.reason.value,
+        "reference": event.reference,
+        "credited_at": event.at.isoformat(),
+    }
+    _programme_event(
+        uow,
+        programme.id,
+        events.PROGRAMME_CREDITED_BACK,
+        data,
+        f"programmes/{programme.id}/credits/{event.credit_id}",
+        derived_event_id(event.credit_id, "credited_back"),
+    )
+
+
+def _recipient(recipient: Recipient | None) -> dict[str, Any] | None:
+    if recipient is None:
+        return None
+    return {"email": recipient.email, "name": recipient.name, "locale": recipient.locale}
+
+
+def shortlist_entry(campaign: Campaign) -> dict[str, Any]:
+    """One shortlisted cause as an event names it."""
+    return {
+        "campaign_id": campaign.id,
+        "campaign_slug": campaign.slug,
+        "campaign_title": campaign.title,
+        "cause": campaign.cause,
+        "summary": campaign.summary,
+        "meal_price": campaign.meal_price.amount,
+    }
+
+
+def publish_dift_issued(
+    uow: UnitOfWork,
+    event: DiftIssued,
+    programme: Programme,
+    sponsor: Sponsor,
+    shortlist: list[Campaign],
+    redeem_url: str | None,
+) -> None:
+    """difts.dift.issued.v1: a dift for a recipient (an email's invitation carries its
+    secret link; a code carries no recipient and no link)."""
+    dift = event.dift
+    data = {
+        "dift_id": dift.id,
+        "programme_id": programme.id,
+        "programme_name": programme.name,
+        "occasion": programme.occasion,
+        "sponsor_id": sponsor.id,
+        "brand_name": sponsor.brand_name,
+        "message_markdown": programme.message_markdown,
+        "message_html": render_markdown(programme.message_markdown),
+        "value": dift.value.amount,
+        "currency": dift.value.currency,
+        "channel": dift.channel.value,
+        "recipient": _recipient(dift.recipient),
+        "redeem_url": redeem_url,
+        "sponsor_reference": dift.sponsor_reference,
+        "shortlist": [shortlist_entry(campaign) for campaign in shortlist],
+        "expires_at": programme.expires_at.isoformat(),
+        "issued_at": event.at.isoformat(),
+    }
+    _programme_event(
+        uow,
+        programme.id,
+        events.DIFT_ISSUED,
+        data,
+        f"difts/{dift.id}",
+        derived_event_id(dift.id, "issued"),
+    )
+
+
+def _allocations(uow: UnitOfWork, allocations: tuple[Allocation, ...]) -> list[dict[str, Any]]:
+    listed = []
+    for allocation in allocations:
+        campaign = uow.campaigns.get(allocation.campaign_id)
+        assert campaign is not None  # allocations reference campaigns by foreign key
+        listed.append(
+            {
+                "campaign_id": campaign.id,
+                "campaign_slug": campaign.slug,
+                "campaign_title": campaign.title,
+                "amount": allocation.amount.amount,
+            }
+        )
+    return listed
+
+
+def publish_dift_directed(
+    uow: UnitOfWork, event: DiftDirected, programme: Programme, sponsor: Sponsor
+) -> None:
+    """difts.dift.directed.v1: where its recipient sent a dift (allocations summing to it)."""
+    dift = event.dift
+    data = {
+        "dift_id": dift.id,
+        "programme_id": programme.id,
+        "sponsor_id": sponsor.id,
+        "brand_name": sponsor.brand_name,
+        "value": dift.value.amount,
+        "currency": dift.value.currency,
+        "allocations": _allocations(uow, dift.allocations),
+        "recipient": _recipient(dift.recipient),
+        "updates_opt_in": dift.updates_opt_in,
+        "consent_at": event.at.isoformat() if dift.updates_opt_in else None,
+        "directed_at": event.at.isoformat(),
+    }
+    _programme_event(
+        uow,
+        programme.id,
+        events.DIFT_DIRECTED,
+        data,
+        f"difts/{dift.id}",
+        derived_event_id(dift.id, "directed"),
+    )
+
+
+def publish_dift_expired(uow: UnitOfWork, event: DiftExpiredEvent, programme: Programme) -> None:
+    """difts.dift.expired.v1: nobody directed a dift; the fallback rule's allocations."""
+    dift = event.dift
+    data = {
+        "dift_id": dift.id,
+        "programme_id": programme.id,
+        "sponsor_id": programme.sponsor_id,
+        "value": dift.value.amount,
+        "currency": dift.value.currency,
+        "rule": event.rule.value,
+        "allocations": _allocations(uow, dift.allocations),
+        "expired_at": event.at.isoformat(),
+    }
+    _programme_event(
+        uow,
+        programme.id,
+        events.DIFT_EXPIRED,
+        data,
+        f"difts/{dift.id}",
+        derived_event_id(dift.id, "expired"),
+    )

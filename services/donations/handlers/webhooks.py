@@ -17,7 +17,13 @@ from sqlalchemy.exc import DataError, DBAPIError, IntegrityError
 
 from services.shared.events import InvalidEventData
 
-from ..domain.payments import CheckoutPaid, Fact, PaymentProviderError, PayoutPaid
+from ..domain.payments import (
+    CheckoutPaid,
+    Fact,
+    PaymentProviderError,
+    PayoutPaid,
+    ProgrammeCheckoutPaid,
+)
 from ..store import RECEIVED, UNREADABLE, KeptEvent, ReceivedEvent
 from ..stripe_events import StripeEvent, UnreadableEvent, body_to_keep, read_parsed
 from . import Payments, StripeEventRecorder, UnitOfWork
@@ -47,7 +53,7 @@ def ask_stripe(fact: Fact, payments: Payments) -> Asked:
     Any other failure leaves the answer unknown (the fee of a payment travels null, a payout
     lists no transactions)."""
     try:
-        if isinstance(fact, CheckoutPaid):
+        if isinstance(fact, CheckoutPaid | ProgrammeCheckoutPaid):
             return Asked(payment=payments.payment_facts(fact.payment_intent_id))
         if isinstance(fact, PayoutPaid):
             return Asked(payout_transactions=tuple(payments.payout_transactions(fact.payout_id)))
@@ -162,7 +168,7 @@ def apply_received(
 
 
 def _needs_stripe(fact: Fact) -> bool:
-    return isinstance(fact, CheckoutPaid | PayoutPaid)
+    return isinstance(fact, CheckoutPaid | ProgrammeCheckoutPaid | PayoutPaid)
 
 
 def _apply(

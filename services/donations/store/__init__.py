@@ -1,22 +1,47 @@
 """The donations database: its tables (tables.py) and the repositories the unit of work
-builds on its transaction (campaigns.py, donations.py, webhooks.py). The only room with SQL
-that writes; views.py holds the read queries of the API and pages. Works on SQLite and
-PostgreSQL."""
+builds on its transaction (campaigns.py, donations.py, webhooks.py, programmes.py). The only
+room with SQL that writes; views.py holds the read queries of the API and pages. Works on
+SQLite and PostgreSQL."""
 
 from .campaigns import CampaignMeals, Campaigns, NewsPosts, campaign_of
 from .donations import Disputes, Donations, Payouts, Refunds
+from .programmes import (
+    Credits,
+    DiftBookings,
+    Difts,
+    Fundings,
+    Programmes,
+    Receipts,
+    RedemptionAttempts,
+    Sponsors,
+    Uploads,
+)
 from .tables import (
     campaign_meals,
     campaigns,
+    dift_allocations,
+    dift_bookings,
+    difts,
     disputes,
     donations,
     meal_price_changes,
+    mecenat_receipts,
     metadata,
     news_posts,
     outbox,
     payouts,
     processed,
+    programme_credits,
+    programme_fundings,
+    programme_shortlist,
+    programmes,
+    receipt_counters,
+    recipient_rows,
+    recipient_uploads,
+    redemption_attempts,
     refunds,
+    sponsor_tokens,
+    sponsors,
     stripe_events,
 )
 from .webhooks import (
@@ -35,6 +60,15 @@ __all__ = [
     "STRIPE_EVENTS_CHANNEL",
     "UNREADABLE",
     "CampaignMeals",
+    "Credits",
+    "DiftBookings",
+    "Difts",
+    "Fundings",
+    "Programmes",
+    "Receipts",
+    "RedemptionAttempts",
+    "Sponsors",
+    "Uploads",
     "Campaigns",
     "Disputes",
     "Donations",
@@ -49,6 +83,20 @@ __all__ = [
     "campaign_meals",
     "campaign_of",
     "campaigns",
+    "dift_allocations",
+    "dift_bookings",
+    "difts",
+    "mecenat_receipts",
+    "programme_credits",
+    "programme_fundings",
+    "programme_shortlist",
+    "programmes",
+    "receipt_counters",
+    "recipient_rows",
+    "recipient_uploads",
+    "redemption_attempts",
+    "sponsor_tokens",
+    "sponsors",
     "disputes",
     "donations",
     "meal_price_changes",

@@ -6,6 +6,7 @@ from __future__ import annotations
 from sqlalchemy import (
     Boolean,
     Column,
+    Date,
     DateTime,
     ForeignKey,
     Index,
@@ -14,6 +15,7 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    UniqueConstraint,
     false,
 )
 
@@ -177,6 +179,229 @@ stripe_events = Table(
     Column("correlation_id", String(64), nullable=True),
     # 0006: what the applier and the kept-events round look for, oldest first.
     Index("ix_stripe_events_outcome_received_at", "outcome", "received_at"),
+)
+
+# --- company difts (0007) ---------------------------------------------------------------------
+
+sponsors = Table(
+    "sponsors",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("legal_name", String(300), nullable=False),
+    Column("legal_form", String(100), nullable=False),
+    Column("siren", String(9), nullable=False),
+    Column("postal_address", Text, nullable=False),
+    Column("contact_email", String(320), nullable=False),
+    Column("brand_name", String(200), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    # Lets seed-demo recreate nothing when run twice.
+    Column("seed_key", String(100), nullable=True, unique=True),
+)
+
+# A sponsor's own access tokens (the sponsor role, scoped to that sponsor): only the sha256 of
+# each is kept; the token is shown once, when it is made.
+sponsor_tokens = Table(
+    "sponsor_tokens",
+    metadata,
+    Column("digest", String(64), primary_key=True),
+    Column("sponsor_id", String(36), ForeignKey("sponsors.id"), nullable=False, index=True),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+)
+
+programmes = Table(
+    "programmes",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("sponsor_id", String(36), ForeignKey("sponsors.id"), nullable=False, index=True),
+    Column("name", String(300), nullable=False),
+    Column("occasion", String(300), nullable=False, server_default=""),
+    Column("message_markdown", Text, nullable=False, server_default=""),
+    Column("currency", String(3), nullable=False),
+    # Null: each dift has its own value (given per recipient).
+    Column("dift_value", Integer, nullable=True),
+    Column("opens_at", DateTime(timezone=True), nullable=False),
+    Column("expires_at", DateTime(timezone=True), nullable=False),
+    Column("fallback_rule", String(20), nullable=False),
+    Column("fallback_campaign_id", String(36), ForeignKey("campaigns.id"), nullable=True),
+    Column("status", String(20), nullable=False, index=True),
+    Column("funded", Integer, nullable=False, server_default="0"),
+    Column("reserved", Integer, nullable=False, server_default="0"),
+    Column("credited_back", Integer, nullable=False, server_default="0"),
+    Column("expired_to_credit", Integer, nullable=False, server_default="0"),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("funded_at", DateTime(timezone=True), nullable=True),
+    Column("opened_at", DateTime(timezone=True), nullable=True),
+    Column("closed_at", DateTime(timezone=True), nullable=True),
+    Column("seed_key", String(100), nullable=True, unique=True),
+)
+
+# A programme's shortlist, in its order (the order decides who gets an even split's cents).
+programme_shortlist = Table(
+    "programme_shortlist",
+    metadata,
+    Column("programme_id", String(36), ForeignKey("programmes.id"), primary_key=True),
+    Column("position", Integer, primary_key=True),
+    Column("campaign_id", String(36), ForeignKey("campaigns.id"), nullable=False, index=True),
+    UniqueConstraint("programme_id", "campaign_id", name="uq_programme_shortlist_campaign"),
+)
+
+# Money received for a programme, once per source: a Stripe Checkout Session ("stripe:<id>")
+# or a bank transfer's reference ("bank:<reference>"), so a replayed webhook or a transfer
+# recorded twice books nothing twice.
+programme_fundings = Table(
+    "programme_fundings",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("programme_id", String(36), ForeignKey("programmes.id"), nullable=False, index=True),
+    Column("source", String(300), nullable=False, unique=True),
+    Column("method", String(20), nullable=False),
+    Column("amount", Integer, nullable=False),
+    Column("currency", String(3), nullable=False),
+    Column("fee", Integer, nullable=True),
+    Column("net", Integer, nullable=True),
+    Column("checkout_session_id", String(255), nullable=True),
+    Column("payment_intent_id", String(255), nullable=True),
+    Column("charge_id", String(255), nullable=True),
+    Column("balance_transaction_id", String(255), nullable=True),
+    Column("bank_reference", String(200), nullable=True),
+    Column("received_on", Date, nullable=True),
+    Column("funded_at", DateTime(timezone=True), nullable=False),
+)
+
+programme_credits = Table(
+    "programme_credits",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("programme_id", String(36), ForeignKey("programmes.id"), nullable=False, index=True),
+    Column("amount", Integer, nullable=False),
+    Column("currency", String(3), nullable=False),
+    Column("reason", String(20), nullable=False),
+    Column("reference", String(200), nullable=False, server_default=""),
+    Column("credited_at", DateTime(timezone=True), nullable=False),
+)
+
+# Recipient files accepted for issuing: a job the worker issues in chunks, with its progress.
+recipient_uploads = Table(
+    "recipient_uploads",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("programme_id", String(36), ForeignKey("programmes.id"), nullable=False, index=True),
+    Column("status", String(20), nullable=False, index=True),
+    Column("total", Integer, nullable=False),
+    Column("issued", Integer, nullable=False, server_default="0"),
+    Column("problem", Text, nullable=True),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("finished_at", DateTime(timezone=True), nullable=True),
+)
+
+recipient_rows = Table(
+    "recipient_rows",
+    metadata,
+    Column("upload_id", String(36), ForeignKey("recipient_uploads.id"), primary_key=True),
+    Column("line", Integer, primary_key=True),
+    Column("email", String(320), nullable=False),
+    Column("name", String(200), nullable=False, server_default=""),
+    Column("locale", String(10), nullable=False, server_default="fr"),
+    Column("value", Integer, nullable=True),
+    Column("sponsor_reference", String(200), nullable=True),
+    # Set once the row's dift is issued.
+    Column("dift_id", String(36), nullable=True),
+)
+
+difts = Table(
+    "difts",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("programme_id", String(36), ForeignKey("programmes.id"), nullable=False, index=True),
+    Column("channel", String(10), nullable=False),
+    # The sha256 of its link token or printed code (codes.code_digest): never the secret.
+    Column("secret_digest", String(64), nullable=False, unique=True),
+    Column("value", Integer, nullable=False),
+    Column("currency", String(3), nullable=False),
+    Column("recipient_email", String(320), nullable=True),
+    Column("recipient_name", String(200), nullable=True),
+    Column("recipient_locale", String(10), nullable=True),
+    Column("sponsor_reference", String(200), nullable=True),
+    Column("upload_id", String(36), nullable=True),
+    Column("state", String(20), nullable=False),
+    Column("issued_at", DateTime(timezone=True), nullable=False),
+    Column("sent_at", DateTime(timezone=True), nullable=True),
+    Column("bounced_at", DateTime(timezone=True), nullable=True),
+    Column("opened_at", DateTime(timezone=True), nullable=True),
+    Column("directed_at", DateTime(timezone=True), nullable=True),
+    Column("expired_at", DateTime(timezone=True), nullable=True),
+    Column("updates_opt_in", Boolean, nullable=False, server_default=false()),
+    Column("fallback_rule", String(20), nullable=True),
+    UniqueConstraint("programme_id", "sponsor_reference", name="uq_difts_sponsor_reference"),
+    Index("ix_difts_programme_id_state", "programme_id", "state"),
+)
+
+# Where each directed or expired dift went: its allocations, in shortlist order.
+dift_allocations = Table(
+    "dift_allocations",
+    metadata,
+    Column("dift_id", String(36), ForeignKey("difts.id"), primary_key=True),
+    Column("campaign_id", String(36), ForeignKey("campaigns.id"), primary_key=True),
+    Column("position", Integer, nullable=False),
+    Column("amount", Integer, nullable=False),
+    Column("currency", String(3), nullable=False),
+    Column("kind", String(20), nullable=False),  # directed | expired
+    Column("at", DateTime(timezone=True), nullable=False),
+    Index("ix_dift_allocations_campaign_id", "campaign_id"),
+)
+
+# What the ledger said each allocation funded (its dift_booked events), for the impact report.
+dift_bookings = Table(
+    "dift_bookings",
+    metadata,
+    Column("dift_id", String(36), primary_key=True),
+    Column("campaign_id", String(36), primary_key=True),
+    Column("programme_id", String(36), nullable=False, index=True),
+    Column("kind", String(20), nullable=False),
+    Column("amount", Integer, nullable=False),
+    Column("meals", Integer, nullable=False),
+    Column("booked_at", DateTime(timezone=True), nullable=False),
+)
+
+# Printed-code redemption attempts that named no dift, per client address: the rate limit.
+redemption_attempts = Table(
+    "redemption_attempts",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("client", String(100), nullable=False),
+    Column("at", DateTime(timezone=True), nullable=False),
+    Index("ix_redemption_attempts_client_at", "client", "at"),
+)
+
+# The last mécénat receipt number of each issuing organisation and year: the next number is
+# taken by UPDATE ... RETURNING on this row, in the funding's transaction (gapless, unique).
+receipt_counters = Table(
+    "receipt_counters",
+    metadata,
+    Column("organisation", String(100), primary_key=True),
+    Column("year", Integer, primary_key=True),
+    Column("last_number", Integer, nullable=False),
+)
+
+mecenat_receipts = Table(
+    "mecenat_receipts",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("number", String(20), nullable=False),
+    Column("organisation", String(100), nullable=False),
+    Column("year", Integer, nullable=False),
+    Column("sequence", Integer, nullable=False),
+    Column("programme_id", String(36), ForeignKey("programmes.id"), nullable=False, index=True),
+    Column(
+        "funding_id", String(36), ForeignKey("programme_fundings.id"), nullable=False, unique=True
+    ),
+    Column("sponsor_id", String(36), ForeignKey("sponsors.id"), nullable=False),
+    Column("amount", Integer, nullable=False),
+    Column("currency", String(3), nullable=False),
+    Column("received_on", Date, nullable=False),
+    Column("form", String(40), nullable=False),
+    Column("issued_on", Date, nullable=False),
+    UniqueConstraint("organisation", "year", "sequence", name="uq_mecenat_receipts_sequence"),
 )
 
 outbox = outbox_table(metadata)
