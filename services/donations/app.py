@@ -17,6 +17,7 @@ from .domain.giving import GiftLimits, ProcessingFee
 from .handlers.giving import GivingRules
 from .pages import pages, security_headers
 from .payments import StripePayments
+from .programmes_api import programmes_api
 from .unit_of_work import StripeEventRecorder
 
 # Bodies above this are refused with 413 before any parsing (a gift is well under 4 KiB).
@@ -59,7 +60,7 @@ def create_app(settings: Settings | None = None) -> Flask:
         "donations",
         settings,
         parse_tokens(settings.api_tokens),
-        (api, webhooks),
+        (api, webhooks, programmes_api),
         config={
             "SECRET_KEY": settings.secret_key,
             "MAX_CONTENT_LENGTH": MAX_BODY_BYTES,
@@ -78,6 +79,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     # The JSON API (bearer tokens, no cookies) and Stripe's signed webhook are not forms.
     csrf.exempt(api)
     csrf.exempt(webhooks)
+    csrf.exempt(programmes_api)
     app.register_blueprint(pages)
     if settings.test_checkout:
         from .dev_checkout import dev_checkout

@@ -11,7 +11,7 @@ from services.shared.db import make_engine, upgrade
 from services.shared.logs import configure_logging
 
 from .config import Settings
-from .demo import seed_demo_campaign
+from .demo import seed_demo_campaign, seed_demo_difts
 from .worker import run_worker
 
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -24,12 +24,16 @@ def migrate(_args: argparse.Namespace) -> None:
 
 
 def seed_demo(_args: argparse.Namespace) -> None:
-    """Create the demo campaign and its news posts (idempotent)."""
+    """Create the demo campaign and its news posts, the two canteens, the demo sponsor and its
+    programme of difts (idempotent)."""
     settings = Settings.from_env()
-    campaign_id, created = seed_demo_campaign(
-        make_engine(settings.database_url), settings.public_url
-    )
+    engine = make_engine(settings.database_url)
+    campaign_id, created = seed_demo_campaign(engine, settings.public_url)
     print(f"donations: demo campaign {'created' if created else 'already there'} ({campaign_id})")
+    programme_id, token = seed_demo_difts(engine, settings.public_url)
+    print(f"donations: demo programme of difts {programme_id}, five invitations issued")
+    if token is not None:
+        print(f"donations: the demo sponsor's access token (shown once): {token}")
 
 
 def worker(_args: argparse.Namespace) -> None:

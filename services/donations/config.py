@@ -36,6 +36,27 @@ def _preset_meals(raw: str) -> tuple[int, ...]:
     return presets
 
 
+# The mécénat receipts' issuing organisation: Settings field -> environment variable.
+RECEIPT_VARIABLES = {
+    "receipt_organisation_name": "RECEIPT_ORGANISATION_NAME",
+    "receipt_organisation_address": "RECEIPT_ORGANISATION_ADDRESS",
+    "receipt_organisation_object": "RECEIPT_ORGANISATION_OBJECT",
+    "receipt_organisation_status": "RECEIPT_ORGANISATION_STATUS",
+    "receipt_organisation_siren": "RECEIPT_ORGANISATION_SIREN",
+    "receipt_signatory_name": "RECEIPT_SIGNATORY_NAME",
+    "receipt_signatory_role": "RECEIPT_SIGNATORY_ROLE",
+    "receipt_signature_place": "RECEIPT_SIGNATURE_PLACE",
+}
+
+
+def _receipt_organisation() -> dict[str, str]:
+    """The issuing organisation's facts given in the environment (the defaults serve make
+    run and name a demonstration organisation)."""
+    return {
+        name: env(variable, getattr(Settings, name)) for name, variable in RECEIPT_VARIABLES.items()
+    }
+
+
 @dataclass(frozen=True)
 class Settings:
     """Everything the donations service can be told from outside."""
@@ -62,6 +83,27 @@ class Settings:
 
     # Prefixes every topic name (KAFKA_TOPIC_PREFIX), to share a Kafka cluster.
     topic_prefix: str = ""
+
+    # Company difts: the worker's round (open, issue uploads, expire and close), its chunks,
+    # the recipient file's limits and the printed-code rate limit.
+    programmes_tick_seconds: float = 5.0
+    upload_chunk: int = 500
+    expiry_chunk: int = 500
+    recipients_max_rows: int = 50_000
+    recipients_max_bytes: int = 8 * 1024 * 1024
+    wrong_codes_allowed: int = 10
+    wrong_codes_window_seconds: int = 600
+    # The organisation that issues the companies' mécénat receipts (CERFA 16216).
+    receipt_organisation_name: str = "difts (organisation de démonstration)"
+    receipt_organisation_address: str = "1 rue de la Démonstration, 69001 Lyon"
+    receipt_organisation_object: str = (
+        "Soutenir des associations d'intérêt général, dont Les Petites Cantines"
+    )
+    receipt_organisation_status: str = "Œuvre ou organisme d'intérêt général"
+    receipt_organisation_siren: str = ""
+    receipt_signatory_name: str = "Camille Démo"
+    receipt_signatory_role: str = "Présidente"
+    receipt_signature_place: str = "Lyon"
 
     def __post_init__(self) -> None:
         if self.test_checkout and not _is_stripe_mock(self.stripe_api_base, self.stripe_api_key):
@@ -92,4 +134,12 @@ class Settings:
                 _is_stripe_mock(stripe["stripe_api_base"], stripe["stripe_api_key"]),
             ),
             secret_key=env("DONATIONS_SECRET_KEY", DEVELOPMENT_SECRET_KEY),
+            programmes_tick_seconds=float(env("DIFTS_PROGRAMMES_TICK_SECONDS", "5")),
+            upload_chunk=env_int("DIFTS_UPLOAD_CHUNK", 500),
+            expiry_chunk=env_int("DIFTS_EXPIRY_CHUNK", 500),
+            recipients_max_rows=env_int("DIFTS_RECIPIENTS_MAX_ROWS", 50_000),
+            recipients_max_bytes=env_int("DIFTS_RECIPIENTS_MAX_BYTES", 8 * 1024 * 1024),
+            wrong_codes_allowed=env_int("DIFTS_WRONG_CODES_ALLOWED", 10),
+            wrong_codes_window_seconds=env_int("DIFTS_WRONG_CODES_WINDOW_SECONDS", 600),
+            **_receipt_organisation(),
         )

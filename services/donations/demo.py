@@ -1,14 +1,17 @@
 """The demo campaign that `make run` seeds: Les Petites Cantines, 13.50 EUR a meal, with its
-story, what the money is used for, and the news posts its donors received."""
+story, what the money is used for, and the news posts its donors received; and for company
+difts two of its canteens (Bagnolet, Bruz) as campaigns of their own, a demo sponsor and its
+funded, open programme with five recipients invited by email."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import Engine
 
 from services.shared.money import Money
 
+from .domain.programmes import Channel
 from .handlers.campaigns import CreateCampaign, EditCampaign, edit_campaign, publish_campaign
 from .handlers.news import WriteNewsPost, write_news_post
 from .unit_of_work import DonationsUnitOfWork
@@ -144,3 +147,109 @@ def seed_demo_campaign(
             )
             write_news_post(post, uow)
     return campaign_id, created
+
+
+# --- company difts: two canteens of the network, a demo sponsor and its programme ------------
+
+CANTEENS = (
+    (
+        "petites-cantines-bagnolet",
+        {
+            "title": "Petites Cantines Bagnolet",
+            "cause": "Les Petites Cantines Bagnolet",
+            "action_zone": "Bagnolet (Seine-Saint-Denis)",
+            "summary": "The Bagnolet canteen opened on 16 November 2024 at 85 Rue Sadi Carnot, "
+            "93170 Bagnolet: neighbours cook lunch together and everyone pays what they can.",
+            "story_markdown": "Les Petites Cantines **Bagnolet** opened on 16 November 2024 at "
+            "**85 Rue Sadi Carnot, 93170 Bagnolet**. Residents cook and share lunch together, "
+            "and each diner pays what they can.",
+        },
+    ),
+    (
+        "petites-cantines-bruz",
+        {
+            "title": "Petites Cantines Bruz",
+            "cause": "Les Petites Cantines Bruz",
+            "action_zone": "Bruz (Ille-et-Vilaine), near Rennes",
+            "summary": "The network's 14th canteen opened in Bruz, near Rennes, on 2 May 2024: "
+            "a shared table where everyone pays what they can.",
+            "story_markdown": "Les Petites Cantines **Bruz** opened on 2 May 2024, near Rennes: "
+            "the network's 14th canteen. Neighbours cook together and sit at the same table.",
+        },
+    ),
+)
+DEMO_SPONSOR = {
+    "legal_name": "Demo company (not a real sponsor)",
+    "legal_form": "SAS",
+    # A SIREN whose Luhn key checks, for the demo only.
+    "siren": "732829320",
+    "postal_address": "1 rue de la Démonstration, 69001 Lyon",
+    "contact_email": "csr@demo-company.example",
+    "brand_name": "Demo company",
+}
+DEMO_RECIPIENTS = (
+    ("camille@example.org", "Camille", "fr"),
+    ("alex@example.org", "Alex", "en"),
+    ("dominique@example.org", "Dominique", "fr"),
+    ("sam@example.org", "Sam", "en"),
+    ("lou@example.org", "Lou", "fr"),
+)
+DEMO_MESSAGE = (
+    "Thank you for this year together! Instead of a gift, **we offer you a dift**: choose the "
+    "canteen it goes to, or split it between them."
+)
+
+
+def seed_demo_difts(
+    engine: Engine, public_url: str = "http://127.0.0.1:8001"
+) -> tuple[str, str | None]:
+    """Seed the two canteens as campaigns of their own, the demo sponsor, and its programme
+    of 20 EUR difts over the network and the two canteens, funded by a recorded bank transfer,
+    open, with five recipients (fr and en) issued by email (notifications sends their
+    invitations). Run twice, it adds nothing. Returns the programme id and the sponsor's
+    access token (None when the sponsor existed: its token was printed then)."""
+    from .domain.programmes import Recipient
+    from .handlers import difts, programmes
+
+    now = datetime.now(UTC)
+    with DonationsUnitOfWork(engine) as uow:
+        for slug, texts in CANTEENS:
+            publish_campaign(CreateCampaign(slug, MEAL_PRICE, texts), uow)
+        sponsor, token = programmes.register_sponsor(
+            programmes.RegisterSponsor(**DEMO_SPONSOR, seed_key="demo-sponsor"), uow
+        )
+        programme = programmes.create_programme(
+            programmes.CreateProgramme(
+                sponsor_id=sponsor.id,
+                name="Demo year-end difts",
+                occasion="End of year",
+                message_markdown=DEMO_MESSAGE,
+                currency="EUR",
+                dift_value=2000,
+                shortlist=(SLUG, *(slug for slug, _texts in CANTEENS)),
+                opens_at=now - timedelta(minutes=1),
+                expires_at=now + timedelta(days=30),
+                seed_key="demo-programme",
+            ),
+            uow,
+        )
+    with DonationsUnitOfWork(engine) as uow:
+        transfer = programmes.RecordBankTransfer(
+            programme.id, Money(20_000, "EUR"), now.date(), "DEMO-TRANSFER-0001"
+        )
+        programmes.record_bank_transfer(transfer, uow)
+    with DonationsUnitOfWork(engine) as uow:
+        programmes.open_due_programmes(uow)
+    for index, (email, name, locale) in enumerate(DEMO_RECIPIENTS, start=1):
+        with DonationsUnitOfWork(engine) as uow:
+            difts.issue_dift(
+                difts.IssueDift(
+                    programme.id,
+                    public_url,
+                    recipient=Recipient(email, name, locale),
+                    sponsor_reference=f"demo-recipient-{index}",
+                    channel=Channel.EMAIL,
+                ),
+                uow,
+            )
+    return programme.id, token

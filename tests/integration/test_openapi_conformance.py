@@ -45,6 +45,8 @@ from schemathesis.core.failures import Failure
 
 from services.donations.app import create_app as donations_app_for
 from services.donations.demo import seed_demo_campaign
+from services.donations.handlers.difts import AcceptRecipients, accept_recipients
+from services.donations.unit_of_work import DonationsUnitOfWork
 from services.ledger.__main__ import MIGRATIONS as LEDGER_MIGRATIONS
 from services.ledger.app import create_app as ledger_app_for
 from services.ledger.config import Settings as LedgerSettings
@@ -60,6 +62,7 @@ from services.shared.events import DONATION_SUCCEEDED, UPDATE_PUBLISHED
 from services.shared.money import Money
 from tests.support import donations as donation_handlers
 from tests.support import infra
+from tests.support import programmes as programme_handlers
 from tests.support.donations import DONATIONS_MIGRATIONS, donations_settings
 from tests.unit.ledger.conftest import gift, published, refund
 
@@ -67,7 +70,8 @@ pytestmark = pytest.mark.integration
 
 TOKENS = "conformance-admin:admin,conformance-finance:finance"
 BEARER = {"admin": "Bearer conformance-admin", "finance": "Bearer conformance-finance"}
-OTHER_ROLE = {"admin": "finance", "finance": "admin"}
+# A sponsor's operations take an admin token or the sponsor's own: another role's is refused.
+OTHER_ROLE = {"admin": "finance", "finance": "admin", "sponsor": "finance"}
 
 FUZZ = settings(
     max_examples=int(os.environ.get("CONFORMANCE_EXAMPLES", "25")),
@@ -88,6 +92,25 @@ REFUSED_BY_STATE = {
     "POST /api/v1/campaigns/{slug}/donations": frozenset(
         {"amount", "meals", "currency", "cover_fee", "public_message"}
     ),
+    # A SIREN's Luhn key, which no pattern can say.
+    "POST /api/v1/admin/sponsors": frozenset({"siren"}),
+    # The shortlisted campaigns must exist, be published and take the programme's currency.
+    "POST /api/v1/admin/sponsors/{sponsor_id}/programmes": frozenset(
+        {"shortlist", "currency", "fallback_campaign", "fallback_campaign_id", "expires_at", "name"}
+    ),
+    "PATCH /api/v1/admin/programmes/{programme_id}": frozenset(
+        {"shortlist", "currency", "fallback_campaign", "fallback_campaign_id", "expires_at", "name"}
+    ),
+    # The budget left, and what the books store.
+    "POST /api/v1/admin/programmes/{programme_id}/credits": frozenset({"amount"}),
+    "POST /api/v1/finance/programmes/{programme_id}/bank-transfers": frozenset(
+        {"amount", "reference"}
+    ),
+    # The programme's value (fixed or per recipient) and its budget left.
+    "POST /api/v1/sponsor/programmes/{programme_id}/difts": frozenset({"value", "budget"}),
+    "POST /api/v1/sponsor/programmes/{programme_id}/codes": frozenset({"value", "count"}),
+    # A CSV file's rows, which the document describes as text.
+    "POST /api/v1/sponsor/programmes/{programme_id}/recipients": frozenset({"file", "value"}),
 }
 
 LIVE = "petites-cantines"
@@ -258,8 +281,33 @@ def donations_app(module_database: Callable[[str], str], stripe_mock_url: str) -
     donation_handlers.create_campaign(
         engine, slug="conformance-draft", meal_price=price, values={"title": "D", "cause": "C"}
     )
+    PROGRAMMES.update(_seed_programmes(engine))
     engine.dispose()
     return donations_app_for(donations_settings(url, stripe_mock_url, api_tokens=TOKENS))
+
+
+# The company difts each operation is pinned to (set by donations_app).
+PROGRAMMES: dict[str, str] = {}
+
+
+def _seed_programmes(engine: Any) -> dict[str, str]:
+    """A sponsor, a draft programme to edit, and an open one with a large budget (a recipient
+    upload and a receipt of its own) for the sponsor's operations."""
+    sponsor_id, _token = programme_handlers.register_sponsor(engine)
+    draft = programme_handlers.draft_programme(engine, sponsor_id, [LIVE])
+    open_one = programme_handlers.draft_programme(engine, sponsor_id, [LIVE])
+    _funding, receipt, _ = programme_handlers.fund_by_transfer(engine, open_one.id, 1_500_000_000)
+    programme_handlers.open_programme(engine, open_one.id)
+    upload = accept_recipients(
+        AcceptRecipients(open_one.id, b"email\nada@example.org\n"), DonationsUnitOfWork(engine)
+    )
+    return {
+        "sponsor_id": sponsor_id,
+        "draft": draft.id,
+        "open": open_one.id,
+        "upload_id": upload.id,
+        "receipt_id": receipt.id,
+    }
 
 
 @pytest.fixture(scope="module")
@@ -282,10 +330,59 @@ def donations_schema(donations_app: Any, donation_id: str) -> Any:
         _pinned("GET", "/api/v1/campaigns/{slug}/news", slug=LIVE),
         _pinned("POST", "/api/v1/campaigns/{slug}/donations", slug=LIVE),
         _pinned("GET", "/api/v1/donations/{donation_id}", donation_id=donation_id),
+        _pinned("GET", "/api/v1/admin/sponsors/{sponsor_id}", sponsor_id=PROGRAMMES["sponsor_id"]),
+        _pinned(
+            "POST",
+            "/api/v1/admin/sponsors/{sponsor_id}/programmes",
+            sponsor_id=PROGRAMMES["sponsor_id"],
+        ),
+        _pinned(
+            "PATCH", "/api/v1/admin/programmes/{programme_id}", programme_id=PROGRAMMES["draft"]
+        ),
+    ]
+    operations += [
+        _pinned(method, path, programme_id=PROGRAMMES["open"])
+        for method, path in PROGRAMME_OPERATIONS
+    ]
+    operations += [
+        _pinned(
+            "GET",
+            "/api/v1/sponsor/programmes/{programme_id}/uploads/{upload_id}",
+            programme_id=PROGRAMMES["open"],
+            upload_id=PROGRAMMES["upload_id"],
+        ),
+        _pinned(
+            "GET",
+            "/api/v1/sponsor/programmes/{programme_id}/receipts/{receipt_id}",
+            programme_id=PROGRAMMES["open"],
+            receipt_id=PROGRAMMES["receipt_id"],
+        ),
     ]
     return schemathesis.openapi.from_wsgi(
         "/openapi.json", donations_app, config=_config("admin", operations)
-    )
+    ).exclude(path_regex="^/api/v1/finance/")
+
+
+# The operations on the open programme (pinned to it).
+PROGRAMME_OPERATIONS = (
+    ("POST", "/api/v1/admin/programmes/{programme_id}/checkout"),
+    ("POST", "/api/v1/admin/programmes/{programme_id}/credits"),
+    ("GET", "/api/v1/sponsor/programmes/{programme_id}"),
+    ("POST", "/api/v1/sponsor/programmes/{programme_id}/recipients"),
+    ("POST", "/api/v1/sponsor/programmes/{programme_id}/difts"),
+    ("POST", "/api/v1/sponsor/programmes/{programme_id}/codes"),
+)
+
+
+@pytest.fixture(scope="module")
+def donations_finance_schema(donations_app: Any, donations_schema: Any) -> Any:
+    """The donations document's finance operations (a bank transfer received), with a
+    finance token, pinned to the open programme."""
+    path = "/api/v1/finance/programmes/{programme_id}/bank-transfers"
+    operations = [_pinned("POST", path, programme_id=PROGRAMMES["open"])]
+    return schemathesis.openapi.from_wsgi(
+        "/openapi.json", donations_app, config=_config("finance", operations)
+    ).exclude(path_regex="^(?!/api/v1/finance/)")
 
 
 # The Stripe webhook too: fuzzed requests carry no valid signature, so what is checked is that
@@ -306,8 +403,36 @@ def test_every_donations_operation_did_its_work(donations_schema: Any) -> None:
 def test_the_donations_admin_operations_answer_401_and_403_as_documented(
     donations_schema: Any, donation_id: str
 ) -> None:
-    values = {"slug": "conformance-edit", "donation_id": donation_id}
-    assert check_tokens_are_enforced(donations_schema, values) == 6
+    values = {
+        "slug": "conformance-edit",
+        "donation_id": donation_id,
+        "sponsor_id": PROGRAMMES["sponsor_id"],
+        "programme_id": PROGRAMMES["open"],
+        "upload_id": PROGRAMMES["upload_id"],
+        "receipt_id": PROGRAMMES["receipt_id"],
+    }
+    # 6 on campaigns and news; 6 admin and 6 sponsor operations on company difts.
+    assert check_tokens_are_enforced(donations_schema, values) == 18
+
+
+donations_finance = schemathesis.pytest.from_fixture("donations_finance_schema")
+
+
+@donations_finance.parametrize()
+@FUZZ
+def test_the_donations_finance_api_does_what_its_document_says(case: Any) -> None:
+    conform(case)
+
+
+def test_every_donations_finance_operation_did_its_work(donations_finance_schema: Any) -> None:
+    assert_each_succeeded(donations_finance_schema)
+
+
+def test_the_donations_finance_operations_answer_401_and_403_as_documented(
+    donations_finance_schema: Any,
+) -> None:
+    values = {"programme_id": PROGRAMMES["open"]}
+    assert check_tokens_are_enforced(donations_finance_schema, values) == 1
 
 
 # --- ledger ------------------------------------------------------------------------------------

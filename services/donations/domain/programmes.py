@@ -33,6 +33,8 @@ from services.shared.money import CURRENCY_EXPONENTS, Money, major_units, split_
 from .campaigns import Campaign, RuleBroken
 
 MAX_SHORTLIST = 6
+# A programme's budget stays within what the books store (an INTEGER of minor units).
+MAX_BUDGET = 2**31 - 1
 _SIREN = re.compile(r"^[0-9]{9}$")
 
 
@@ -323,6 +325,8 @@ class Programme:
             raise ProgrammeRuleBroken("currency", f"this programme is in {self.currency}")
         if amount.amount < 1:
             raise ProgrammeRuleBroken("amount", "a funding is at least one minor unit")
+        if self.funded.amount + amount.amount > MAX_BUDGET:
+            raise ProgrammeRuleBroken("amount", f"a programme's budget is at most {MAX_BUDGET}")
         status = ProgrammeStatus.FUNDED if self.status is ProgrammeStatus.DRAFT else self.status
         funded = replace(
             self, funded=self.funded + amount, status=status, funded_at=self.funded_at or now

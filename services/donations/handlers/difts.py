@@ -69,7 +69,7 @@ log = logging.getLogger(__name__)
 # The printed-code rate limit's defaults: this many wrong codes per client in the window.
 WRONG_CODES_ALLOWED = 10
 WRONG_CODES_WINDOW = timedelta(minutes=10)
-MAX_CODES_AT_ONCE = 5_000
+MAX_CODES_AT_ONCE = 1_000
 
 
 class UnknownDift(LookupError):
@@ -168,12 +168,16 @@ class IssueDift:
     recipient: Recipient | None = None
     value: Money | None = None
     sponsor_reference: str | None = None
+    # EMAIL for a dift a sponsor's list names (the demo's); API for a loyalty integration.
+    channel: Channel = Channel.API
 
 
 def issue_dift(command: IssueDift, uow: UnitOfWork) -> IssuedDift:
     """Issue one dift, or find the one issued before under the same sponsor reference."""
     issuer = _Issuer(uow, command.programme_id, command.public_url)
-    issued = issuer.issue(Channel.API, command.value, command.recipient, command.sponsor_reference)
+    issued = issuer.issue(
+        command.channel, command.value, command.recipient, command.sponsor_reference
+    )
     issuer.done()
     return issued
 

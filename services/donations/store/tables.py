@@ -192,7 +192,7 @@ sponsors = Table(
     Column("siren", String(9), nullable=False),
     Column("postal_address", Text, nullable=False),
     Column("contact_email", String(320), nullable=False),
-    Column("brand_name", String(200), nullable=False),
+    Column("brand_name", String(300), nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False),
     # Lets seed-demo recreate nothing when run twice.
     Column("seed_key", String(100), nullable=True, unique=True),

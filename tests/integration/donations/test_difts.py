@@ -15,6 +15,7 @@ import pytest
 from sqlalchemy import Engine
 
 from services.donations import programme_views, views
+from services.donations.demo import seed_demo_campaign, seed_demo_difts
 from services.donations.domain import codes
 from services.donations.domain.programmes import (
     DiftAlreadyDirected,
@@ -527,3 +528,26 @@ def test_the_report_counts_difts_and_money_per_cause_and_the_campaign_its_difts(
     assert [count for _day, count in report["directions_per_day"]] == [1]
     assert received == [2, 1, 2]
     assert report["programme"]["budget"]["available"] == 0
+
+
+def test_the_demo_seeds_a_funded_open_programme_with_five_invitations_once(
+    engine: Engine,
+) -> None:
+    seed_demo_campaign(engine, PUBLIC)
+    programme_id, token = seed_demo_difts(engine, PUBLIC)
+    assert seed_demo_difts(engine, PUBLIC) == (programme_id, None) and token is not None
+    with DonationsUnitOfWork(engine) as uow:
+        programme = uow.programmes.get(programme_id)
+        sponsor = uow.sponsors.get(programme.sponsor_id)  # type: ignore[union-attr]
+        shortlist = [uow.campaigns.get(cid) for cid in programme.shortlist]  # type: ignore[union-attr]
+    assert programme is not None and programme.status is ProgrammeStatus.OPEN
+    assert sponsor is not None and "demo" in sponsor.legal_name.lower()
+    assert [c.slug for c in shortlist if c] == [
+        "petites-cantines",
+        "petites-cantines-bagnolet",
+        "petites-cantines-bruz",
+    ]
+    issued = [d for kind, d in queued(engine, programme_id) if kind == DIFT_ISSUED]
+    assert len(issued) == 5 and {d["channel"] for d in issued} == {"email"}
+    assert {d["recipient"]["locale"] for d in issued} == {"fr", "en"}
+    assert types(engine, programme_id).count(PROGRAMME_FUNDED) == 1

@@ -61,7 +61,7 @@ def upgrade() -> None:
     sa.Column('siren', sa.String(length=9), nullable=False),
     sa.Column('postal_address', sa.Text(), nullable=False),
     sa.Column('contact_email', sa.String(length=320), nullable=False),
-    sa.Column('brand_name', sa.String(length=200), nullable=False),
+    sa.Column('brand_name', sa.String(length=300), nullable=False),
     sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
     sa.Column('seed_key', sa.String(length=100), nullable=True),
     sa.PrimaryKeyConstraint('id'),
