@@ -31,6 +31,7 @@ from services.donations.domain.programmes import (
 from services.donations.domain.recipients import RecipientFileRejected
 from services.donations.handlers import difts, programmes
 from services.donations.unit_of_work import DonationsUnitOfWork
+from services.donations.worker import programmes_round
 from services.shared.db import make_engine, upgrade
 from services.shared.envelope import new_event
 from services.shared.events import (
@@ -43,7 +44,7 @@ from services.shared.events import (
     PROGRAMME_FUNDED,
 )
 from services.shared.money import Money
-from tests.support.donations import DONATIONS_MIGRATIONS
+from tests.support.donations import DONATIONS_MIGRATIONS, donations_settings
 from tests.support.programmes import (
     draft_programme,
     fund_by_transfer,
@@ -551,3 +552,27 @@ def test_the_demo_seeds_a_funded_open_programme_with_five_invitations_once(
     assert len(issued) == 5 and {d["channel"] for d in issued} == {"email"}
     assert {d["recipient"]["locale"] for d in issued} == {"fr", "en"}
     assert types(engine, programme_id).count(PROGRAMME_FUNDED) == 1
+
+
+def test_the_workers_round_opens_issues_uploads_and_expires_then_closes(engine: Engine) -> None:
+    shortlist = seed_causes(engine)
+    sponsor_id, _token = register_sponsor(engine)
+    draft = draft_programme(engine, sponsor_id, shortlist)
+    fund_by_transfer(engine, draft.id, 10_000)
+    url = engine.url.render_as_string(hide_password=False)
+    settings = donations_settings(url, "http://stripe.invalid", upload_chunk=1)
+    assert programmes_round(settings, engine) == 1  # opened
+    difts.accept_recipients(
+        difts.AcceptRecipients(draft.id, b"email\nada@example.org\nbob@example.org\n"),
+        DonationsUnitOfWork(engine),
+    )
+    assert programmes_round(settings, engine) == 1  # one chunk of one row
+    assert programmes_round(settings, engine) == 1
+    assert programmes_round(settings, engine) == 0
+    assert types(engine, draft.id).count(DIFT_ISSUED) == 2
+    later = draft.expires_at + timedelta(seconds=1)
+    assert programmes_round(settings, engine, later) == 3  # two expired, then closed
+    with DonationsUnitOfWork(engine) as uow:
+        closed = uow.programmes.get(draft.id)
+    assert closed is not None and closed.status is ProgrammeStatus.CLOSED
+    assert programmes_round(settings, engine, later) == 0
