@@ -432,6 +432,9 @@ class AllocationV1(_EventData):
     campaign_slug = fields.String(required=True)
     campaign_title = fields.String(load_default="")
     amount = _minor_units(required=True, validate=validate.Range(min=1))
+    # The campaign's meal price as the shortlist carries it (optional): the ledger counts the
+    # meals of a campaign whose own events (another topic) it has not read yet, as a gift's.
+    meal_price = _minor_units(load_default=None, allow_none=True, validate=validate.Range(min=1))
 
 
 class DiftDirectedV1(_EventData):
