@@ -1,7 +1,7 @@
 """The ledger HTTP API: what each campaign has received and the meals it funds (public), and
 the books for finance staff (bearer token with the finance role, auth.protected): the detailed
-summary, the journal in JSON or streamed CSV, the trial balance (JSON or CSV), reconciliation
-of a period or of a payout, and period close."""
+summary, a programme of difts' fund, the journal in JSON or streamed CSV, the trial balance
+(JSON or CSV), reconciliation of a period or of a payout, and period close."""
 
 from __future__ import annotations
 
@@ -32,6 +32,8 @@ from .schemas import (
     PeriodClosedSchema,
     PeriodQuerySchema,
     PeriodSchema,
+    ProgrammeBalanceSchema,
+    ProgrammePathSchema,
     ReconciliationSchema,
     TrialBalanceQuerySchema,
     TrialBalanceSchema,
@@ -57,6 +59,7 @@ finance = Blueprint(
 # The CSV exports, as the OpenAPI document describes them beside their JSON.
 CSV = {"type": "string", "description": "UTF-8 with a byte-order mark, comma-separated, CRLF"}
 NO_CAMPAIGN = "The ledger knows no campaign with this slug"
+NO_PROGRAMME = "The ledger booked no funding of a programme with this id"
 JOURNAL_ANSWER = (
     "format=json: a page of entries and the next cursor; format=csv (text/csv): every "
     "matching line, one row each"
@@ -98,6 +101,23 @@ class FinanceSummary(MethodView):
             abort(404, message=f"no campaign {slug!r} in the ledger")
         assert summary is not None
         return summary
+
+
+@finance.route("/programmes/<programme_id>/balance")
+class ProgrammeBalance(MethodView):
+    @protected(finance, "finance")
+    @finance.arguments(ProgrammePathSchema, location="path")
+    @finance.response(200, ProgrammeBalanceSchema)
+    @finance.alt_response(404, schema=ErrorSchema, description=NO_PROGRAMME)
+    def get(self, path: dict[str, Any], programme_id: str) -> dict[str, Any]:
+        """A programme's fund: funded, directed, given by the fallback rule, credited back,
+        the balance, and what each campaign received from its difts (money, meals, difts)."""
+        with _engine().connect() as conn:
+            found = views.programme_balance(conn, path["programme_id"])
+        if found is None:
+            abort(404, message=f"no programme {path['programme_id']!r} in the ledger")
+        assert found is not None
+        return found
 
 
 @finance.route("/campaigns/<slug>/fee-policy")

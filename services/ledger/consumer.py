@@ -1,6 +1,6 @@
-"""The ledger's Kafka entrypoint: donation and campaign events, through the shared idempotent
-consumer (a unit of work per batch: effects and event ids in one transaction, offsets after),
-to one handler per event type."""
+"""The ledger's Kafka entrypoint: donation, campaign and programme events, through the shared
+idempotent consumer (a unit of work per batch: effects and event ids in one transaction,
+offsets after), to one handler per event type."""
 
 from __future__ import annotations
 
@@ -8,12 +8,17 @@ from kafka import KafkaProducer
 from sqlalchemy import Engine
 
 from services.shared.consumer import IdempotentConsumer
-from services.shared.events import CAMPAIGNS_TOPIC, DONATION_SUCCEEDED, DONATIONS_TOPIC
+from services.shared.events import (
+    CAMPAIGNS_TOPIC,
+    DONATION_SUCCEEDED,
+    DONATIONS_TOPIC,
+    PROGRAMMES_TOPIC,
+)
 
 from .handlers import EVENT_HANDLERS
 from .unit_of_work import LedgerUnitOfWork
 
-TOPICS = (DONATIONS_TOPIC, CAMPAIGNS_TOPIC)
+TOPICS = (DONATIONS_TOPIC, CAMPAIGNS_TOPIC, PROGRAMMES_TOPIC)
 
 
 def build_consumer(
@@ -33,6 +38,7 @@ def build_consumer(
         dead_letter_producer=dead_letter_producer,
         topic_prefix=topic_prefix,
         # A poll's confirmed gifts are booked as a set (LedgerUnitOfWork.batch); the rarer
-        # events (refunds, disputes, campaigns, payouts) each in a savepoint of its own.
+        # events (refunds, disputes, campaigns, payouts, programmes and their difts) each in
+        # a savepoint of its own, after what the set holds back is written.
         set_types=(DONATION_SUCCEEDED,),
     )

@@ -59,15 +59,86 @@ class CampaignSummarySchema(Schema):
     currency = fields.String(required=True, metadata={"description": "ISO 4217"})
     meal_price = fields.Integer(required=True, metadata={"description": "minor units"})
     goal_meals = fields.Integer(allow_none=True)
-    donated = fields.Integer(required=True, metadata={"description": "gross, minor units"})
+    donated = fields.Integer(
+        required=True, metadata={"description": "donors' own gifts, gross, minor units"}
+    )
     refunded = fields.Integer(required=True, metadata={"description": "minor units"})
     donations = fields.Integer(required=True, metadata={"description": "gifts counted"})
     meals_funded = fields.Integer(
-        required=True, metadata={"description": "floor((donated - refunded) / meal_price)"}
+        required=True,
+        metadata={
+            "description": "the campaign's counter, gifts and difts together: floor((donated "
+            "- refunded + difts_amount) / meal_price) over the price periods"
+        },
     )
     remainder = fields.Integer(
         required=True, metadata={"description": "minor units carried towards the next meal"}
     )
+    gift_meals = fields.Integer(
+        required=True,
+        metadata={"description": "meals of the counter donors' gifts funded (not difts)"},
+    )
+    difts_amount = fields.Integer(
+        required=True,
+        metadata={
+            "description": "minor units difts brought: directed by their recipients or given "
+            "by a programme's fallback rule at expiry"
+        },
+    )
+    difts_received = fields.Integer(
+        required=True,
+        metadata={"description": "difts directed (or given by fallback) here, each once"},
+    )
+    dift_meals = fields.Integer(
+        required=True, metadata={"description": "meals difts completed when they were booked"}
+    )
+
+
+class ProgrammeCampaignSchema(Schema):
+    """What one campaign received from a programme's difts."""
+
+    campaign_id = fields.String(required=True)
+    campaign_slug = fields.String(required=True)
+    amount = fields.Integer(required=True, metadata={"description": "minor units"})
+    meals = fields.Integer(
+        required=True, metadata={"description": "meals these difts completed when booked"}
+    )
+    difts = fields.Integer(required=True, metadata={"description": "difts counted once each"})
+
+
+class ProgrammeBalanceSchema(Schema):
+    """A programme's fund: what was paid in, what its difts gave, what went back to the
+    sponsor, and what it holds (minor units of `currency`)."""
+
+    programme_id = fields.String(required=True)
+    sponsor_id = fields.String(required=True)
+    currency = fields.String(required=True, metadata={"description": "ISO 4217"})
+    funded = fields.Integer(required=True, metadata={"description": "paid in, all fundings"})
+    fees = fields.Integer(
+        required=True, metadata={"description": "Stripe's fees on them (the platform's expense)"}
+    )
+    directed = fields.Integer(required=True, metadata={"description": "directed by recipients"})
+    expired_given = fields.Integer(
+        required=True, metadata={"description": "given by the fallback rule of expired difts"}
+    )
+    credited_back = fields.Integer(required=True, metadata={"description": "back to the sponsor"})
+    balance = fields.Integer(
+        required=True,
+        metadata={"description": "funded - directed - expired_given - credited_back, never < 0"},
+    )
+    fund_balance = fields.Integer(
+        required=True,
+        metadata={"description": "the fund's account in the journal (equals balance)"},
+    )
+    difts_directed = fields.Integer(required=True)
+    difts_expired = fields.Integer(required=True)
+    campaigns = fields.List(fields.Nested(ProgrammeCampaignSchema), required=True)
+
+
+class ProgrammePathSchema(Schema):
+    """A programme of difts, in the path."""
+
+    programme_id = Text(200, required=True)
 
 
 class FinanceSummarySchema(CampaignSummarySchema):

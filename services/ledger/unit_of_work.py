@@ -1,5 +1,6 @@
 """The ledger service's unit of work: one transaction on its database, with the repositories
-of campaigns (their totals, price periods and milestones), gifts and the journal, its outbox
+of campaigns (their totals, price periods and milestones), gifts, the journal and the
+programmes of difts (their funds, bookings and allocations), its outbox
 and the ids of the events it processed (services/shared/unit_of_work.py).
 
 A poll's confirmed gifts are booked as a set (`batch`): on the same transaction, repositories
@@ -24,8 +25,14 @@ class LedgerUnitOfWork(SqlUnitOfWork):
     campaigns: store.Campaigns
     gifts: store.Gifts
     journal: store.Journal
+    programmes: store.Programmes
 
-    repositories = {"campaigns": store.Campaigns, "gifts": store.Gifts, "journal": store.Journal}
+    repositories = {
+        "campaigns": store.Campaigns,
+        "gifts": store.Gifts,
+        "journal": store.Journal,
+        "programmes": store.Programmes,
+    }
 
     def __init__(self, engine: Engine) -> None:
         super().__init__(engine, store.outbox, store.processed)
@@ -47,6 +54,8 @@ class GiftBatch:
         self.campaigns = store.BatchCampaigns(conn)
         self.gifts = store.BatchGifts(conn)
         self.journal = store.BatchJournal(conn)
+        # Programme events are applied each on its own, after a flush; a gift never uses it.
+        self.programmes = store.Programmes(conn)
         self.outbox = BufferedOutbox(conn, store.outbox)
         data = [event.data for event in events]
         self.campaigns.load({gift["campaign_id"] for gift in data})

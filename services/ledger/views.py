@@ -13,7 +13,6 @@ from sqlalchemy import Connection, and_, func, or_, select
 from services.shared.db import as_utc
 
 from .domain import (
-    ACCOUNTS,
     DISPUTE_FEES,
     DISPUTED_FUNDS,
     DONOR_COVERED_FEES,
@@ -21,13 +20,25 @@ from .domain import (
     STRIPE_CLEARING,
     EntryKind,
     campaign_fund,
+    programme_fund,
 )
-from .store import campaign_totals, campaigns, journal_entries, journal_lines, payout_items
+from .domain import account_name as domain_account_name
+from .store import (
+    campaign_totals,
+    campaigns,
+    dift_allocations,
+    journal_entries,
+    journal_lines,
+    payout_items,
+    programmes,
+)
 
 
 def campaign_summary(conn: Connection, slug: str) -> dict[str, Any] | None:
     """A campaign's money and meals in minor units, or None for a slug the ledger does not
-    know."""
+    know: donors' gifts (donated, refunded, donations, gift_meals) and difts (difts_amount,
+    difts_received, dift_meals) apart; meals_funded and remainder are the campaign's counter
+    (both together)."""
     row = conn.execute(
         select(
             campaigns.c.slug.label("campaign"),
@@ -41,11 +52,68 @@ def campaign_summary(conn: Connection, slug: str) -> dict[str, Any] | None:
             campaign_totals.c.donations,
             campaign_totals.c.meals_funded,
             campaign_totals.c.remainder,
+            campaign_totals.c.difts_amount,
+            campaign_totals.c.difts_received,
+            campaign_totals.c.dift_meals,
         )
         .join(campaign_totals, campaign_totals.c.campaign_id == campaigns.c.campaign_id)
         .where(campaigns.c.slug == slug)
     ).first()
-    return dict(row._mapping) if row is not None else None
+    if row is None:
+        return None
+    summary = dict(row._mapping)
+    # The counter's meals the difts did not complete (domain.CampaignTotals.gift_meals).
+    summary["gift_meals"] = max(0, summary["meals_funded"] - summary["dift_meals"])
+    return summary
+
+
+def programme_balance(conn: Connection, programme_id: str) -> dict[str, Any] | None:
+    """A programme's fund in minor units, or None for a programme never funded: funded in
+    all, directed by recipients, given by the fallback rule of expired difts, credited back,
+    the balance (funded - directed - expired_given - credited_back) and the fund's account in
+    the journal (the same figure); how many difts were directed and expired; and what each
+    campaign received from it (money, meals counted when booked, difts)."""
+    row = conn.execute(select(programmes).where(programmes.c.programme_id == programme_id)).first()
+    if row is None:
+        return None
+    found = dict(row._mapping)
+    found.pop("updated_at")
+    for key in ("funded", "fees", "directed", "expired_given", "credited_back"):
+        found[key] = int(found[key])
+    found["balance"] = (
+        found["funded"] - found["directed"] - found["expired_given"] - found["credited_back"]
+    )
+    account = programme_fund(programme_id)
+    in_journal = conn.execute(
+        select(func.coalesce(func.sum(journal_lines.c.amount), 0)).where(
+            journal_lines.c.account == account
+        )
+    ).scalar_one()
+    found["fund_balance"] = -int(in_journal)
+    parts = conn.execute(
+        select(
+            dift_allocations.c.campaign_id,
+            campaigns.c.slug.label("campaign_slug"),
+            func.sum(dift_allocations.c.amount).label("amount"),
+            func.sum(dift_allocations.c.meals).label("meals"),
+            func.count().label("difts"),
+        )
+        .join(campaigns, campaigns.c.campaign_id == dift_allocations.c.campaign_id)
+        .where(dift_allocations.c.programme_id == programme_id)
+        .group_by(dift_allocations.c.campaign_id, campaigns.c.slug)
+        .order_by(dift_allocations.c.campaign_id)
+    )
+    found["campaigns"] = [
+        {
+            "campaign_id": part.campaign_id,
+            "campaign_slug": part.campaign_slug,
+            "amount": int(part.amount),
+            "meals": int(part.meals),
+            "difts": int(part.difts),
+        }
+        for part in parts
+    ]
+    return found
 
 
 def _campaign_line_sum(conn: Connection, campaign_id: str, account: str, *kinds: str) -> int:
@@ -103,11 +171,8 @@ def campaign_finance_summary(conn: Connection, slug: str) -> dict[str, Any] | No
     }
 
 
-def account_name(account: str) -> str:
-    """An account's name in finance staff's words."""
-    if account.startswith("funds:campaign:"):
-        return f"Restricted fund of campaign {account.removeprefix('funds:campaign:')}"
-    return ACCOUNTS.get(account, account)
+account_name = domain_account_name
+"""An account's name in finance staff's words (domain.account_name)."""
 
 
 def trial_balance(conn: Connection, at: datetime | None = None) -> dict[str, Any]:

@@ -1,6 +1,7 @@
 """The ledger's rules, with no I/O: the chart of accounts (accounts.py), balanced journal
 entries (journal.py), what a gift does to the books (gifts.py), a campaign's projection and
-totals (campaigns.py), accounting periods (periods.py), how money becomes meals (meals.py),
+totals (campaigns.py), a company's programme of difts and its fund (programmes.py),
+accounting periods (periods.py), how money becomes meals (meals.py),
 and the matching of Stripe's balance transactions against the journal (reconciliation.py)."""
 
 from .accounts import (
@@ -11,8 +12,11 @@ from .accounts import (
     DONOR_COVERED_FEES,
     FEES_CHARGED_TO_CAMPAIGNS,
     PROCESSING_FEES,
+    SPONSOR_CREDITS,
     STRIPE_CLEARING,
+    account_name,
     campaign_fund,
+    programme_fund,
 )
 from .campaigns import EPOCH, Campaign, CampaignTotals
 from .gifts import (
@@ -56,6 +60,18 @@ from .meals import (
     with_eligible,
 )
 from .periods import month_of, month_start, next_month, posting_date
+from .programmes import (
+    DiftAllocation,
+    DiftOutcome,
+    FundTooLow,
+    Movement,
+    ProgrammeFund,
+    ProgrammeMovement,
+    credit_back_entry,
+    dift_entry,
+    dift_shares,
+    funding_entry,
+)
 from .reconciliation import (
     BalanceQuery,
     LedgerMovement,
@@ -70,20 +86,23 @@ from .reconciliation import (
 )
 
 __all__ = [
-    "BalanceQuery",
     "ACCOUNTS",
     "BANK",
+    "BalanceQuery",
     "BookedGift",
     "Campaign",
     "CampaignTotals",
     "DISPUTED_FUNDS",
     "DISPUTE_FEES",
     "DONOR_COVERED_FEES",
+    "DiftAllocation",
+    "DiftOutcome",
     "EPOCH",
     "EntryKind",
     "EntryReferences",
     "FEES_CHARGED_TO_CAMPAIGNS",
     "FeePolicy",
+    "FundTooLow",
     "GiftBooking",
     "JournalEntry",
     "JournalLine",
@@ -91,12 +110,16 @@ __all__ = [
     "MealCount",
     "MealTally",
     "Milestone",
+    "Movement",
     "PROCESSING_FEES",
     "PostedEntry",
     "PricePeriod",
+    "ProgrammeFund",
+    "ProgrammeMovement",
     "ReconciliationReport",
     "RefundTaken",
     "ReturnToDonor",
+    "SPONSOR_CREDITS",
     "STRIPE_CLEARING",
     "StripeCharge",
     "StripeMovement",
@@ -104,14 +127,19 @@ __all__ = [
     "StripeRefund",
     "StripeUnavailable",
     "UnbalancedEntry",
+    "account_name",
     "campaign_fund",
     "count_meals",
     "credit",
+    "credit_back_entry",
     "debit",
+    "dift_entry",
+    "dift_shares",
     "dispute_lost_entry",
     "dispute_opened_entry",
     "dispute_won_entry",
     "donation_entry",
+    "funding_entry",
     "gift_entries",
     "highest",
     "legs",
@@ -122,6 +150,7 @@ __all__ = [
     "payout_entry",
     "period_for",
     "posting_date",
+    "programme_fund",
     "reconcile",
     "refund_entry",
     "refund_taken",

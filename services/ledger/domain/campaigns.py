@@ -31,8 +31,11 @@ class Campaign:
 
 @dataclass(frozen=True, slots=True)
 class CampaignTotals:
-    """A campaign's running summary, kept with the entries it sums: gross given, refunded,
-    gifts counted, meals funded and the remainder carried (minor units of `currency`)."""
+    """A campaign's running summary, kept with the entries it sums: gross given by donors,
+    refunded, gifts counted, meals funded (by gifts and difts together) and the remainder
+    carried; and apart, what difts brought: their money (directed or given by a programme's
+    fallback rule), how many difts (each dift once), and the meals they completed when booked
+    (minor units of `currency`)."""
 
     currency: str
     donated: int = 0
@@ -40,6 +43,9 @@ class CampaignTotals:
     donations: int = 0
     meals_funded: int = 0
     remainder: int = 0
+    difts_amount: int = 0
+    difts_received: int = 0
+    dift_meals: int = 0
 
     def with_gift(self, amount: Money, count: MealCount) -> CampaignTotals:
         """The totals once a gift of `amount` is booked and the meals are `count`."""
@@ -48,6 +54,22 @@ class CampaignTotals:
             donated=(Money(self.donated, amount.currency) + amount).amount,
             donations=self.donations + 1,
         )
+
+    def with_dift(self, amount: Money, count: MealCount, meals: int) -> CampaignTotals:
+        """The totals once one dift's part of `amount` is booked, moving the counter by
+        `meals` to `count`."""
+        return replace(
+            self.counted(count),
+            difts_amount=(Money(self.difts_amount, amount.currency) + amount).amount,
+            difts_received=self.difts_received + 1,
+            dift_meals=self.dift_meals + meals,
+        )
+
+    @property
+    def gift_meals(self) -> int:
+        """The meals of the counter that donors' own gifts funded: those the difts did not
+        complete (never below zero, should a refund take back a meal a dift completed)."""
+        return max(0, self.meals_funded - self.dift_meals)
 
     def with_refunded(self, amount: Money) -> CampaignTotals:
         """The totals once `amount` more went back to donors (less, if it is negative: a

@@ -30,6 +30,10 @@ class EntryKind(StrEnum):
     DISPUTE_WON = "dispute_won"
     DISPUTE_LOST = "dispute_lost"
     PAYOUT = "payout"
+    PROGRAMME_FUNDED = "programme_funded"
+    DIFT_DIRECTED = "dift_directed"
+    DIFT_EXPIRED = "dift_expired"
+    PROGRAMME_CREDITED_BACK = "programme_credited_back"
 
 
 class UnbalancedEntry(ValueError):

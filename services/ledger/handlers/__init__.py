@@ -33,6 +33,7 @@ from .payments import (
     payout_paid,
     receipt_facts,
 )
+from .programmes import dift_directed, dift_expired, programme_credited_back, programme_funded
 from .resync import Resync, resync
 
 EVENT_HANDLERS: dict[str, Handler] = {
@@ -44,6 +45,10 @@ EVENT_HANDLERS: dict[str, Handler] = {
     events.DISPUTE_OPENED: dispute_opened,
     events.DISPUTE_CLOSED: dispute_closed,
     events.PAYOUT_PAID: payout_paid,
+    events.PROGRAMME_FUNDED: programme_funded,
+    events.PROGRAMME_CREDITED_BACK: programme_credited_back,
+    events.DIFT_DIRECTED: dift_directed,
+    events.DIFT_EXPIRED: dift_expired,
 }
 """The events the ledger applies, by type; every other type is skipped."""
 
@@ -60,6 +65,8 @@ __all__ = [
     "UnitOfWork",
     "campaign_published",
     "close_period",
+    "dift_directed",
+    "dift_expired",
     "dispute_closed",
     "dispute_opened",
     "donation_refund_failed",
@@ -67,6 +74,8 @@ __all__ = [
     "donation_succeeded",
     "meal_price_changed",
     "payout_paid",
+    "programme_credited_back",
+    "programme_funded",
     "receipt_facts",
     "reconcile_payout",
     "reconcile_period",

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable, Iterator
-from contextlib import AbstractContextManager
+from contextlib import AbstractContextManager, contextmanager
 from typing import Protocol
 
 from services.shared.consumer import PoisonEvent
@@ -52,6 +52,10 @@ class UnitOfWork(Protocol):
         """Entries and lines, closed periods, payout items."""
 
     @property
+    def programmes(self) -> store.Programmes:
+        """The programmes of difts: their funds, bookings and dift allocations."""
+
+    @property
     def outbox(self) -> Outbox:
         """Where the ledger's events go, in the same transaction."""
 
@@ -83,6 +87,15 @@ class StripeRecords(Protocol):
 
     def payout(self, payout_id: str) -> StripePayout:
         """One payout."""
+
+
+@contextmanager
+def never_applicable(about: str = "") -> Iterator[None]:
+    """What the domain refuses (ValueError) makes an event that can never be applied."""
+    try:
+        yield
+    except ValueError as error:
+        raise PoisonEvent(f"{about}{error}") from error
 
 
 def derived_id(*parts: str) -> str:
@@ -146,12 +159,19 @@ def announce_meals(
     previous: int,
     donation_id: str | None = None,
     donation_meals: int = 0,
+    dift_id: str | None = None,
 ) -> None:
     """Queue difts.ledger.meals_funded.v1, keyed by campaign so a campaign's counts reach
     consumers in order, and one milestone event naming the milestones crossed for the first
-    time. The meals event's id derives from the causing event's; each milestone goes out once
+    time. The meals event's id derives from the causing event's (a dift's: from the dift and
+    the campaign, one dift moving several campaigns' counts); each milestone goes out once
     even if the count falls back and rises again."""
     campaign_id = campaign.campaign_id
+    announced_by = (
+        derived_id(MEALS_FUNDED, "dift", dift_id, campaign_id)
+        if dift_id is not None
+        else derived_id(MEALS_FUNDED, cause.id)
+    )
     announcement = new_event(
         MEALS_FUNDED,
         SOURCE,
@@ -165,10 +185,12 @@ def announce_meals(
             "remainder": count.remainder.amount,
             "donation_id": donation_id,
             "donation_meals": donation_meals,
+            # Only a dift's announcement names one (a gift's reads as it always did).
+            **({"dift_id": dift_id} if dift_id is not None else {}),
         },
         subject=f"campaigns/{campaign_id}",
         correlation_id=cause.correlationid,
-        event_id=derived_id(MEALS_FUNDED, cause.id),
+        event_id=announced_by,
     )
     uow.outbox.add(LEDGER_TOPIC, campaign_id, announcement)
     crossed = milestones_crossed(previous, count.meals_funded, campaign.goal_meals)

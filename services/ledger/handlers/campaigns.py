@@ -78,10 +78,14 @@ def meal_price_changed(event: CloudEvent, uow: UnitOfWork) -> None:
     containing = period_for(periods, effective_from)
     uow.campaigns.start_period(campaign_id, effective_from, data["meal_price"])
     if containing.starts_at < effective_from:
-        moved = uow.gifts.move_to_period(campaign_id, effective_from, containing.starts_at)
-        if moved is not None:
-            uow.campaigns.add_eligible(campaign_id, containing.starts_at, -moved)
-            uow.campaigns.add_eligible(campaign_id, effective_from, moved)
+        # Gifts and difts' allocations dated from the change on count at the new price.
+        for moved in (
+            uow.gifts.move_to_period(campaign_id, effective_from, containing.starts_at),
+            uow.programmes.move_to_period(campaign_id, effective_from, containing.starts_at),
+        ):
+            if moved is not None:
+                uow.campaigns.add_eligible(campaign_id, containing.starts_at, -moved)
+                uow.campaigns.add_eligible(campaign_id, effective_from, moved)
     now_price = period_for(uow.campaigns.periods(campaign_id), as_utc(event.time))
     uow.campaigns.set_meal_price(campaign_id, now_price.meal_price.amount)
     recount(uow, event, campaign_id)

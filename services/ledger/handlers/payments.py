@@ -6,8 +6,6 @@ the campaign's totals and meals, and the ledger's own events in the outbox."""
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import replace
 from typing import Any
 
@@ -48,6 +46,7 @@ from .books import (
     project_campaign,
     recount,
 )
+from .books import never_applicable as _never_applicable
 
 log = logging.getLogger(__name__)
 
@@ -320,15 +319,6 @@ def payout_paid(event: CloudEvent, uow: UnitOfWork) -> None:
 
 
 # --- what the handlers of a gift's money share --------------------------------------------------
-
-
-@contextmanager
-def _never_applicable(about: str = "") -> Iterator[None]:
-    """What the domain refuses (ValueError) makes an event that can never be applied."""
-    try:
-        yield
-    except ValueError as error:
-        raise PoisonEvent(f"{about}{error}") from error
 
 
 def _gift_booking(data: dict[str, Any], policy: str) -> GiftBooking:

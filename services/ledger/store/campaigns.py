@@ -37,6 +37,9 @@ def _totals(row: Row[Any]) -> CampaignTotals:
         donations=row.donations,
         meals_funded=row.meals_funded,
         remainder=int(row.remainder),
+        difts_amount=int(row.difts_amount),
+        difts_received=row.difts_received,
+        dift_meals=row.dift_meals,
     )
 
 

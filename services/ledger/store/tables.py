@@ -111,6 +111,10 @@ campaign_totals = Table(
     Column("meals_funded", Integer, nullable=False, server_default="0"),
     Column("remainder", BigInteger, nullable=False, server_default="0"),
     Column("updated_at", DateTime(timezone=True), nullable=False),
+    # 0006: what difts brought apart from donors' gifts (money, difts counted once, meals).
+    Column("difts_amount", BigInteger, nullable=False, server_default="0"),
+    Column("difts_received", Integer, nullable=False, server_default="0"),
+    Column("dift_meals", Integer, nullable=False, server_default="0"),
 )
 
 gifts = Table(
@@ -176,6 +180,59 @@ milestones_reached = Table(
     Column("campaign_id", Text, primary_key=True),
     Column("milestone", String(40), primary_key=True),
     Column("reached_at", DateTime(timezone=True), nullable=False),
+)
+
+programmes = Table(
+    "programmes",
+    metadata,
+    # 0006: each programme's fund, a running summary kept with the entries it sums (and
+    # locked while a booking changes it, so its balance is checked once at a time).
+    Column("programme_id", Text, primary_key=True),
+    Column("sponsor_id", Text, nullable=False),
+    Column("currency", String(3), nullable=False),
+    Column("funded", BigInteger, nullable=False, server_default="0"),
+    Column("fees", BigInteger, nullable=False, server_default="0"),
+    Column("directed", BigInteger, nullable=False, server_default="0"),
+    Column("expired_given", BigInteger, nullable=False, server_default="0"),
+    Column("credited_back", BigInteger, nullable=False, server_default="0"),
+    Column("difts_directed", Integer, nullable=False, server_default="0"),
+    Column("difts_expired", Integer, nullable=False, server_default="0"),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+    CheckConstraint(
+        "funded - directed - expired_given - credited_back >= 0", name="fund_not_negative"
+    ),
+)
+
+programme_movements = Table(
+    "programme_movements",
+    metadata,
+    # 0006: each funding, dift and credit back booked on a programme's fund, once per id
+    # whatever event ids announce it again.
+    Column("movement", String(20), primary_key=True),
+    Column("reference", Text, primary_key=True),
+    Column("programme_id", Text, nullable=False, index=True),
+    Column("kind", String(20), nullable=False),
+    Column("currency", String(3), nullable=False),
+    Column("amount", BigInteger, nullable=False),
+    Column("at", DateTime(timezone=True), nullable=False),
+)
+
+dift_allocations = Table(
+    "dift_allocations",
+    metadata,
+    # 0006: the part of each booked dift that went to one campaign, the meals it moved the
+    # counter by, and the price period it counts in (meal_periods.starts_at).
+    Column("dift_id", Text, primary_key=True),
+    Column("campaign_id", Text, ForeignKey("campaigns.campaign_id"), primary_key=True),
+    Column("programme_id", Text, nullable=False, index=True),
+    Column("outcome", String(20), nullable=False),
+    Column("currency", String(3), nullable=False),
+    Column("amount", BigInteger, nullable=False),
+    Column("meals", Integer, nullable=False),
+    Column("effective_at", DateTime(timezone=True), nullable=False),
+    Column("period_starts_at", DateTime(timezone=True), nullable=False),
+    Index("ix_dift_allocations_campaign_period", "campaign_id", "period_starts_at"),
+    CheckConstraint("amount > 0", name="amount_positive"),
 )
 
 outbox = outbox_table(metadata)

@@ -195,6 +195,10 @@ def test_the_summary_endpoint_answers_in_minor_units_and_404_for_an_unknown_camp
         "donations": 3,
         "meals_funded": 3,
         "remainder": 150,
+        "gift_meals": 3,
+        "difts_amount": 0,
+        "difts_received": 0,
+        "dift_meals": 0,
     }
     missing = client.get("/api/v1/campaigns/no-such-campaign/summary")
     assert missing.status_code == 404

@@ -315,3 +315,70 @@ def test_what_a_unit_of_work_did_is_undone_when_it_raises(open_uow: OpenUnitOfWo
     with open_uow() as uow:
         assert uow.campaigns.get("c-1") is None
         assert uow.journal.clearing_movements() == []
+
+
+# --- programmes of difts --------------------------------------------------------------------
+
+
+def test_a_programmes_fund_is_added_once_saved_whole_and_never_below_zero(
+    open_uow: OpenUnitOfWork,
+) -> None:
+    fund = domain.ProgrammeFund("p-1", "s-1", "EUR")
+    funded = fund.with_funding(eur(10_000), eur(145))
+    with open_uow() as uow:
+        assert uow.programmes.lock("p-1") is None
+        uow.programmes.add(fund)
+        uow.programmes.add(domain.ProgrammeFund("p-1", "s-other", "GBP"))  # known: kept
+        uow.programmes.save(funded)
+    with open_uow() as uow:
+        assert uow.programmes.lock("p-1") == funded
+        given = funded.with_dift(domain.DiftOutcome.EXPIRED, eur(4_000))
+        uow.programmes.save(given.with_credit_back(eur(6_000)))
+    with open_uow() as uow:
+        found = uow.programmes.lock("p-1")
+        assert found is not None and found.balance == eur(0)
+        assert (found.expired_given, found.difts_expired, found.credited_back) == (4_000, 1, 6_000)
+    # What the domain refuses, the table refuses too.
+    with pytest.raises(REFUSED), open_uow() as uow:
+        uow.programmes.save(domain.ProgrammeFund("p-1", "s-1", "EUR", funded=1, directed=2))
+
+
+def test_each_funding_dift_and_credit_back_is_recorded_once(open_uow: OpenUnitOfWork) -> None:
+    moved = domain.ProgrammeMovement(
+        domain.Movement.DIFT, "d-1", "p-1", "directed", eur(2_000), JAN
+    )
+    with open_uow() as uow:
+        assert not uow.programmes.booked(domain.Movement.DIFT, "d-1")
+        uow.programmes.record(moved)
+        # The same id as another kind of movement is another movement.
+        uow.programmes.record(replace(moved, movement=domain.Movement.FUNDING, kind="funded"))
+    with open_uow() as uow:
+        assert uow.programmes.booked(domain.Movement.DIFT, "d-1")
+        assert uow.programmes.booked(domain.Movement.FUNDING, "d-1")
+        assert not uow.programmes.booked(domain.Movement.CREDIT, "d-1")
+    with pytest.raises(REFUSED), open_uow() as uow:
+        uow.programmes.record(replace(moved, kind="expired"))
+
+
+def test_a_difts_allocations_move_to_a_new_price_period_with_what_they_bring(
+    open_uow: OpenUnitOfWork,
+) -> None:
+    def part(dift_id: str, when: datetime, amount: int) -> domain.DiftAllocation:
+        return domain.DiftAllocation(
+            dift_id, "c-1", "p-1", domain.DiftOutcome.DIRECTED, eur(amount), 0, when, EPOCH
+        )
+
+    with open_uow() as uow:
+        uow.campaigns.add(campaign())
+        uow.programmes.add_allocations(
+            [part("d-jan", JAN, 1_000), part("d-feb", FEB, 700), part("d-mar", FEB, 300)]
+        )
+        uow.programmes.add_allocations([])
+    with pytest.raises(REFUSED), open_uow() as uow:
+        uow.programmes.add_allocations([part("d-jan", JAN, 1_000)])
+    with open_uow() as uow:
+        assert uow.programmes.move_to_period("c-1", FEB, EPOCH) == eur(1_000)
+        assert uow.programmes.move_to_period("c-1", datetime(2026, 3, 1, tzinfo=UTC), EPOCH) is None
+        assert uow.programmes.move_to_period("c-2", FEB, EPOCH) is None
+    with open_uow() as uow:
+        assert uow.programmes.move_to_period("c-1", FEB, EPOCH) is None  # moved already

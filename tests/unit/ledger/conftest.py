@@ -15,6 +15,8 @@ from services.shared.consumer import IdempotentConsumer
 from services.shared.envelope import CloudEvent, new_event
 from services.shared.events import (
     CAMPAIGN_PUBLISHED,
+    DIFT_DIRECTED,
+    DIFT_EXPIRED,
     DISPUTE_CLOSED,
     DISPUTE_OPENED,
     DONATION_REFUND_FAILED,
@@ -22,12 +24,17 @@ from services.shared.events import (
     DONATION_SUCCEEDED,
     MEAL_PRICE_CHANGED,
     PAYOUT_PAID,
+    PROGRAMME_CREDITED_BACK,
+    PROGRAMME_FUNDED,
 )
 from tests.unit.ledger.fakes import FakeUnitOfWork
 
 CAMPAIGN = "c-1"
 SLUG = "petites-cantines"
 FUND = f"funds:campaign:{CAMPAIGN}"
+PROGRAMME = "p-1"
+SPONSOR = "s-1"
+PROGRAMME_FUND = f"funds:programme:{PROGRAMME}"
 
 
 def consumer_of(uow: FakeUnitOfWork) -> IdempotentConsumer:
@@ -218,4 +225,121 @@ def payout(payout_id: str, amount: int, settled: list[str]) -> CloudEvent:
             "balance_transaction_ids": settled,
             "paid_at": "2026-01-17T00:00:00+00:00",
         },
+    )
+
+
+# --- a company's programme of difts (programmes.events) ----------------------------------------
+
+
+def funded(
+    funding_id: str,
+    amount: int,
+    *,
+    method: str = "stripe",
+    fee: int | None = None,
+    programme_id: str = PROGRAMME,
+    currency: str = "EUR",
+    when: str = "2026-01-10T09:00:00+00:00",
+) -> CloudEvent:
+    """A programme funded through Stripe (its charge and balance transaction named after the
+    funding) or by bank transfer."""
+    by_stripe = method == "stripe"
+    return event(
+        PROGRAMME_FUNDED,
+        {
+            "programme_id": programme_id,
+            "sponsor_id": SPONSOR,
+            "sponsor_name": "Acme SAS",
+            "funding_id": funding_id,
+            "method": method,
+            "amount": amount,
+            "currency": currency,
+            "fee": fee,
+            "net": amount - fee if fee is not None else None,
+            "total_funded": amount,
+            "payment_intent_id": f"pi_{funding_id}" if by_stripe else None,
+            "charge_id": f"ch_{funding_id}" if by_stripe else None,
+            "balance_transaction_id": f"txn_{funding_id}" if by_stripe else None,
+            "bank_reference": None if by_stripe else f"VIR-{funding_id}",
+            "received_on": None if by_stripe else "2026-01-09",
+            "funded_at": when,
+        },
+        subject=f"programmes/{programme_id}",
+    )
+
+
+def allocation(campaign_id: str, amount: int, meal_price: int | None = None) -> dict[str, Any]:
+    """The part of a dift going to one campaign (slugs are the unit tests' campaigns')."""
+    slug = SLUG if campaign_id == CAMPAIGN else f"cantine-{campaign_id}"
+    part: dict[str, Any] = {"campaign_id": campaign_id, "campaign_slug": slug, "amount": amount}
+    if meal_price is not None:
+        part["meal_price"] = meal_price
+    return part
+
+
+def directed(
+    dift_id: str,
+    value: int,
+    allocations: list[dict[str, Any]],
+    *,
+    programme_id: str = PROGRAMME,
+    currency: str = "EUR",
+    when: str = "2026-01-20T12:00:00+00:00",
+) -> CloudEvent:
+    return event(
+        DIFT_DIRECTED,
+        {
+            "dift_id": dift_id,
+            "programme_id": programme_id,
+            "sponsor_id": SPONSOR,
+            "brand_name": "Acme",
+            "value": value,
+            "currency": currency,
+            "allocations": allocations,
+            "directed_at": when,
+        },
+        subject=f"programmes/{programme_id}",
+    )
+
+
+def expired(
+    dift_id: str,
+    value: int,
+    allocations: list[dict[str, Any]],
+    *,
+    rule: str = "split_evenly",
+    programme_id: str = PROGRAMME,
+    when: str = "2026-03-01T00:00:00+00:00",
+) -> CloudEvent:
+    return event(
+        DIFT_EXPIRED,
+        {
+            "dift_id": dift_id,
+            "programme_id": programme_id,
+            "sponsor_id": SPONSOR,
+            "value": value,
+            "currency": "EUR",
+            "rule": rule,
+            "allocations": allocations,
+            "expired_at": when,
+        },
+        subject=f"programmes/{programme_id}",
+    )
+
+
+def credited_back(
+    credit_id: str, amount: int, *, programme_id: str = PROGRAMME, reason: str = "closing"
+) -> CloudEvent:
+    return event(
+        PROGRAMME_CREDITED_BACK,
+        {
+            "programme_id": programme_id,
+            "sponsor_id": SPONSOR,
+            "credit_id": credit_id,
+            "amount": amount,
+            "currency": "EUR",
+            "reason": reason,
+            "credited_at": "2026-03-02T00:00:00+00:00",
+        },
+        subject=f"programmes/{programme_id}",
     )

@@ -24,17 +24,22 @@ from services.ledger.domain import (
     BookedGift,
     Campaign,
     CampaignTotals,
+    DiftAllocation,
     EntryKind,
     EntryReferences,
     FeePolicy,
     JournalEntry,
     JournalLine,
     LedgerMovement,
+    Movement,
     PostedEntry,
     PricePeriod,
+    ProgrammeFund,
+    ProgrammeMovement,
     StripeMovement,
     campaign_fund,
     posting_date,
+    programme_fund,
 )
 from services.shared.db import as_utc
 from services.shared.envelope import CloudEvent
@@ -172,6 +177,69 @@ class FakeGifts:
         for gift in moved:
             self.rows[gift.donation_id] = replace(gift, period_starts_at=as_utc(boundary))
         return Money(sum(max(0, g.fund_balance.amount) for g in moved), moved[0].currency)
+
+
+class FakeProgrammes:
+    """Programmes' funds by id, their movements by (movement, reference), and the difts'
+    allocations by (dift, campaign), in booking order."""
+
+    def __init__(self) -> None:
+        self.funds: dict[str, ProgrammeFund] = {}
+        self.movements: dict[tuple[str, str], ProgrammeMovement] = {}
+        self.allocations: dict[tuple[str, str], DiftAllocation] = {}
+
+    def lock(self, programme_id: str) -> ProgrammeFund | None:
+        return self.funds.get(programme_id)
+
+    def _check(self, fund: ProgrammeFund) -> None:
+        if fund.balance.amount < 0:
+            raise Refused("fund_not_negative")
+
+    def add(self, fund: ProgrammeFund) -> None:
+        if fund.programme_id not in self.funds:
+            self._check(fund)
+            self.funds[fund.programme_id] = fund
+
+    def save(self, fund: ProgrammeFund) -> None:
+        if fund.programme_id in self.funds:
+            self._check(fund)
+            self.funds[fund.programme_id] = fund
+
+    def booked(self, movement: Movement, reference: str) -> bool:
+        return (movement.value, reference) in self.movements
+
+    def record(self, moved: ProgrammeMovement) -> None:
+        key = (moved.movement.value, moved.reference)
+        if key in self.movements:
+            raise Refused(f"{key} is booked already")
+        self.movements[key] = replace(moved, at=as_utc(moved.at))
+
+    def add_allocations(self, allocations: Sequence[DiftAllocation]) -> None:
+        for part in allocations:
+            key = (part.dift_id, part.campaign_id)
+            if key in self.allocations:
+                raise Refused(f"allocation {key} exists")
+            if not part.amount.is_positive():
+                raise Refused("amount_positive")
+            self.allocations[key] = part
+
+    def move_to_period(
+        self, campaign_id: str, boundary: datetime, old_start: datetime
+    ) -> Money | None:
+        moved = [
+            part
+            for part in self.allocations.values()
+            if part.campaign_id == campaign_id
+            and part.period_starts_at == as_utc(old_start)
+            and part.effective_at >= as_utc(boundary)
+        ]
+        if not moved:
+            return None
+        for part in moved:
+            self.allocations[(part.dift_id, part.campaign_id)] = replace(
+                part, period_starts_at=as_utc(boundary)
+            )
+        return Money(sum(part.amount.amount for part in moved), moved[0].amount.currency)
 
 
 @dataclass
@@ -348,13 +416,14 @@ class FakeUnitOfWork(InMemoryUnitOfWork):
     snapshot of these parts, restored when it raises, as is a savepoint's), with the
     processed event ids the idempotent consumer claims."""
 
-    PARTS = ("campaigns", "gifts", "journal", "outbox", "processed")
+    PARTS = ("campaigns", "gifts", "journal", "programmes", "outbox", "processed")
 
     def __init__(self) -> None:
         super().__init__()
         self.campaigns = FakeCampaigns()
         self.gifts = FakeGifts()
         self.journal = FakeJournal()
+        self.programmes = FakeProgrammes()
         self.outbox = FakeOutbox()
         self.processed = FakeProcessedEvents()
 
@@ -384,6 +453,48 @@ def campaign_summary(uow: FakeUnitOfWork, slug: str = "petites-cantines") -> dic
         "donations": totals.donations,
         "meals_funded": totals.meals_funded,
         "remainder": totals.remainder,
+        "gift_meals": totals.gift_meals,
+        "difts_amount": totals.difts_amount,
+        "difts_received": totals.difts_received,
+        "dift_meals": totals.dift_meals,
+    }
+
+
+def programme_balance(uow: FakeUnitOfWork, programme_id: str) -> dict[str, Any] | None:
+    """views.programme_balance: a programme's fund and what each campaign received of it."""
+    fund = uow.programmes.funds.get(programme_id)
+    if fund is None:
+        return None
+    account = programme_fund(programme_id)
+    by_campaign: dict[str, dict[str, Any]] = {}
+    for part in uow.programmes.allocations.values():
+        if part.programme_id != programme_id:
+            continue
+        campaign = uow.campaigns.get(part.campaign_id)
+        assert campaign is not None
+        found = by_campaign.setdefault(
+            part.campaign_id,
+            {
+                "campaign_id": part.campaign_id,
+                "campaign_slug": campaign.slug,
+                "amount": 0,
+                "meals": 0,
+                "difts": 0,
+            },
+        )
+        found["amount"] += part.amount.amount
+        found["meals"] += part.meals
+        found["difts"] += 1
+    return {
+        **asdict(fund),
+        "balance": fund.balance.amount,
+        "fund_balance": -sum(
+            line.amount.amount
+            for entry in uow.journal.entries
+            for line in entry.lines
+            if line.account == account
+        ),
+        "campaigns": [by_campaign[key] for key in sorted(by_campaign)],
     }
 
 

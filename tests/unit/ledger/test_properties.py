@@ -1,11 +1,13 @@
 """Properties of the books over random histories, on an in-memory unit of work: gifts (with
 fees and donor cover), partial refunds, refunds that fail afterwards, disputes won and lost,
-and replays of any event already seen. Whatever the history, every entry balances, no money
-appears or vanishes, and the meals are the formula's."""
+and replays of any event already seen; and a programme's fundings, difts directed and expired
+(split or not) and credits back, redelivered or announced again. Whatever the history, every
+entry balances, no money appears or vanishes, a programme's fund never goes below zero, and
+the meals are the formula's."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from hypothesis import HealthCheck, given, settings
@@ -14,13 +16,20 @@ from hypothesis import strategies as st
 from services.ledger import handlers
 from services.shared.consumer import IdempotentConsumer
 from services.shared.envelope import CloudEvent
+from services.shared.money import Money, split_evenly
 from tests.unit.ledger.conftest import (
     CAMPAIGN,
     FUND,
+    PROGRAMME,
     SLUG,
+    allocation,
     consumer_of,
+    credited_back,
+    directed,
     dispute_closed,
     dispute_opened,
+    expired,
+    funded,
     gift,
     published,
     refund,
@@ -29,7 +38,9 @@ from tests.unit.ledger.conftest import (
 from tests.unit.ledger.fakes import (
     FakeUnitOfWork,
     balances,
+    campaign_summary,
     finance_summary,
+    programme_balance,
     trial_totals,
     unbalanced_entries,
 )
@@ -207,3 +218,135 @@ def test_any_history_balances_conserves_money_and_counts_meals_by_the_formula(
     assert found["remainder"] == eligible % MEAL_PRICE
     assert found["donated"] == sum(g.amount for g in history.gifts)
     assert CAMPAIGN == found["campaign_id"]
+
+
+# --- a company's programme of difts ------------------------------------------------------------
+
+SHORTLIST = [
+    (CAMPAIGN, SLUG, MEAL_PRICE),
+    ("c-2", "cantine-c-2", 1000),
+    ("c-3", "cantine-c-3", 1200),
+]
+
+programme_steps = st.lists(
+    st.one_of(
+        st.tuples(
+            st.just("fund"),
+            st.integers(min_value=1, max_value=20_000),
+            st.sampled_from(["stripe", "bank_transfer"]),
+        ),
+        st.tuples(
+            st.just("direct"),
+            st.integers(min_value=1, max_value=8_000),
+            st.lists(st.integers(0, 2), min_size=1, max_size=3),
+        ),
+        st.tuples(
+            st.just("expire"),
+            st.integers(min_value=1, max_value=8_000),
+            st.sampled_from(["split_evenly", "one_campaign", "credit_back"]),
+        ),
+        st.tuples(st.just("credit back"), st.integers(min_value=1, max_value=20_000)),
+        st.tuples(st.just("replay"), st.integers(0, 200)),
+        st.tuples(st.just("again"), st.integers(0, 200)),
+    ),
+    max_size=30,
+)
+
+
+def _parts(value: int, chosen: list[int]) -> list[dict[str, Any]]:
+    """A dift's value split over the chosen shortlist entries, as the donations service
+    splits it (the remainder cents to the first shares)."""
+    shares = split_evenly(Money(value, "EUR"), len(chosen))
+    return [
+        allocation(SHORTLIST[index][0], share.amount)
+        for index, share in zip(chosen, shares, strict=True)
+        if share.amount
+    ]
+
+
+@settings(
+    max_examples=80,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+)
+@given(history_steps=programme_steps)
+def test_any_programme_history_keeps_the_fund_at_or_above_zero_and_gives_what_it_allocated(
+    history_steps: list[tuple[Any, ...]],
+) -> None:
+    uow = FakeUnitOfWork()
+    ledger = consumer_of(uow)
+    for campaign_id, slug, price in SHORTLIST:
+        published_event = published(campaign_id=campaign_id, slug=slug, meal_price=price)
+        assert ledger.apply(published_event.to_json().encode()).status == "applied"
+    held = 0
+    funded_yet = False
+    given_to: dict[str, int] = {campaign_id: 0 for campaign_id, _slug, _price in SHORTLIST}
+    difts: dict[str, set[str]] = {campaign_id: set() for campaign_id in given_to}
+    seen: list[CloudEvent] = []
+    for number, step in enumerate(history_steps):
+        kind = step[0]
+        if kind in ("replay", "again"):
+            if not seen:
+                continue
+            earlier = seen[step[1] % len(seen)]
+            # The same event redelivered, or the same funding/dift/credit under a new id.
+            again = earlier if kind == "replay" else replace(earlier, id=f"again-{number}")
+            status = ledger.apply(again.to_json().encode()).status
+            assert status == ("duplicate" if kind == "replay" else "applied")
+            continue
+        # What the test expects without the ledger: booked, or refused (never funded, or more
+        # than the fund holds).
+        if kind == "fund":
+            event = funded(f"f-{number}", step[1], method=step[2], fee=step[1] // 50)
+            fits = True
+            held += step[1]
+            funded_yet = True
+        elif kind == "direct" or (kind == "expire" and step[2] != "credit_back"):
+            chosen = step[2] if kind == "direct" else [0, 1, 2]
+            if kind == "expire" and step[2] == "one_campaign":
+                chosen = [1]
+            parts = _parts(step[1], chosen)
+            dift_id = f"d-{number}"
+            event = (
+                directed(dift_id, step[1], parts)
+                if kind == "direct"
+                else expired(dift_id, step[1], parts, rule=step[2])
+            )
+            fits = funded_yet and step[1] <= held
+            if fits:
+                held -= step[1]
+                for part in parts:
+                    given_to[part["campaign_id"]] += part["amount"]
+                    difts[part["campaign_id"]].add(dift_id)
+        elif kind == "expire":
+            event = expired(f"d-{number}", step[1], [], rule="credit_back")
+            fits = funded_yet
+        else:
+            event = credited_back(f"cb-{number}", step[1])
+            fits = funded_yet and step[1] <= held
+            held -= step[1] if fits else 0
+        outcome = ledger.apply(event.to_json().encode())
+        assert outcome.status == ("applied" if fits else "dead_lettered"), outcome.reason
+        if fits:
+            seen.append(event)
+
+        fund = programme_balance(uow, PROGRAMME)
+        if fund is not None:
+            assert fund["balance"] == fund["fund_balance"] == held >= 0
+    assert unbalanced_entries(uow) == []
+    assert all(total == 0 for total in trial_totals(uow).values())
+    books = balances(uow)
+    for campaign_id, slug, price in SHORTLIST:
+        # Each campaign's fund holds exactly what the difts allocated to it, and counts it once.
+        assert -books.get(f"funds:campaign:{campaign_id}", 0) == given_to[campaign_id]
+        summary = campaign_summary(uow, slug)
+        assert summary["difts_amount"] == given_to[campaign_id]
+        assert summary["difts_received"] == len(difts[campaign_id])
+        assert summary["meals_funded"] == summary["dift_meals"] == given_to[campaign_id] // price
+        assert summary["remainder"] == given_to[campaign_id] % price
+    fund = programme_balance(uow, PROGRAMME)
+    if fund is not None:
+        given = fund["directed"] + fund["expired_given"]
+        assert given == sum(given_to.values())
+        assert fund["funded"] - given - fund["credited_back"] == held
+        assert sum(part["amount"] for part in fund["campaigns"]) == given

@@ -33,6 +33,10 @@ def test_a_gift_to_a_published_campaign_is_booked_and_funds_meals(
         "donations": 1,
         "meals_funded": 2,
         "remainder": 0,
+        "gift_meals": 2,
+        "difts_amount": 0,
+        "difts_received": 0,
+        "dift_meals": 0,
     }
     [announced] = outbox(uow, MEALS_FUNDED)
     assert announced["type"] == MEALS_FUNDED
