@@ -64,7 +64,16 @@ from tests.support import donations as donation_handlers
 from tests.support import infra
 from tests.support import programmes as programme_handlers
 from tests.support.donations import DONATIONS_MIGRATIONS, donations_settings
-from tests.unit.ledger.conftest import gift, published, refund
+from tests.unit.ledger.conftest import (
+    CAMPAIGN,
+    PROGRAMME,
+    allocation,
+    directed,
+    funded,
+    gift,
+    published,
+    refund,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -440,7 +449,8 @@ def test_the_donations_finance_operations_answer_401_and_403_as_documented(
 
 @pytest.fixture(scope="module")
 def ledger_app(module_database: Callable[[str], str], stripe_mock_url: str) -> Any:
-    """The ledger app on PostgreSQL, with a campaign's gifts and a refund booked."""
+    """The ledger app on PostgreSQL, with a campaign's gifts and a refund booked, and a
+    programme of difts funded with one dift directed."""
     url = module_database("conf_ledger")
     upgrade(url, LEDGER_MIGRATIONS)
     engine = make_engine(url)
@@ -451,6 +461,8 @@ def ledger_app(module_database: Callable[[str], str], stripe_mock_url: str) -> A
         gift("d-2", 1350, fee=40, when="2026-01-11T10:00:00+00:00"),
         gift("d-3", 500, fee=20, when="2026-02-01T10:00:00+00:00"),
         refund("d-2", "re_1", 350, 350),
+        funded("f-1", 10_000, fee=145),
+        directed("dift-1", 2_700, [allocation(CAMPAIGN, 2_700)]),
     ]:
         assert consumer.apply(event.to_json().encode()).status == "applied"
     engine.dispose()
@@ -467,6 +479,7 @@ def ledger_schema(ledger_app: Any) -> Any:
         _pinned("GET", "/api/v1/campaigns/{slug}/summary", slug=LIVE),
         _pinned("GET", "/api/v1/finance/campaigns/{slug}/summary", slug=LIVE),
         _pinned("PUT", "/api/v1/finance/campaigns/{slug}/fee-policy", slug=LIVE),
+        _pinned("GET", "/api/v1/finance/programmes/{programme_id}/balance", programme_id=PROGRAMME),
     ]
     return schemathesis.openapi.from_wsgi(
         "/openapi.json", ledger_app, config=_config("finance", operations)
@@ -487,8 +500,8 @@ def test_every_ledger_operation_did_its_work(ledger_schema: Any) -> None:
 
 
 def test_every_finance_operation_answers_401_and_403_as_documented(ledger_schema: Any) -> None:
-    values = {"slug": LIVE, "month": "2020-01", "payout": "po_123"}
-    assert check_tokens_are_enforced(ledger_schema, values) == 7
+    values = {"slug": LIVE, "month": "2020-01", "payout": "po_123", "programme_id": PROGRAMME}
+    assert check_tokens_are_enforced(ledger_schema, values) == 8
 
 
 def test_the_csv_exports_are_documented_as_text_csv(ledger_app: Any) -> None:

@@ -119,6 +119,12 @@ def _rebuild(
     if kind in ("charge", "payment"):
         charge = stripe.charge(source)
         metadata = charge.metadata
+        if metadata.get("programme_id"):
+            # A company's programme funding: the donations service announces it
+            # (programme_funded); re-sync never invents a gift from it.
+            raise LookupError(
+                f"charge {source} funds programme {metadata['programme_id']}, not a gift"
+            )
         if not metadata.get("donation_id") or not metadata.get("campaign_id"):
             raise LookupError(f"charge {source} carries no donation_id/campaign_id metadata")
         with unit_of_work() as uow:

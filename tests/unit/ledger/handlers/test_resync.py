@@ -15,7 +15,7 @@ from services.ledger import handlers
 from services.ledger.stripe_balance import BalanceTransactions
 from services.shared.consumer import IdempotentConsumer
 from services.shared.envelope import CloudEvent
-from tests.unit.ledger.conftest import apply, published
+from tests.unit.ledger.conftest import apply, funded, published
 from tests.unit.ledger.fakes import FakeUnitOfWork, journal
 from tests.unit.ledger.fakes import finance_summary as campaign_finance_summary
 
@@ -126,3 +126,35 @@ def test_resync_books_a_missed_gift_and_its_refund_once_and_lists_what_it_cannot
     assert (summary["donated"], summary["fees"], summary["refunded"]) == (2700, 64, 700)
     assert summary["meals_funded"] == 1  # 27.00 - 7.00 = 20.00 at 13.50
     assert gift["balance_transaction_id"] == "txn_gift"
+
+
+def test_resync_never_invents_a_gift_from_a_programmes_payment_and_matches_one_booked(
+    uow: FakeUnitOfWork, ledger: IdempotentConsumer
+) -> None:
+    stripe = FakeStripe()
+    stripe.transactions[:] = [
+        balance_transaction("txn_f-1", "charge", "ch_f-1", 10_000, 145),
+        balance_transaction("txn_f-2", "charge", "ch_f-2", 5_000, 80),
+    ]
+    programme_charge = SimpleNamespace(
+        metadata=Metadata(programme_id="p-1", donation_id="d-x", campaign_id="c-1"),
+        amount=5_000,
+        currency="eur",
+        receipt_email=None,
+        billing_details=None,
+        payment_intent="pi_f-2",
+        created=CREATED,
+    )
+    stripe.v1.charges = SimpleNamespace(retrieve=lambda charge: programme_charge)
+    balance = BalanceTransactions("sk_test_123", "http://127.0.0.1:1")
+    balance.client = stripe  # type: ignore[assignment]
+    assert apply(ledger, funded("f-1", 10_000, fee=145)) == ["applied"]
+
+    found = resync_from_stripe(uow, ledger, balance)
+
+    # The funding booked matches its balance transaction; the one missed needs a person.
+    assert found["missing_from_ledger"] == 1
+    assert found["booked"] == []
+    [person] = found["needs_a_person"]
+    assert person["balance_transaction"] == "txn_f-2" and "programme p-1" in person["reason"]
+    assert uow.gifts.rows == {}
