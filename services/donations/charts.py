@@ -82,13 +82,15 @@ def directions_chart_svg(points: list[tuple[date, int]], locale: str) -> str:
         x_label_rotation=0 if len(days) <= LABELLED_DAYS else 30,
         show_minor_x_labels=len(days) <= LABELLED_DAYS,
         x_labels_major_every=max(1, len(days) // LABELLED_DAYS) if days else None,
-        min_scale=1,
-        max_scale=6,
         print_values=len(days) <= LABELLED_DAYS,
         value_formatter=lambda value: f"{int(value)}" if value is not None else "",
         disable_xml_declaration=True,
     )
     chart.x_labels = [_day_label(day, locale) for day, _count in days]
+    # Whole numbers of difts on the axis (pygal would put fractions between 0 and 1).
+    top = max((count for _day, count in days), default=0)
+    step = max(1, -(-top // 5))
+    chart.y_labels = list(range(0, max(top, 1) + step, step))
     chart.add(texts["title"], [count for _day, count in days])
     return _without_scripts(chart.render(is_unicode=True))
 
