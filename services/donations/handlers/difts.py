@@ -462,7 +462,7 @@ def record_invitation_sent(event: CloudEvent, uow: UnitOfWork) -> None:
     if dift is None or dift.state is not DiftState.ISSUED:
         return
     try:
-        sent, _ = dift.sent(datetime.fromisoformat(data["at"]), bounced=data["status"] == "bounced")
+        sent, _ = dift.sent(data["at"], bounced=data["status"] == "bounced")
     except DiftRuleBroken:
         return
     uow.difts.move(dift, sent)
@@ -477,7 +477,7 @@ def record_dift_booked(event: CloudEvent, uow: UnitOfWork) -> None:
         data["programme_id"],
         data["kind"],
         booked,
-        datetime.fromisoformat(data["booked_at"]),
+        data["booked_at"],
     )
 
 

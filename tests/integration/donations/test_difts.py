@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Engine
 
-from services.donations import programme_views, views
+from services.donations import programme_views, store, views
 from services.donations.demo import seed_demo_campaign, seed_demo_difts
 from services.donations.domain import codes
 from services.donations.domain.programmes import (
@@ -42,6 +42,7 @@ from services.shared.events import (
     DIFT_ISSUED,
     PROGRAMME_CREDITED_BACK,
     PROGRAMME_FUNDED,
+    load_data,
 )
 from services.shared.money import Money
 from tests.support.donations import DONATIONS_MIGRATIONS, donations_settings
@@ -429,6 +430,22 @@ def test_a_programme_expires_in_chunks_and_closes_after_its_last_dift(engine: En
         assert difts.expire_programme(programme.id, uow, later, chunk=2) == (1, True)
 
 
+def test_a_programme_ended_early_expires_now_and_its_difts_go_to_the_fallback(
+    engine: Engine,
+) -> None:
+    programme, _token, _ = funded_open_programme(engine)
+    left = issue(engine, programme.id)
+    now = datetime.now(UTC)
+    with DonationsUnitOfWork(engine) as uow:
+        programmes.end_programme_now(programme.id, uow, now)
+    with engine.connect() as conn:
+        assert store.Programmes(conn).past_expiry(now) == [programme.id]
+    with DonationsUnitOfWork(engine) as uow:
+        assert difts.expire_programme(programme.id, uow, now) == (1, True)
+        gone = uow.difts.get(left.dift.id)
+    assert gone is not None and gone.state is DiftState.EXPIRED
+
+
 def test_a_dift_cannot_be_directed_after_its_programmes_expiry(engine: Engine) -> None:
     programme, _token, _ = funded_open_programme(engine)
     issued = issue(engine, programme.id)
@@ -454,7 +471,9 @@ def test_an_invitation_sent_marks_the_dift_sent_and_a_bounce_is_recorded(engine:
             "at": at,
         }
         with DonationsUnitOfWork(engine) as uow:
-            difts.record_invitation_sent(new_event(DIFT_INVITATION_SENT, "t", data), uow)
+            # As the consumer hands it: the data loaded by its schema (moments as datetimes).
+            loaded = load_data(DIFT_INVITATION_SENT, data)
+            difts.record_invitation_sent(new_event(DIFT_INVITATION_SENT, "t", loaded), uow)
     with DonationsUnitOfWork(engine) as uow:
         now_sent = uow.difts.get(sent.dift.id)
         now_bounced = uow.difts.get(bounced.dift.id)
@@ -486,7 +505,8 @@ def test_a_dift_booking_keeps_the_meals_of_each_allocation(engine: Engine) -> No
     }
     for _ in range(2):
         with DonationsUnitOfWork(engine) as uow:
-            difts.record_dift_booked(new_event(DIFT_BOOKED, "t", data), uow)
+            loaded = load_data(DIFT_BOOKED, data)
+            difts.record_dift_booked(new_event(DIFT_BOOKED, "t", loaded), uow)
     with engine.connect() as conn:
         report = programme_views.programme_report(conn, programme.id)
     assert report is not None
