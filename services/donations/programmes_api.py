@@ -189,6 +189,19 @@ def edit_programme(body: dict[str, Any], programme_id: str) -> dict[str, Any]:
     return _programme_answer(programme_id)
 
 
+@programmes_api.route("/admin/programmes/<programme_id>/end", methods=["POST"])
+@protected(programmes_api, "admin")
+@programmes_api.response(200, ProgrammeSchema)
+@_error(404, NO_PROGRAMME)
+@_error(409, "Only an open programme is ended")
+@_error(422, "The programme has expired already (expires_at)")
+def end_programme(programme_id: str) -> dict[str, Any]:
+    """End an open programme now, before its expiry date (admin): the worker then gives every
+    dift nobody directed by the fallback rule and closes the programme."""
+    _run(lambda uow: programmes.end_programme_now(programme_id, uow))
+    return _programme_answer(programme_id)
+
+
 @programmes_api.route("/admin/programmes/<programme_id>/checkout", methods=["POST"])
 @protected(programmes_api, "admin")
 @programmes_api.arguments(CheckoutRequestSchema)

@@ -396,6 +396,15 @@ class Programme:
         """The programme with an expired dift's value kept for the credit back at closing."""
         return replace(self, expired_to_credit=self.expired_to_credit + value)
 
+    def ended_early(self, now: datetime) -> Programme:
+        """The open programme expiring now rather than at its expiry date (the company ends it
+        early): the next expiry round gives its undirected difts by the fallback rule."""
+        if self.status is not ProgrammeStatus.OPEN:
+            raise ProgrammeRuleBroken("status", f"a {self.status.value} programme is not ended")
+        if now >= self.expires_at:
+            raise ProgrammeRuleBroken("expires_at", "the programme has expired already")
+        return replace(self, expires_at=now)
+
     def is_past_expiry(self, now: datetime) -> bool:
         """Whether the difts of an open programme expire now."""
         return self.status is ProgrammeStatus.OPEN and now >= self.expires_at

@@ -377,6 +377,15 @@ def keep_credit(uow: UnitOfWork, event: Any) -> CreditBack:
     return credit
 
 
+def end_programme_now(programme_id: str, uow: UnitOfWork, now: datetime | None = None) -> Programme:
+    """End an open programme early: it expires now, and the worker's next expiry round gives
+    its undirected difts by the fallback rule and closes it."""
+    programme = require_programme(uow, programme_id, lock=True)
+    ended = programme.ended_early(now or datetime.now(UTC))
+    uow.programmes.save(ended)
+    return ended
+
+
 def open_due_programmes(uow: UnitOfWork, now: datetime | None = None) -> int:
     """Open every funded programme whose opening date has come; how many."""
     now = now or datetime.now(UTC)

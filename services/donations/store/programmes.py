@@ -99,13 +99,14 @@ PROGRAMME_LIFE = (
     "funded_at",
     "opened_at",
     "closed_at",
+    # An open programme ended early expires now (Programme.ended_early).
+    "expires_at",
 )
 PROGRAMME_DRAFT = (
     "name",
     "occasion",
     "message_markdown",
     "opens_at",
-    "expires_at",
     "fallback_rule",
     "fallback_campaign_id",
 )

@@ -487,3 +487,22 @@ def test_the_other_fallbacks_give_all_to_the_named_campaign_or_nothing() -> None
 
 def test_a_receipt_number_is_the_year_and_a_six_digit_sequence() -> None:
     assert receipt_number(2026, 1) == "2026-000001"
+
+
+def test_an_open_programme_ended_early_expires_now_and_its_difts_go_to_the_fallback() -> None:
+    owner = open_programme()
+    ended = owner.ended_early(NOW)
+    assert ended.expires_at == NOW and ended.is_past_expiry(NOW)
+    assert not ended.accepts_directions(NOW)
+    expired, _event = issued().expired(ended, NOW)
+    assert expired.state is DiftState.EXPIRED
+
+
+def test_only_an_open_programme_before_its_expiry_is_ended_early() -> None:
+    with pytest.raises(ProgrammeRuleBroken) as refused:
+        open_programme().ended_early(open_programme().expires_at)
+    assert refused.value.field == "expires_at"
+    funded = replace(open_programme(), status=ProgrammeStatus.FUNDED)
+    with pytest.raises(ProgrammeRuleBroken) as not_open:
+        funded.ended_early(NOW)
+    assert not_open.value.field == "status"
