@@ -466,6 +466,8 @@ def _allocations(uow: UnitOfWork, allocations: tuple[Allocation, ...]) -> list[d
                 "campaign_slug": campaign.slug,
                 "campaign_title": campaign.title,
                 "amount": allocation.amount.amount,
+                # So a ledger that has not read the campaign's own events yet still counts it.
+                "meal_price": campaign.meal_price.amount,
             }
         )
     return listed
