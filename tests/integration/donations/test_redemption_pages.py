@@ -31,7 +31,7 @@ from services.donations.impact_report import report_link_token
 from services.donations.unit_of_work import DonationsUnitOfWork
 from services.shared.db import make_engine, upgrade
 from services.shared.envelope import new_event
-from services.shared.events import DIFT_BOOKED, DIFT_DIRECTED
+from services.shared.events import DIFT_BOOKED, DIFT_DIRECTED, load_data
 from tests.support.donations import DONATIONS_MIGRATIONS, donations_settings
 from tests.support.programmes import funded_open_programme, queued, register_sponsor
 
@@ -446,7 +446,9 @@ def _booked(site: Site, dift_id: str, campaign_id: str, meals: int) -> None:
         "booked_at": datetime.now(UTC).isoformat(),
     }
     with DonationsUnitOfWork(site.engine) as uow:
-        difts.record_dift_booked(new_event(DIFT_BOOKED, "ledger", data), uow)
+        # As the consumer hands it: the data loaded by its schema (moments as datetimes).
+        loaded = load_data(DIFT_BOOKED, data)
+        difts.record_dift_booked(new_event(DIFT_BOOKED, "ledger", loaded), uow)
 
 
 def _report_site(site: Site) -> None:
