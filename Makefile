@@ -2,7 +2,7 @@
 .DEFAULT_GOAL := help
 PY := .venv/bin/python
 
-.PHONY: help install lock run test lint format unit mail bench clean
+.PHONY: help install lock run test lint format unit mail bench clean translations
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
@@ -29,6 +29,10 @@ format: install ## format the code with ruff
 
 unit: install ## the fast unit tests only (no infrastructure)
 	@.venv/bin/pytest -q tests/unit
+
+translations: install ## extract the texts into each service's .po catalogs (then translate them)
+	@bash infra/translations.sh update
+	@bash infra/translations.sh compile
 
 mail: install ## show the newest emails the SMTP sink kept (make run)
 	@$(PY) -m infra.mailbox

@@ -24,6 +24,8 @@ pick_python() {
 
 want=$(cat "$REPO_DIR/pyproject.toml" "$LOCK" | sha256sum | cut -d' ' -f1)
 if [ -f "$STAMP" ] && [ "$(cat "$STAMP")" = "$want" ] && [ -x "$VENV/bin/python" ]; then
+  # The gettext catalogs: compiled when a .po is newer than its .mo (nothing to do otherwise).
+  bash "$REPO_DIR/infra/translations.sh" compile
   exit 0
 fi
 python=$(pick_python)
@@ -42,5 +44,6 @@ log "installing the locked Python dependencies from PyPI (requirements.lock; fir
   --no-build-isolation -e "$REPO_DIR"
 "$VENV/bin/python" -m pip check >/dev/null || {
   log "ERROR: the installed packages do not fit together; run 'make lock' and retry"; exit 1; }
+bash "$REPO_DIR/infra/translations.sh" compile
 echo "$want" > "$STAMP"
 log "Python environment ready."

@@ -47,8 +47,9 @@ export DIFTS_TEST_KAFKA="127.0.0.1:$KAFKA_PORT"
 export DIFTS_TEST_POSTGRES="postgresql+psycopg://difts:difts@127.0.0.1:$PGPORT/postgres"
 export DIFTS_TEST_STRIPE="http://127.0.0.1:$STRIPE_MOCK_PORT"
 
-step "Chromium for the browser tests (Debian's package)"
+step "Chromium and axe-core for the browser tests (Debian's package, npm)"
 bash infra/chromium.sh
+bash infra/axe.sh
 
 step "tests: unit, integration, e2e"
 "$BIN/pytest" tests "$@"

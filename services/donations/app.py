@@ -16,6 +16,7 @@ from .company_pages import register_company_pages
 from .config import Settings
 from .domain.giving import GiftLimits, ProcessingFee
 from .handlers.giving import GivingRules
+from .i18n import install_babel
 from .pages import pages, security_headers
 from .payments import StripePayments
 from .programmes_api import programmes_api
@@ -76,6 +77,7 @@ def create_app(settings: Settings | None = None) -> Flask:
         recorder=StripeEventRecorder(context.engine),
     )
     app.session_interface = PagesSessions()
+    install_babel(app)
     csrf = CSRFProtect(app)
     # The JSON API (bearer tokens, no cookies) and Stripe's signed webhook are not forms.
     csrf.exempt(api)

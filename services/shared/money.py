@@ -99,18 +99,10 @@ class Money:
         return self.amount > 0
 
     def format(self, locale: str = "en") -> str:
-        """Human text for emails and pages: "27.00 €" style per locale ("27,00 €" in French)."""
-        exponent = CURRENCY_EXPONENTS[self.currency]
-        sign = "-" if self.amount < 0 else ""
-        units, cents = divmod(abs(self.amount), 10**exponent) if exponent else (abs(self.amount), 0)
-        symbol = CURRENCY_SYMBOLS.get(self.currency, self.currency)
-        if locale.startswith("fr"):
-            grouped = f"{units:,}".replace(",", "\u202f")
-            number = f"{grouped},{cents:0{exponent}d}" if exponent else grouped
-            return f"{sign}{number}\u00a0{symbol}"
-        grouped = f"{units:,}"
-        number = f"{grouped}.{cents:0{exponent}d}" if exponent else grouped
-        return f"{sign}{symbol}{number}" if symbol != self.currency else f"{sign}{number} {symbol}"
+        """Human text for emails and pages, by CLDR: "27,00 €" in French, "€27.00" in English."""
+        from .i18n import format_money  # i18n builds on Money
+
+        return format_money(self, locale)
 
 
 def split_evenly(total: Money, parts: int) -> list[Money]:
