@@ -2,7 +2,7 @@
 .DEFAULT_GOAL := help
 PY := .venv/bin/python
 
-.PHONY: help install lock run test lint format unit mail bench clean translations
+.PHONY: help install lock run test lint format unit mail bench clean translations account
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
@@ -33,6 +33,11 @@ unit: install ## the fast unit tests only (no infrastructure)
 translations: install ## extract the texts into each service's .po catalogs (then translate them)
 	@bash infra/translations.sh update
 	@bash infra/translations.sh compile
+
+account: install ## create a back-office account: make account EMAIL=you@example.org ROLE=admin (or finance)
+	@test -n "$(EMAIL)" -a -n "$(ROLE)" || { echo "usage: make account EMAIL=you@example.org ROLE=admin|finance [NAME='Your Name']"; exit 2; }
+	@$(PY) -m services.donations migrate >/dev/null 2>&1 || { echo "the donations database could not be migrated: run .venv/bin/python -m services.donations migrate to see why"; exit 1; }
+	@$(PY) -m services.donations create-account --email "$(EMAIL)" --name "$(NAME)" $(foreach r,$(subst +, ,$(ROLE)),--role $(r))
 
 mail: install ## show the newest emails the SMTP sink kept (make run)
 	@$(PY) -m infra.mailbox

@@ -52,7 +52,7 @@ compile() {
     for po in "$dir"/*/LC_MESSAGES/messages.po; do
       mo="${po%.po}.mo"
       if [ ! -f "$mo" ] || [ "$po" -nt "$mo" ]; then
-        "$PYBABEL" compile -i "$po" -o "$mo" >/dev/null
+        "$PYBABEL" compile -i "$po" -o "$mo" >/dev/null 2>&1 || "$PYBABEL" compile -i "$po" -o "$mo"
         echo "translations: compiled $mo" >&2
       fi
     done

@@ -12,6 +12,7 @@ from services.shared.auth import parse_tokens
 from services.shared.web import ServiceContext, service_app
 
 from .api import api, webhooks
+from .backoffice import register_backoffice
 from .company_pages import register_company_pages
 from .config import Settings
 from .domain.giving import GiftLimits, ProcessingFee
@@ -85,6 +86,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     csrf.exempt(programmes_api)
     app.register_blueprint(pages)
     register_company_pages(app)
+    register_backoffice(app)
     if settings.test_checkout:
         from .dev_checkout import dev_checkout
 

@@ -121,6 +121,7 @@ class DonationsUnitOfWork(SqlUnitOfWork, Repositories):
         self.redemptions = store.RedemptionAttempts(conn)
         self.receipts = store.Receipts(conn)
         self.dift_bookings = store.DiftBookings(conn)
+        self.accounts = store.Accounts(conn)
 
 
 @dataclass

@@ -52,6 +52,7 @@ class Repositories(Protocol):
     redemptions: store.RedemptionAttempts
     receipts: store.Receipts
     dift_bookings: store.DiftBookings
+    accounts: store.Accounts
 
 
 class UnitOfWork(Repositories, Protocol):

@@ -3,6 +3,7 @@ builds on its transaction (campaigns.py, donations.py, webhooks.py, programmes.p
 room with SQL that writes; views.py holds the read queries of the API and pages. Works on
 SQLite and PostgreSQL."""
 
+from .accounts import Accounts, session_account
 from .campaigns import CampaignMeals, Campaigns, NewsPosts, campaign_of
 from .donations import Disputes, Donations, Payouts, Refunds
 from .programmes import (
@@ -56,6 +57,8 @@ from .webhooks import (
 )
 
 __all__ = [
+    "Accounts",
+    "session_account",
     "RECEIVED",
     "STRIPE_EVENTS_CHANNEL",
     "UNREADABLE",

@@ -404,5 +404,40 @@ mecenat_receipts = Table(
     UniqueConstraint("organisation", "year", "sequence", name="uq_mecenat_receipts_sequence"),
 )
 
+# Back-office accounts: only the argon2id hash of each password is kept.
+backoffice_accounts = Table(
+    "backoffice_accounts",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("email", String(320), nullable=False, unique=True),
+    Column("name", String(200), nullable=False),
+    Column("roles", String(100), nullable=False),  # joined by "+", as DIFTS_API_TOKENS
+    Column("password_hash", String(200), nullable=False),
+    Column("sponsor_id", String(36), ForeignKey("sponsors.id"), nullable=True),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+)
+
+# Signed-in sessions, by the sha256 of the random token their cookie carries: signing out
+# deletes the row, so a copied cookie stops working too.
+backoffice_sessions = Table(
+    "backoffice_sessions",
+    metadata,
+    Column("digest", String(64), primary_key=True),
+    Column(
+        "account_id", String(36), ForeignKey("backoffice_accounts.id"), nullable=False, index=True
+    ),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("expires_at", DateTime(timezone=True), nullable=False),
+)
+
+# Failed sign-ins per key ("email:<sha256>" or "address:<ip>") since the window's first one.
+sign_in_failures = Table(
+    "sign_in_failures",
+    metadata,
+    Column("key", String(100), primary_key=True),
+    Column("failures", Integer, nullable=False),
+    Column("first_failure_at", DateTime(timezone=True), nullable=False),
+)
+
 outbox = outbox_table(metadata)
 processed = processed_events_table(metadata)
