@@ -34,10 +34,10 @@ translations: install ## extract the texts into each service's .po catalogs (the
 	@bash infra/translations.sh update
 	@bash infra/translations.sh compile
 
-account: install ## create a back-office account: make account EMAIL=you@example.org ROLE=admin (or finance)
+account: install ## create a back-office account: make account EMAIL=you@example.org ROLE=admin|finance|sponsor [SPONSOR=demo-sponsor]
 	@test -n "$(EMAIL)" -a -n "$(ROLE)" || { echo "usage: make account EMAIL=you@example.org ROLE=admin|finance [NAME='Your Name']"; exit 2; }
 	@$(PY) -m services.donations migrate >/dev/null 2>&1 || { echo "the donations database could not be migrated: run .venv/bin/python -m services.donations migrate to see why"; exit 1; }
-	@$(PY) -m services.donations create-account --email "$(EMAIL)" --name "$(NAME)" $(foreach r,$(subst +, ,$(ROLE)),--role $(r))
+	@$(PY) -m services.donations create-account --email "$(EMAIL)" --name "$(NAME)" $(foreach r,$(subst +, ,$(ROLE)),--role $(r)) $(if $(SPONSOR),--sponsor "$(SPONSOR)")
 
 mail: install ## show the newest emails the SMTP sink kept (make run)
 	@$(PY) -m infra.mailbox

@@ -24,10 +24,17 @@ _CSRF = re.compile(r'name="csrf_token"[^>]*value="([^"]+)"')
 
 
 def add_account(
-    engine: Engine, email: str, *roles: str, password: str = PASSWORD, name: str = ""
+    engine: Engine,
+    email: str,
+    *roles: str,
+    password: str = PASSWORD,
+    name: str = "",
+    sponsor: str | None = None,
 ) -> str:
-    """An account with `roles`, made as `make account` makes it; its id."""
-    command = CreateAccount(email, name or email.split("@")[0].title(), frozenset(roles), password)
+    """An account with `roles` (and the sponsor of a sponsor's contact), made as `make
+    account` makes it; its id."""
+    name = name or email.split("@")[0].title()
+    command = CreateAccount(email, name, frozenset(roles), password, sponsor)
     return create_account(command, DonationsUnitOfWork(engine)).id
 
 

@@ -45,17 +45,25 @@ def create_account(command: CreateAccount, uow: UnitOfWork) -> Account:
     check_new_account(email, command.name, command.roles, command.password)
     if "sponsor" in command.roles and not command.sponsor_id:
         raise AccountRefused("sponsor", "a sponsor's contact needs the sponsor's id")
-    account = Account(
-        id=str(uuid.uuid4()),
-        email=email,
-        name=command.name.strip(),
-        roles=command.roles,
-        password_hash=hash_password(command.password),
-        sponsor_id=command.sponsor_id,
-    )
+    password_hash = hash_password(command.password)
     with uow:
-        if command.sponsor_id and uow.sponsors.get(command.sponsor_id) is None:
-            raise AccountRefused("sponsor", f"no sponsor {command.sponsor_id}")
+        sponsor_id = None
+        if command.sponsor_id:
+            # Its id, or the seed key of a sponsor seed-demo made ("demo-sponsor").
+            sponsor = uow.sponsors.get(command.sponsor_id) or uow.sponsors.by_seed_key(
+                command.sponsor_id
+            )
+            if sponsor is None:
+                raise AccountRefused("sponsor", f"no sponsor {command.sponsor_id}")
+            sponsor_id = sponsor.id
+        account = Account(
+            id=str(uuid.uuid4()),
+            email=email,
+            name=command.name.strip(),
+            roles=command.roles,
+            password_hash=password_hash,
+            sponsor_id=sponsor_id,
+        )
         if not uow.accounts.add(account, datetime.now(UTC)):
             raise AccountRefused("email", f"{email} already has an account")
     return account
