@@ -516,6 +516,8 @@ restarted after {policy.first_delay:g} s, doubling to {policy.max_delay:g} s; mo
 {policy.max_exits} exits within {policy.window:g} s stop everything.
 
   campaign page  {stack.url("donations")}/campaigns/petites-cantines   (give in a browser)
+  back office    {stack.url("donations")}/backoffice/   (first create an account, in another
+                 terminal: make account EMAIL=you@example.org ROLE=admin+finance)
   donations      {stack.url("donations")}   (API: /api/v1/campaigns/petites-cantines,
                                         OpenAPI: /openapi.json, Stripe webhook: /webhooks/stripe)
   ledger         {stack.url("ledger")}   (/api/v1/campaigns/petites-cantines/summary)

@@ -8,7 +8,7 @@ from datetime import date, datetime
 from decimal import Decimal
 from pathlib import Path
 
-from flask import Flask, request
+from flask import Flask, request, session
 from flask_babel import Babel, get_locale
 
 from services.shared import i18n
@@ -17,11 +17,21 @@ from services.shared.money import Money
 TRANSLATIONS_DIR = Path(__file__).resolve().parent / i18n.TRANSLATIONS
 
 
+LANGUAGE_KEY = "lang"
+
+
 def page_locale() -> str:
-    """The reader's language: ?lang= if given, else the browser's preference, else French."""
+    """The reader's language: ?lang= if given (then remembered in the session, so the next
+    page and a form's answer keep it), else the one chosen before, else the browser's
+    preference, else French."""
     chosen = request.args.get("lang")
     if chosen in i18n.LOCALES:
+        if session.get(LANGUAGE_KEY) != chosen and not request.path.startswith("/webhooks/"):
+            session[LANGUAGE_KEY] = chosen
         return str(chosen)
+    remembered = session.get(LANGUAGE_KEY)
+    if remembered in i18n.LOCALES:
+        return str(remembered)
     return request.accept_languages.best_match(i18n.LOCALES) or i18n.DEFAULT_LOCALE
 
 

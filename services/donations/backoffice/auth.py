@@ -42,7 +42,7 @@ from .. import store
 from ..domain.accounts import ADMIN, FINANCE, SPONSOR, Account
 from ..handlers.accounts import SESSION_LIFETIME, SignIn, SignInRefused, sign_in, sign_out
 from ..handlers.accounts import token_digest as session_digest
-from ..i18n import current_locale
+from ..i18n import LANGUAGE_KEY, current_locale
 from ..unit_of_work import DonationsUnitOfWork
 
 backoffice = Blueprint(
@@ -192,7 +192,10 @@ def sign_in_page() -> Any:
             return response
         return _sign_in_page(form, 401, _("That email and password do not match an account."))
     target = _safe_next(form.next.data)
+    language = session.get(LANGUAGE_KEY)
     session.clear()  # no session fixation: what was there before signing in goes
+    if language:
+        session[LANGUAGE_KEY] = language
     session[SESSION_KEY] = signed.token
     session.permanent = True
     return redirect(target, 303)
@@ -204,7 +207,10 @@ def sign_out_page() -> Response:
     token = session.get(SESSION_KEY)
     if isinstance(token, str) and token:
         sign_out(token, DonationsUnitOfWork(_engine()))
+    language = session.get(LANGUAGE_KEY)
     session.clear()
+    if language:
+        session[LANGUAGE_KEY] = language
     flash(_("You are signed out."))
     return redirect(url_for("backoffice.sign_in_page"), 303)
 

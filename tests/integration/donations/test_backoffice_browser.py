@@ -75,3 +75,19 @@ def test_sign_in_and_out_with_the_keyboard_alone(browser: Any, site: str, locale
     page.goto(f"{site}/backoffice/")
     assert page.locator("input[name=password]").count() == 1
     page.context.close()
+
+
+def test_the_chosen_language_is_kept_from_page_to_page(browser: Any, site: str) -> None:
+    page = pages.new_page(browser, locale="fr-FR")
+    page.goto(f"{site}/backoffice/sign-in?lang=en")
+    assert page.locator("h1").inner_text() == "Sign in to the back office"
+    page.fill("input[name=email]", "manager@example.org")
+    page.fill("input[name=password]", PASSWORD)
+    page.click("button[type=submit]")
+    page.wait_for_selector("h1:has-text('Hello, Camille Manager')")
+    assert page.locator("html").get_attribute("lang") == "en"
+    page.click("text=Français")
+    page.wait_for_selector("h1:has-text('Bonjour, Camille Manager')")
+    page.goto(f"{site}/backoffice/")
+    assert page.locator("html").get_attribute("lang") == "fr"
+    page.context.close()
