@@ -1,7 +1,8 @@
 """The ledger HTTP API: what each campaign has received and the meals it funds (public), and
 the books for finance staff (bearer token with the finance role, auth.protected): the detailed
-summary, a programme of difts' fund, the journal in JSON or streamed CSV, the trial balance
-(JSON or CSV), reconciliation of a period or of a payout, and period close."""
+summary and its history over time, a programme of difts' fund, the journal in JSON or
+streamed CSV, the trial balance (JSON or CSV), reconciliation of a period or of a payout,
+re-sync of what only Stripe has, and period close."""
 
 from __future__ import annotations
 
@@ -20,12 +21,14 @@ from marshmallow import Schema
 from services.shared.auth import protected
 from services.shared.money import CURRENCY_EXPONENTS
 
-from . import handlers, views
+from . import consumer, handlers, history, views
 from .domain import ReconciliationReport, StripeUnavailable
 from .schemas import (
+    CampaignHistorySchema,
     CampaignSummarySchema,
     FeePolicySchema,
     FinanceSummarySchema,
+    HistoryQuerySchema,
     JournalPageSchema,
     JournalQuerySchema,
     PayoutPathSchema,
@@ -35,6 +38,8 @@ from .schemas import (
     ProgrammeBalanceSchema,
     ProgrammePathSchema,
     ReconciliationSchema,
+    ResyncRequestSchema,
+    ResyncSchema,
     TrialBalanceQuerySchema,
     TrialBalanceSchema,
 )
@@ -101,6 +106,35 @@ class FinanceSummary(MethodView):
             abort(404, message=f"no campaign {slug!r} in the ledger")
         assert summary is not None
         return summary
+
+
+@finance.route("/campaigns/<slug>/history")
+class FinanceHistory(MethodView):
+    @protected(finance, "finance")
+    @finance.arguments(HistoryQuerySchema, location="query")
+    @finance.response(200, CampaignHistorySchema)
+    @finance.alt_response(404, schema=ErrorSchema, description=NO_CAMPAIGN)
+    @finance.alt_response(
+        422,
+        schema=ErrorSchema,
+        description="Invalid fields, or a range of more than 400 buckets of the interval "
+        "(interval), or an until before the campaign's first entry (until)",
+    )
+    def get(self, query: dict[str, Any], slug: str) -> dict[str, Any]:
+        """A campaign's money and meals over time, bucket by bucket (UTC days, ISO weeks or
+        months; at most 400, else 422), with the fund's balance and the meal counter at each
+        bucket's end; over every entry, the totals are the summary's figures."""
+        try:
+            with _engine().connect() as conn:
+                found = history.campaign_history(conn, slug, **query)
+        except history.TooManyBuckets as error:
+            abort(422, message=str(error), errors={"query": {"interval": [str(error)]}})
+        except ValueError as error:  # the default since (first entry) after an explicit until
+            abort(422, message=str(error), errors={"query": {"until": [str(error)]}})
+        if found is None:
+            abort(404, message=f"no campaign {slug!r} in the ledger")
+        assert found is not None
+        return found
 
 
 @finance.route("/programmes/<programme_id>/balance")
@@ -241,10 +275,12 @@ def _json_or_csv(
 class Journal(MethodView):
     @_json_or_csv(JournalQuerySchema, JournalPageSchema, JOURNAL_ANSWER)
     def get(self, query: dict[str, Any]) -> Any:
-        """Journal entries oldest first, filtered by campaign, account, effective date range and
-        Stripe id; JSON pages with a cursor, or (format=csv) every match streamed as CSV."""
+        """Journal entries oldest first, filtered by campaign, account, kind, effective date
+        range and Stripe id; JSON pages with a cursor and the total matching, or (format=csv)
+        every match streamed as CSV."""
         filters: dict[str, Any] = {
-            key: query.get(key) for key in ("campaign", "account", "since", "until", "stripe_id")
+            key: query.get(key)
+            for key in ("campaign", "account", "kind", "since", "until", "stripe_id")
         }
         if query["format"] == "csv":
             engine = _engine()
@@ -262,11 +298,12 @@ class Journal(MethodView):
             entries = views.journal(
                 conn, after=query.get("cursor"), limit=query["limit"], **filters
             )
+            total = views.journal_count(conn, **filters)
         next_cursor = None
         if len(entries) == query["limit"]:
             # JournalPageSchema writes the place after the last entry as the next cursor.
             next_cursor = (entries[-1]["effective_at"], entries[-1]["id"])
-        return {"entries": entries, "next_cursor": next_cursor}
+        return {"entries": entries, "next_cursor": next_cursor, "total": total}
 
 
 @finance.route("/trial-balance")
@@ -296,8 +333,7 @@ def _reconciled(
 ) -> dict[str, Any]:
     """Run a reconciliation against Stripe's balance transactions; 404 for a payout Stripe
     does not know, 502 when Stripe cannot be asked."""
-    settings = current_app.extensions["ledger"].settings
-    stripe = BalanceTransactions(settings.stripe_api_key, settings.stripe_api_base or None)
+    stripe = BalanceTransactions.of(current_app.extensions["ledger"].settings)
     engine = _engine()
     try:
         report: ReconciliationReport = reconcile(asked, lambda: LedgerUnitOfWork(engine), stripe)
@@ -335,6 +371,28 @@ class PayoutReconciliation(MethodView):
         """The balance transactions Stripe says a payout settled, matched to the journal, and
         the payout booked to the bank against the total it settled."""
         return _reconciled(handlers.reconcile_payout, handlers.ReconcilePayout(path["payout"]))
+
+
+@finance.route("/resync")
+class Resync(MethodView):
+    @protected(finance, "finance")
+    @finance.arguments(ResyncRequestSchema)
+    @finance.response(200, ResyncSchema)
+    @finance.alt_response(404, schema=ErrorSchema, description="Stripe knows no such payout")
+    @finance.alt_response(502, schema=ErrorSchema, description=STRIPE_DOWN)
+    def post(self, body: dict[str, Any]) -> dict[str, Any]:
+        """Book what Stripe moved and the ledger missed, for a payout or a period [since,
+        until): each missing gift, refund or payout rebuilt and booked once through the
+        consumer's idempotent path (twice books nothing twice); what cannot be rebuilt is
+        answered under needs_a_person with the reason."""
+        asked = handlers.Resync(body.get("since"), body.get("until"), body.get("payout"))
+        try:
+            return consumer.resync(current_app.extensions["ledger"].settings, _engine(), asked)
+        except StripeUnavailable as error:
+            if error.missing:
+                abort(404, message=f"Stripe knows no such payout: {error.said}")
+            abort(502, message=f"Stripe could not be asked, try again: {error.said}")
+        raise AssertionError("abort() raised")  # flask-smorest does not type it NoReturn
 
 
 @finance.route("/periods/<month>/close")

@@ -24,7 +24,7 @@ from services.shared.logs import configure_logging
 
 from . import handlers, views
 from .config import Settings
-from .consumer import build_consumer
+from .consumer import resync as resync_books
 from .stripe_balance import BalanceTransactions
 from .unit_of_work import LedgerUnitOfWork
 from .worker import run_worker
@@ -80,15 +80,11 @@ def report(args: argparse.Namespace) -> None:
         sys.exit(1)
 
 
-def _stripe(settings: Settings) -> BalanceTransactions:
-    return BalanceTransactions(settings.stripe_api_key, settings.stripe_api_base or None)
-
-
 def reconcile(args: argparse.Namespace) -> None:
     """Reconcile a payout or a period against Stripe; exit 1 unless balanced."""
     settings = Settings.from_env()
     engine = make_engine(settings.database_url)
-    stripe = _stripe(settings)
+    stripe = BalanceTransactions.of(settings)
 
     def open_uow() -> LedgerUnitOfWork:
         return LedgerUnitOfWork(engine)
@@ -108,20 +104,12 @@ def resync(args: argparse.Namespace) -> None:
     """Book what Stripe moved and the ledger never saw (missed webhooks), through the same
     idempotent path as the consumer."""
     settings = Settings.from_env()
-    engine = make_engine(settings.database_url)
-    # apply() never dead-letters by itself: re-sync reports what it could not book instead.
-    consumer = build_consumer(engine, settings.kafka_bootstrap_servers, "ledger-resync", None)
-    outcome = handlers.resync(
-        handlers.Resync(
-            since=_date(args.since) if args.since else None,
-            until=_date(args.until) if args.until else None,
-            payout_id=args.payout,
-        ),
-        lambda: LedgerUnitOfWork(engine),
-        _stripe(settings),
-        book=lambda event: consumer.apply(event.to_json().encode()),
-        progress=_progress,
+    asked = handlers.Resync(
+        since=_date(args.since) if args.since else None,
+        until=_date(args.until) if args.until else None,
+        payout_id=args.payout,
     )
+    outcome = resync_books(settings, make_engine(settings.database_url), asked, _progress)
     print(json.dumps(outcome, indent=2, default=str))
 
 

@@ -4,6 +4,8 @@ offsets after), to one handler per event type."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from kafka import KafkaProducer
 from sqlalchemy import Engine
 
@@ -15,7 +17,10 @@ from services.shared.events import (
     PROGRAMMES_TOPIC,
 )
 
+from . import handlers
+from .config import Settings
 from .handlers import EVENT_HANDLERS
+from .stripe_balance import BalanceTransactions, Progress
 from .unit_of_work import LedgerUnitOfWork
 
 TOPICS = (DONATIONS_TOPIC, CAMPAIGNS_TOPIC, PROGRAMMES_TOPIC)
@@ -41,4 +46,22 @@ def build_consumer(
         # events (refunds, disputes, campaigns, payouts, programmes and their difts) each in
         # a savepoint of its own, after what the set holds back is written.
         set_types=(DONATION_SUCCEEDED,),
+    )
+
+
+def resync(
+    settings: Settings, engine: Engine, asked: handlers.Resync, progress: Progress | None = None
+) -> dict[str, Any]:
+    """Book what Stripe moved and the ledger missed (handlers.resync), each rebuilt event
+    applied through this consumer's idempotent path like one read from Kafka: running it
+    twice books nothing twice. What the CLI's `resync` and the finance API's re-sync do."""
+    # apply() never dead-letters by itself (re-sync reports what it could not book), and
+    # never reads Kafka: no producer, no connection.
+    consumer = build_consumer(engine, settings.kafka_bootstrap_servers, "ledger-resync", None)
+    return handlers.resync(
+        asked,
+        lambda: LedgerUnitOfWork(engine),
+        BalanceTransactions.of(settings),
+        book=lambda event: consumer.apply(event.to_json().encode()),
+        progress=progress,
     )

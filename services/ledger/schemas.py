@@ -7,9 +7,12 @@ import re
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from marshmallow import EXCLUDE, Schema, ValidationError, fields, validate
+from marshmallow import EXCLUDE, Schema, ValidationError, fields, validate, validates_schema
 
 from services.shared.fields import Text, UtcDateTime
+
+from .domain import EntryKind, account_name
+from .history import INTERVALS, MAX_BUCKETS
 
 
 def _filter_text(description: str) -> Text:
@@ -169,6 +172,10 @@ class JournalQuerySchema(Schema):
 
     campaign = _filter_text("campaign id or slug")
     account = _filter_text("an account, or a prefix ending in ':'")
+    kind = fields.String(
+        validate=validate.OneOf([kind.value for kind in EntryKind]),
+        metadata={"description": "the entries of one kind (donation, refund, payout, ...)"},
+    )
     since = UtcDateTime()
     until = UtcDateTime()
     stripe_id = _filter_text("charge, refund, dispute, payout, txn")
@@ -179,6 +186,10 @@ class JournalQuerySchema(Schema):
 
 class JournalLineSchema(Schema):
     account = fields.String()
+    account_name = fields.Function(
+        lambda line: account_name(line["account"]),
+        metadata={"description": "the account in finance staff's words"},
+    )
     currency = fields.String()
     amount = fields.Integer(metadata={"description": "signed minor units, debit positive"})
 
@@ -202,6 +213,9 @@ class JournalEntrySchema(Schema):
 
 class JournalPageSchema(Schema):
     entries = fields.List(fields.Nested(JournalEntrySchema))
+    total = fields.Integer(
+        metadata={"description": "entries matching the filters, on every page together"}
+    )
     next_cursor = JournalCursor(
         allow_none=True, metadata={"description": "the cursor of the next page; null at the end"}
     )
@@ -344,3 +358,120 @@ class ReconciliationSchema(Schema):
     )
     payout = fields.Nested(PayoutSettlementSchema, allow_none=True)
     summary = fields.Nested(ReconciliationSummarySchema, required=True)
+
+
+def _minor(description: str) -> fields.Integer:
+    return fields.Integer(required=True, metadata={"description": description})
+
+
+class HistoryQuerySchema(Schema):
+    """The range and the buckets of a campaign's history: [since, until) widened to whole
+    buckets (UTC days, ISO weeks from Monday, months)."""
+
+    class Meta:
+        unknown = EXCLUDE
+
+    interval = fields.String(
+        validate=validate.OneOf(INTERVALS),
+        metadata={"description": "default: day up to 92 days, week up to 2 years, else month"},
+    )
+    since = UtcDateTime(metadata={"description": "default: the campaign's first entry"})
+    until = UtcDateTime(metadata={"description": "excluded; default: now"})
+
+    @validates_schema
+    def _ordered(self, data: dict[str, Any], **_kwargs: Any) -> None:
+        if data.get("since") and data.get("until") and data["since"] >= data["until"]:
+            raise ValidationError("since must come before until", "until")
+
+
+class HistoryBucketSchema(Schema):
+    """One bucket: what moved in it (minor units), and the running totals at its end."""
+
+    starts_at = UtcDateTime(required=True)
+    ends_at = UtcDateTime(required=True, metadata={"description": "excluded"})
+    donated = _minor("donors' gifts, gross")
+    fees = _minor("Stripe processing fees (less what refunds gave back)")
+    net = _minor("net through Stripe clearing")
+    refunded = _minor("given back to donors (less refunds that failed)")
+    disputed = _minor("withdrawn by open disputes (negative when they end)")
+    paid_out = _minor("settled by payouts paid in this bucket")
+    difts_amount = _minor("what difts brought")
+    meals_funded = _minor("change of the meal counter in this bucket (a refund may lower it)")
+    fund_balance = _minor("the fund holds, at the bucket's end")
+    meals_total = _minor("the meal counter at the bucket's end")
+
+
+class HistoryOpeningSchema(Schema):
+    fund_balance = _minor("the fund held before the first bucket")
+    meals_total = _minor("the meal counter before the first bucket")
+
+
+class HistoryTotalsSchema(HistoryBucketSchema):
+    """The sums over the range, and the running totals at its end."""
+
+    class Meta:
+        exclude = ("starts_at", "ends_at")
+
+
+class CampaignHistorySchema(Schema):
+    """A campaign's money and meals over time, from the journal: over a range covering every
+    entry, the totals are the finance summary's figures."""
+
+    campaign = fields.String(required=True, metadata={"description": "the campaign's slug"})
+    campaign_id = fields.String(required=True)
+    currency = fields.String(required=True, metadata={"description": "ISO 4217"})
+    interval = fields.String(required=True, validate=validate.OneOf(INTERVALS))
+    since = UtcDateTime(required=True, metadata={"description": "the first bucket's start"})
+    until = UtcDateTime(required=True, metadata={"description": "the last bucket's end"})
+    opening = fields.Nested(HistoryOpeningSchema, required=True)
+    buckets = fields.List(
+        fields.Nested(HistoryBucketSchema),
+        required=True,
+        metadata={"description": f"oldest first, at most {MAX_BUCKETS}"},
+    )
+    totals = fields.Nested(HistoryTotalsSchema, required=True)
+
+
+class ResyncRequestSchema(Schema):
+    """What to re-sync: one payout, or the balance transactions of [since, until)."""
+
+    class Meta:
+        unknown = EXCLUDE
+
+    payout = fields.String(
+        validate=validate.Regexp(r"^po_[A-Za-z0-9]{1,200}$", error="a Stripe payout id (po_...)"),
+    )
+    since = UtcDateTime()
+    until = UtcDateTime(metadata={"description": "excluded"})
+
+    @validates_schema
+    def _one_scope(self, data: dict[str, Any], **_kwargs: Any) -> None:
+        period = [key for key in ("since", "until") if data.get(key)]
+        if data.get("payout"):
+            if period:
+                raise ValidationError("give a payout, or since and until, not both", "payout")
+            return
+        for key in ("since", "until"):
+            if key not in period:
+                raise ValidationError("give a payout, or since and until", key)
+        if data["since"] >= data["until"]:
+            raise ValidationError("since must come before until", "until")
+
+
+class NeedsAPersonSchema(Schema):
+    balance_transaction = fields.String(
+        required=True, metadata={"description": "the balance transaction (or payout) id"}
+    )
+    reason = fields.String(required=True)
+
+
+class ResyncSchema(Schema):
+    """What re-sync did: Stripe's movements read, those the ledger lacked, what it booked now,
+    what was booked already (by an earlier re-sync or the real event) and what it could not
+    book, with the reason."""
+
+    stripe_movements = fields.Integer(required=True)
+    missing_from_ledger = fields.Integer(required=True)
+    booked = fields.List(fields.String(), required=True)
+    already_booked = fields.List(fields.String(), required=True)
+    needs_a_person = fields.List(fields.Nested(NeedsAPersonSchema), required=True)

@@ -12,6 +12,7 @@ from typing import Any
 
 import stripe
 
+from .config import Settings
 from .domain import (
     BalanceQuery,
     StripeCharge,
@@ -53,6 +54,11 @@ class BalanceTransactions:
     def __init__(self, api_key: str, api_base: str | None = None) -> None:
         base: Any = {"api": api_base} if api_base else None
         self.client = stripe.StripeClient(api_key, base_addresses=base, max_network_retries=2)
+
+    @classmethod
+    def of(cls, settings: Settings) -> BalanceTransactions:
+        """The Stripe account the ledger's settings name (stripe-mock locally)."""
+        return cls(settings.stripe_api_key, settings.stripe_api_base or None)
 
     def movements(
         self, which: BalanceQuery, progress: Progress | None = None

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, and_, func, or_, select
+from sqlalchemy import Connection, Select, and_, func, or_, select
 
 from services.shared.db import as_utc
 
@@ -238,23 +238,17 @@ def unbalanced_entries(conn: Connection) -> list[tuple[int, str, int]]:
 # --- the journal, filtered and paged -----------------------------------------------------------
 
 
-def journal(
-    conn: Connection,
+def _journal_matching(
     *,
     campaign: str | None = None,
     account: str | None = None,
+    kind: str | None = None,
     since: datetime | None = None,
     until: datetime | None = None,
     stripe_id: str | None = None,
-    after: tuple[datetime, int] | None = None,
-    limit: int | None = 100,
-) -> list[dict[str, Any]]:
-    """Journal entries with their lines, oldest first, filtered by campaign (id or slug),
-    account (a name or a prefix ending in ':'), effective date range [since, until), any Stripe
-    id (object, charge, balance transaction, payment intent) and paged after a cursor."""
-    statement = select(journal_entries).order_by(
-        journal_entries.c.effective_at, journal_entries.c.id
-    )
+) -> Select[Any]:
+    """The journal entries the filters of journal() match, unordered."""
+    statement = select(journal_entries)
     if campaign:
         by_slug = select(campaigns.c.campaign_id).where(campaigns.c.slug == campaign)
         statement = statement.where(
@@ -270,6 +264,8 @@ def journal(
         statement = statement.where(
             journal_entries.c.id.in_(select(journal_lines.c.entry_id).where(matching))
         )
+    if kind:
+        statement = statement.where(journal_entries.c.kind == kind)
     if since:
         statement = statement.where(journal_entries.c.effective_at >= as_utc(since))
     if until:
@@ -283,6 +279,29 @@ def journal(
                 journal_entries.c.stripe_reference == stripe_id,
             )
         )
+    return statement
+
+
+def journal_count(conn: Connection, **filters: Any) -> int:
+    """How many entries the filters of journal() match (every page together)."""
+    matching = _journal_matching(**filters).subquery()
+    return int(conn.execute(select(func.count()).select_from(matching)).scalar_one())
+
+
+def journal(
+    conn: Connection,
+    *,
+    after: tuple[datetime, int] | None = None,
+    limit: int | None = 100,
+    **filters: Any,
+) -> list[dict[str, Any]]:
+    """Journal entries with their lines, oldest first, filtered by campaign (id or slug),
+    account (a name or a prefix ending in ':'), kind, effective date range [since, until),
+    any Stripe id (object, charge, balance transaction, payment intent) and paged after a
+    cursor."""
+    statement = _journal_matching(**filters).order_by(
+        journal_entries.c.effective_at, journal_entries.c.id
+    )
     if after:
         moment, entry_id = after
         statement = statement.where(

@@ -93,7 +93,8 @@ def test_the_journal_filters_and_pages_with_a_cursor(
     last = client.get(
         url, query_string={"limit": 2, "cursor": second["next_cursor"]}, headers=FINANCE
     ).get_json()
-    assert last == {"entries": [], "next_cursor": None}
+    assert last == {"entries": [], "next_cursor": None, "total": 4}
+    assert first["total"] == second["total"] == 4
 
     january = client.get(
         url,
@@ -111,6 +112,20 @@ def test_the_journal_filters_and_pages_with_a_cursor(
         url, query_string={"account": "funds:", "campaign": "petites-cantines"}, headers=FINANCE
     ).get_json()["entries"]
     assert len(funds) == 4
+    refunds = client.get(url, query_string={"kind": "refund"}, headers=FINANCE).get_json()
+    assert [e["stripe_object_id"] for e in refunds["entries"]] == ["re_1"]
+    assert refunds["total"] == 1
+    # Each line names its account in finance staff's words, for a page to show.
+    assert {(line["account"], line["account_name"]) for line in refunds["entries"][0]["lines"]} >= {
+        ("assets:stripe-clearing", "Cash at Stripe (clearing)")
+    }
+    in_january = client.get(
+        url,
+        query_string={"kind": "donation", "until": "2026-02-01T00:00:00Z", "limit": 1},
+        headers=FINANCE,
+    ).get_json()
+    assert (len(in_january["entries"]), in_january["total"]) == (1, 2)
+    assert client.get(url, query_string={"kind": "gift"}, headers=FINANCE).status_code == 422
     # A cursor is `<microseconds>.<entry id>` (the document's pattern): anything else is invalid.
     nonsense = client.get(url, query_string={"cursor": "nonsense"}, headers=FINANCE)
     assert nonsense.status_code == 422
@@ -123,6 +138,10 @@ def test_the_csv_export_opens_in_a_spreadsheet_with_dates_stripe_ids_and_exact_a
 ) -> None:
     book(ledger)
 
+    only_refunds = client.get(
+        "/api/v1/finance/journal", query_string={"format": "csv", "kind": "refund"}, headers=FINANCE
+    ).get_data(as_text=True)
+    assert len(only_refunds.removeprefix("\ufeff").splitlines()) == 1 + 2  # header, two lines
     response = client.get(
         "/api/v1/finance/journal", query_string={"format": "csv"}, headers=FINANCE
     )
