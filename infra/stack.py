@@ -118,7 +118,13 @@ class Stack:
         return self.log_dir / f"{name}.log"
 
     def _env(self) -> dict[str, str]:
-        return {**os.environ, **self.env, "PYTHONUNBUFFERED": "1"}
+        # The donations back office asks this stack's ledger and notifications, whatever ports
+        # they were given (unless the stack's own environment says otherwise).
+        peers = {
+            "DIFTS_LEDGER_URL": self.url("ledger"),
+            "DIFTS_NOTIFICATIONS_URL": self.url("notifications"),
+        }
+        return {**os.environ, **peers, **self.env, "PYTHONUNBUFFERED": "1"}
 
     def manage(self, service: str, *command: str) -> None:
         """Run `python -m services.<service> <command>` to completion."""

@@ -17,6 +17,10 @@ from services.shared.config import (
 DEVELOPMENT_WEBHOOK_SECRET = "whsec_difts_development_only"  # noqa: S105
 # Not a secret either: signs the donor pages' CSRF tokens in development; production sets one.
 DEVELOPMENT_SECRET_KEY = "difts-donations-development-only"  # noqa: S105
+# The development tokens of services/shared/config.DEFAULT_API_TOKENS (finance, admin): what
+# the back office shows the ledger and the notifications service with under make run.
+DEVELOPMENT_LEDGER_TOKEN = "dev-finance-token"  # noqa: S105
+DEVELOPMENT_NOTIFICATIONS_TOKEN = "dev-admin-token"  # noqa: S105
 
 
 def _is_stripe_mock(api_base: str, api_key: str) -> bool:
@@ -104,6 +108,12 @@ class Settings:
     receipt_signatory_name: str = "Camille Démo"
     receipt_signatory_role: str = "Présidente"
     receipt_signature_place: str = "Lyon"
+    # The back office's figures come from the other services' APIs (service_clients.py), with
+    # a bearer token of the finance role (ledger) and of the admin role (notifications).
+    ledger_url: str = "http://127.0.0.1:8002"
+    ledger_token: str = DEVELOPMENT_LEDGER_TOKEN
+    notifications_url: str = "http://127.0.0.1:8003"
+    notifications_token: str = DEVELOPMENT_NOTIFICATIONS_TOKEN
 
     def __post_init__(self) -> None:
         if self.test_checkout and not _is_stripe_mock(self.stripe_api_base, self.stripe_api_key):
@@ -142,4 +152,8 @@ class Settings:
             wrong_codes_allowed=env_int("DIFTS_WRONG_CODES_ALLOWED", 10),
             wrong_codes_window_seconds=env_int("DIFTS_WRONG_CODES_WINDOW_SECONDS", 600),
             **_receipt_organisation(),
+            ledger_url=env("DIFTS_LEDGER_URL", "http://127.0.0.1:8002").rstrip("/"),
+            ledger_token=env("DIFTS_LEDGER_TOKEN", DEVELOPMENT_LEDGER_TOKEN),
+            notifications_url=env("DIFTS_NOTIFICATIONS_URL", "http://127.0.0.1:8003").rstrip("/"),
+            notifications_token=env("DIFTS_NOTIFICATIONS_TOKEN", DEVELOPMENT_NOTIFICATIONS_TOKEN),
         )

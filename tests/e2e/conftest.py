@@ -72,6 +72,10 @@ def system(
             "SMTP_PORT": str(smtp_port),
             "NOTIFICATIONS_ADMIN_TOKEN": ADMIN_TOKEN,
             "DIFTS_API_TOKENS": f"{ADMIN_TOKEN}:admin,{FINANCE_TOKEN}:finance",
+            # The donations back office reads the ledger and notifications with these (the
+            # URLs follow the ports: infra.stack.Stack sets them).
+            "DIFTS_LEDGER_TOKEN": FINANCE_TOKEN,
+            "DIFTS_NOTIFICATIONS_TOKEN": ADMIN_TOKEN,
             "DONATIONS_PUBLIC_URL": f"http://127.0.0.1:{ports['donations']}",
             "NOTIFICATIONS_PUBLIC_URL": f"http://127.0.0.1:{ports['notifications']}",
             # The development-only page that plays Stripe's checkout, for the browser test.

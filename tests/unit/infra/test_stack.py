@@ -329,3 +329,14 @@ def test_a_daemon_that_cannot_be_started_again_makes_the_run_give_up(
     assert "fake.sh start` failed with code 1; it went down 3 times in " in reason
     assert reason.endswith(f"giving up. Its log: {fake_daemon_dir / 'fake.log'}")
     assert (fake_daemon_dir / "starts").read_text() == "start\nstart\n"
+
+
+def test_the_donations_back_office_is_told_where_this_stack_s_ledger_and_notifications_are(
+    tmp_path: Path,
+) -> None:
+    ports = {"donations": 18001, "ledger": 18002, "notifications": 18003}
+    environment = Stack(env={}, log_dir=tmp_path, ports=ports)._env()
+    assert environment["DIFTS_LEDGER_URL"] == "http://127.0.0.1:18002"
+    assert environment["DIFTS_NOTIFICATIONS_URL"] == "http://127.0.0.1:18003"
+    told = Stack(env={"DIFTS_LEDGER_URL": "http://books:1"}, log_dir=tmp_path, ports=ports)
+    assert told._env()["DIFTS_LEDGER_URL"] == "http://books:1"
