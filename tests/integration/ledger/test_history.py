@@ -16,6 +16,7 @@ from services.ledger.app import create_app
 from services.ledger.config import Settings
 from services.ledger.consumer import build_consumer
 from services.ledger.unit_of_work import LedgerUnitOfWork
+from tests.integration.ledger.conftest import migrated
 from tests.unit.ledger import conftest as given
 from tests.unit.ledger.conftest import CAMPAIGN, SLUG
 
@@ -237,3 +238,19 @@ def test_the_history_wants_the_finance_role_a_known_campaign_and_a_bounded_range
     assert "until" in backwards.get_json()["errors"]["query"]
     before_any_entry = client.get(URL, query_string={"until": "2025-01-01"}, headers=FINANCE)
     assert before_any_entry.status_code == 422
+
+
+def test_on_sqlite_as_make_run_keeps_the_books_it_adds_up_the_same(tmp_path: Any) -> None:
+    engine = migrated(f"sqlite:///{tmp_path / 'ledger.db'}")
+    book(engine)
+    with engine.connect() as conn:
+        found = history.campaign_history(
+            conn,
+            SLUG,
+            interval="week",
+            since=datetime(2026, 1, 1, tzinfo=UTC),
+            until=datetime(2026, 4, 1, tzinfo=UTC),
+        )
+    assert found is not None
+    assert_ends_on_the_summary(found, summary(engine))
+    engine.dispose()

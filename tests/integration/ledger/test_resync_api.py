@@ -6,11 +6,13 @@ charge without donation metadata."""
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from flask.testing import FlaskClient
 from sqlalchemy import Engine
 
-from services.ledger import views
+from services.ledger import cli, views
 from services.ledger.app import create_app
 from services.ledger.config import Settings
 from services.ledger.consumer import build_consumer
@@ -120,3 +122,22 @@ def test_resync_answers_502_and_books_nothing_when_stripe_cannot_be_asked(
     assert "Stripe" in answer.get_json()["message"]
     with engine.connect() as conn:
         assert views.journal(conn, limit=None) == []
+
+
+def test_the_cli_resync_books_through_the_same_shared_path(
+    engine: Engine,
+    database_url: str,
+    stripe_mock_url: str,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    monkeypatch.setenv("LEDGER_DATABASE_URL", database_url)
+    monkeypatch.setenv("STRIPE_API_BASE", stripe_mock_url)
+
+    cli.main(["resync", "--payout", "po_from_cli"])
+    first = json.loads(capsys.readouterr().out)
+    cli.main(["resync", "--payout", "po_from_cli"])
+    again = json.loads(capsys.readouterr().out)
+
+    assert first["booked"] == ["po_from_cli"]
+    assert (again["booked"], again["already_booked"]) == ([], ["po_from_cli"])
