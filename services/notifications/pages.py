@@ -16,7 +16,7 @@ from flask import Blueprint, Response, current_app, render_template_string, requ
 
 from . import handlers
 from .consent import ConsentKeys, InvalidUnsubscribeLink, UnsubscribeRequest
-from .messages import TEMPLATES
+from .emails import TEMPLATES
 from .unit_of_work import NotificationsUnitOfWork
 
 log = logging.getLogger(__name__)

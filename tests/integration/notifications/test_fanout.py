@@ -598,7 +598,7 @@ def test_a_milestone_is_told_once_to_each_donor_who_asked_for_news(
 
     [impact] = [m for m in mailbox.messages(to=asked) if "500 meals" in str(m["Subject"])]
     assert impact["Subject"] == "Together you funded 500 meals for Les Petites Cantines"
-    assert "The goal is 1000 meals." in body_text(impact)
+    assert "The goal is 1,000 meals." in body_text(impact)
     assert impact["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
     assert len(mailbox.messages(to=asked)) == 2  # the receipt and one impact email
     assert len(mailbox.messages(to=silent)) == 1  # the receipt only

@@ -93,7 +93,7 @@ def test_an_english_recipient_gets_an_english_invitation(
     text = text_of(row)
     assert "€5 = 37% of a meal at Les Petites Cantines Bagnolet" in text
     assert "€5 = 18% of a meal at Les Petites Cantines Bruz" in text
-    assert "valid until 13 April 2025" in text
+    assert "valid until April 13, 2025" in text
     assert "http://127.0.0.1:8001/difts/redeem/tok-dift_en" in text
 
 
@@ -289,7 +289,7 @@ def test_consent_to_the_chosen_causes_news_is_recorded_only_when_asked(
         assert uow.donors.get(campaign, "quiet@example.org") is None
     confirmation = next(r for r in rows(uow, CONFIRMATION) if r.recipient == "asked@example.org")
     assert (
-        "Vous recevrez les nouvelles de Les Petites Cantines Bagnolet, Les Petites Cantines Bruz"
+        "Vous recevrez les nouvelles de Les Petites Cantines Bagnolet et Les Petites Cantines Bruz"
         in text_of(confirmation)
     )
 

@@ -11,6 +11,7 @@ from email.message import EmailMessage
 import pytest
 
 from services.notifications.domain import Dift, ReceiptFacts, Recipient, ShortlistedCause
+from services.notifications.emails import render_invitation, render_receipt, what_it_funds
 from services.notifications.messages import (
     Letterhead,
     UnsendableAddress,
@@ -18,12 +19,9 @@ from services.notifications.messages import (
     language,
     mask_email,
     redact,
-    render_invitation,
-    render_receipt,
     serialize,
-    what_it_funds,
-    whole_amount,
 )
+from services.shared.i18n import format_money_whole
 from services.shared.money import Money
 
 LETTERHEAD = Letterhead.from_settings(
@@ -91,7 +89,7 @@ def test_english_receipt_names_campaign_amount_meals_reference_date_and_link() -
     )
     assert "It funds 2 meals (a meal costs €13.50)." in rendered.text
     assert "don_123" in rendered.text
-    assert "14 March 2025" in rendered.text
+    assert "March 14, 2025" in rendered.text
     assert "http://127.0.0.1:8001/campaigns/petites-cantines" in rendered.text
     assert "<strong>2 meals</strong>" in rendered.html
     assert 'href="http://127.0.0.1:8001/campaigns/petites-cantines"' in rendered.html
@@ -102,7 +100,7 @@ def test_french_receipt_is_in_french_with_french_amounts() -> None:
 
     assert rendered.subject == "Merci pour votre don à Les Petites Cantines"
     assert (
-        f"Merci pour votre don de 27,00{NBSP}€ à Les Petites Cantines : Neighbourhood canteens."
+        f"Merci pour votre don de 27,00{NBSP}€ à Les Petites Cantines (Neighbourhood canteens)."
         in rendered.text
     )
     assert f"Il finance 2 repas (un repas coûte 13,50{NBSP}€)." in rendered.text
@@ -154,7 +152,7 @@ def test_receipt_is_dated_in_the_causes_time_zone() -> None:
 
     rendered = render_receipt(a_receipt(given_at=late_evening_in_paris), LETTERHEAD)
 
-    assert "15 March 2025" in rendered.text
+    assert "March 15, 2025" in rendered.text
 
 
 def test_hostile_campaign_title_and_donor_name_are_escaped_in_html() -> None:
@@ -294,7 +292,7 @@ def test_what_a_dift_funds_is_said_in_the_causes_unit_meals_or_the_share_of_one(
 def test_a_difts_amount_is_written_without_cents_when_it_is_whole(
     amount: int, lang: str, said: str
 ) -> None:
-    assert whole_amount(Money(amount, "EUR"), lang) == said
+    assert format_money_whole(Money(amount, "EUR"), lang) == said
 
 
 def a_dift(**overrides: object) -> Dift:
