@@ -1,5 +1,6 @@
 """The notifications HTTP API, for operators (bearer token with the admin role): the delivery
-log, resending one delivery, counts per news post, and erasing a donor's personal data."""
+log, resending one delivery, counts per news post, erasing a donor's personal data, and the
+preview of a news post's email (the back office's news editor calls it)."""
 
 from __future__ import annotations
 
@@ -13,14 +14,16 @@ from flask_smorest.error_handler import ErrorSchema
 
 from services.shared.auth import protected
 
-from . import handlers, views
+from . import handlers, preview, views
 from .consent import ConsentKeys
-from .messages import mask_email
+from .messages import Letterhead, mask_email
 from .schemas import (
     DeliveryQuerySchema,
     DeliverySchema,
     ErasureRequestSchema,
     ErasureSchema,
+    NewsPreviewRequestSchema,
+    NewsPreviewSchema,
     PostCountsSchema,
 )
 from .unit_of_work import NotificationsUnitOfWork
@@ -104,3 +107,27 @@ class Erasures(MethodView):
             outcome = handlers.erase(email, email_ref, uow)
         current_app.logger.info("erased the personal data of %s", mask_email(email))
         return {"email_ref": email_ref, **outcome}
+
+
+def _letterhead() -> Letterhead:
+    """The letterhead the service's emails are written on (as the consumer's stationery)."""
+    settings = _service().settings
+    return Letterhead.from_settings(
+        settings.mail_from,
+        settings.donations_public_url,
+        settings.mail_timezone,
+        settings.public_url,
+    )
+
+
+@api.route("/previews/news")
+class NewsPreview(MethodView):
+    @protected(api, "admin")
+    @api.arguments(NewsPreviewRequestSchema)
+    @api.response(200, NewsPreviewSchema)
+    def post(self, body: dict[str, Any]) -> dict[str, str]:
+        """Render the email a news post would send its donors ("Dear difteurs, ..."), in their
+        language, without sending or saving anything: subject, text and HTML, with sample
+        unsubscribe links."""
+        rendered = preview.news_email(_letterhead(), **body)
+        return {"subject": rendered.subject, "text": rendered.text, "html": rendered.html}

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from marshmallow import Schema, fields, validate
+from marshmallow import RAISE, Schema, ValidationError, fields, validate
 
 from services.shared.fields import Text
 
@@ -78,3 +78,50 @@ class ErasureSchema(Schema):
     deliveries_pseudonymised = fields.Integer()
     pending_cancelled = fields.Integer()
     difts_forgotten = fields.Integer()
+
+
+def _not_blank(value: str) -> None:
+    if not value.strip():
+        raise ValidationError("Must not be blank.")
+
+
+class NewsPreviewRequestSchema(Schema):
+    """A news post as its editor stands, to see the email its campaign's donors would get: the
+    campaign it belongs to, the post's title and Markdown, and the donors' language. The
+    HTML part is the Markdown rendered as the donations service publishes it; a caller that
+    has rendered it already (the back office) may send that HTML instead."""
+
+    class Meta:
+        unknown = RAISE
+
+    campaign_title = Text(300, min_length=1, required=True, validate=_not_blank)
+    campaign_slug = Text(200, min_length=1, required=True, validate=_not_blank)
+    cause_name = Text(
+        300,
+        load_default="",
+        metadata={"description": "the cause the campaign is for; default: the campaign title"},
+    )
+    title = Text(300, min_length=1, required=True, validate=_not_blank)
+    body_markdown = Text(50_000, min_length=1, required=True, validate=_not_blank)
+    body_html = Text(
+        50_000,
+        load_default="",
+        metadata={
+            "description": "the post's HTML as published (cleaned again here); leave it out "
+            "to have the Markdown rendered here (a request is at most 64 KiB in all)"
+        },
+    )
+    locale = fields.String(
+        load_default="fr",
+        validate=validate.OneOf(["fr", "en"]),
+        metadata={"description": "the donors' language"},
+    )
+
+
+class NewsPreviewSchema(Schema):
+    """The news email exactly as a donor in that language would get it ("Dear difteurs,"), with
+    sample unsubscribe links (they lead to this service's "invalid link" page)."""
+
+    subject = fields.String(metadata={"description": "the Subject header"})
+    text = fields.String(metadata={"description": "the text/plain part"})
+    html = fields.String(metadata={"description": "the text/html part, a whole HTML document"})

@@ -633,4 +633,4 @@ def test_every_notifications_admin_operation_answers_401_and_403_as_documented(
     notifications_schema: Any, delivery_id: str
 ) -> None:
     values = {"delivery_id": delivery_id, "post_id": POST}
-    assert check_tokens_are_enforced(notifications_schema, values) == 4
+    assert check_tokens_are_enforced(notifications_schema, values) == 5
