@@ -65,6 +65,11 @@ def _environment(lang: str) -> Environment:
     return environment
 
 
+def render_page(name: str, lang: str, **context: object) -> str:
+    """One of the service's own pages (the unsubscribe page), in `lang`, as the emails are."""
+    return _environment(lang).get_template(name).render(lang=lang, **context)
+
+
 @dataclass(frozen=True)
 class UnsubscribeLinks:
     """The two ways out an email about news offers: this campaign, or every campaign."""

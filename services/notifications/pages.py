@@ -12,27 +12,42 @@ import logging
 from datetime import UTC, datetime
 from typing import Any
 
-from flask import Blueprint, Response, current_app, render_template_string, request
+from flask import Blueprint, Response, current_app, request
+
+from services.shared import i18n
 
 from . import handlers
 from .consent import ConsentKeys, InvalidUnsubscribeLink, UnsubscribeRequest
-from .emails import TEMPLATES
+from .emails import render_page, words
 from .unit_of_work import NotificationsUnitOfWork
 
 log = logging.getLogger(__name__)
 
 pages = Blueprint("unsubscribe", __name__)
 
-_PAGE = (TEMPLATES / "unsubscribe.html").read_text(encoding="utf-8")
-
 
 def _service() -> Any:
     return current_app.extensions["notifications"]
 
 
+def _lang() -> str:
+    """?lang= (the page's language links), else the browser's preference, else French."""
+    chosen = request.args.get("lang")
+    if chosen in i18n.LOCALES:
+        return str(chosen)
+    return request.accept_languages.best_match(i18n.LOCALES) or i18n.DEFAULT_LOCALE
+
+
 def _page(status: int, heading: str, lines: list[str], confirm: str = "") -> Response:
-    html = render_template_string(
-        _PAGE, heading=heading, lines=lines, confirm=confirm, action=request.path
+    lang = _lang()
+    html = render_page(
+        "unsubscribe.html",
+        lang,
+        heading=heading,
+        lines=lines,
+        confirm=confirm,
+        action=request.path,
+        other=[code for code in i18n.LOCALES if code != lang],
     )
     response = Response(html, status=status, mimetype="text/html")
     # The token is a credential of sorts: keep it out of caches and referrers.
@@ -42,29 +57,31 @@ def _page(status: int, heading: str, lines: list[str], confirm: str = "") -> Res
 
 
 def _read(token: str) -> UnsubscribeRequest | Response:
+    _ = words(_lang()).gettext
     try:
         return ConsentKeys(_service().settings.signing_secret).read_unsubscribe_token(token)
     except InvalidUnsubscribeLink:
         log.info("unsubscribe link refused: not valid")
         return _page(
             400,
-            "Lien non valide · Invalid link",
+            _("Invalid link"),
             [
-                "Ce lien de désinscription n'est pas valide : il a peut-être été coupé ou "
-                "modifié. Rien n'a changé. Utilisez le lien complet de l'email.",
-                "This unsubscribe link is not valid: it may have been cut or altered. "
-                "Nothing has changed. Please use the whole link from the email.",
+                _(
+                    "This unsubscribe link is not valid: it may have been cut or altered. "
+                    "Nothing has changed. Please use the whole link from the email."
+                )
             ],
         )
 
 
-def _scope(asked: UnsubscribeRequest) -> tuple[str, str]:
+def _campaign(asked: UnsubscribeRequest) -> str | None:
+    """The campaign's title, or None for a link about every campaign."""
+    _ = words(_lang()).gettext
     if asked.campaign_id is None:
-        return "de toutes les campagnes", "from every campaign"
+        return None
     with NotificationsUnitOfWork(_service().engine) as uow:
         campaign = uow.campaigns.get(asked.campaign_id)
-    title = campaign.title if campaign else "cette campagne"
-    return f"de {title}", f"from {campaign.title if campaign else 'this campaign'}"
+    return campaign.title if campaign else _("this campaign")
 
 
 @pages.get("/unsubscribe/<token>")
@@ -73,16 +90,18 @@ def confirm(token: str) -> Response:
     asked = _read(token)
     if isinstance(asked, Response):
         return asked
-    fr, en = _scope(asked)
+    _ = words(_lang()).gettext
+    title = _campaign(asked)
+    question = (
+        _("Stop receiving news from every campaign?")
+        if title is None
+        else _("Stop receiving news from %(campaign)s?") % {"campaign": title}
+    )
     return _page(
         200,
-        "Se désinscrire · Unsubscribe",
-        [
-            f"Ne plus recevoir les nouvelles {fr} ? Les reçus de vos dons continueront "
-            "de vous parvenir.",
-            f"Stop receiving news {en}? Receipts for your gifts will still reach you.",
-        ],
-        confirm="Me désinscrire · Unsubscribe me",
+        _("Unsubscribe"),
+        [question + " " + _("Receipts for your gifts will still reach you.")],
+        confirm=_("Unsubscribe me"),
     )
 
 
@@ -100,14 +119,15 @@ def unsubscribe(token: str) -> Response:
         changed,
         request.form.get("List-Unsubscribe") == "One-Click",
     )
-    fr, en = _scope(asked)
+    _ = words(_lang()).gettext
+    title = _campaign(asked)
+    done = (
+        _("You will no longer receive news from any campaign.")
+        if title is None
+        else _("You will no longer receive news from %(campaign)s.") % {"campaign": title}
+    )
     return _page(
         200,
-        "C'est fait · Done",
-        [
-            f"Vous ne recevrez plus les nouvelles {fr}. Un nouveau don avec la case "
-            "cochée vous réabonnera.",
-            f"You will no longer receive news {en}. A new gift with the box ticked "
-            "subscribes you again.",
-        ],
+        _("Done"),
+        [done + " " + _("A new gift with the box ticked subscribes you again.")],
     )

@@ -147,6 +147,9 @@ def test_opening_the_link_only_asks_for_confirmation(
     assert answer.status_code == 200
     assert b'<form method="post"' in answer.data
     assert answer.headers["Cache-Control"] == "no-store"
+    assert "Ne plus recevoir les nouvelles de" in answer.text  # French unless asked
+    english = client.get(unsubscribe_path(row) + "?lang=en")
+    assert "Stop receiving news from" in english.text and 'lang="en"' in english.text
     assert wants_news(engine, "camp_1", "ada@example.org")
 
 
@@ -163,9 +166,12 @@ def test_a_tampered_or_malformed_link_gets_a_clear_page_and_changes_nothing(
 
     for bad in (tampered, "/unsubscribe/not-a-token", f"/unsubscribe/{forged}"):
         for method in (client.get, client.post):
-            answer = method(bad)
+            answer = method(bad, headers={"Accept-Language": "en"})
             assert answer.status_code == 400
             assert b"not valid" in answer.data
+            french = method(bad, headers={"Accept-Language": "fr-FR,fr;q=0.9"})
+            assert french.status_code == 400
+            assert "n’est pas valide" in french.text and 'lang="fr"' in french.text
 
     assert wants_news(engine, "camp_1", "ada@example.org")
 
