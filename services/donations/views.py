@@ -107,6 +107,20 @@ def published_posts(conn: Connection, campaign_id: str, limit: int = 50) -> list
     )
 
 
+def campaign_posts(conn: Connection, campaign_id: str, limit: int = 200) -> list[Any]:
+    """Every news post of a campaign for its manager (drafts, scheduled, published), the
+    latest written first."""
+    posts = store.news_posts
+    return list(
+        conn.execute(
+            select(posts)
+            .where(posts.c.campaign_id == campaign_id)
+            .order_by(posts.c.created_at.desc())
+            .limit(limit)
+        ).all()
+    )
+
+
 def post(conn: Connection, post_id: str) -> Any | None:
     """The stored news post, if any."""
     return conn.execute(select(store.news_posts).where(store.news_posts.c.id == post_id)).first()

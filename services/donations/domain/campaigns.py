@@ -191,6 +191,25 @@ class NewsPost:
         """The post published at `when`."""
         return replace(self, published_at=when)
 
+    @property
+    def status(self) -> str:
+        """draft (no date: nobody publishes it yet), scheduled (the worker publishes it at
+        publish_at) or published."""
+        if self.published_at is not None:
+            return "published"
+        return "scheduled" if self.publish_at is not None else "draft"
+
+    def revised(
+        self, title: str, body_markdown: str, locale: str, publish_at: datetime | None
+    ) -> NewsPost:
+        """The post rewritten before its publication; a published post has been emailed to
+        donors already and changes no more."""
+        if self.published_at is not None:
+            raise CampaignRuleBroken("post", f"news post {self.id!r} is published already")
+        return replace(
+            self, title=title, body_markdown=body_markdown, locale=locale, publish_at=publish_at
+        )
+
 
 def post_url(public_url: str, campaign_slug: str, post_id: str) -> str:
     """Where donors read one news post."""

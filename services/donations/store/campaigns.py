@@ -130,6 +130,16 @@ class NewsPosts:
         published = columns(post, "published_at")
         self.conn.execute(update(news_posts).where(news_posts.c.id == post.id).values(**published))
 
+    def revise(self, post: NewsPost) -> None:
+        """Write a post's new text, language and date (only while it is not published)."""
+        revised = columns(post, "title", "body_markdown", "locale", "publish_at")
+        posts = news_posts.c
+        self.conn.execute(
+            update(news_posts)
+            .where(posts.id == post.id, posts.published_at.is_(None))
+            .values(**revised)
+        )
+
     def due(self, now: datetime, limit: int = 100) -> list[str]:
         """The scheduled posts not published yet whose time has come, soonest first."""
         posts = news_posts.c

@@ -94,6 +94,16 @@ class FakeNewsPosts:
     def save(self, post: NewsPost) -> None:
         self.rows[post.id] = replace(self.rows[post.id], published_at=post.published_at)
 
+    def revise(self, post: NewsPost) -> None:
+        if self.rows[post.id].published_at is None:
+            self.rows[post.id] = replace(
+                self.rows[post.id],
+                title=post.title,
+                body_markdown=post.body_markdown,
+                locale=post.locale,
+                publish_at=post.publish_at,
+            )
+
     def due(self, now: datetime, limit: int = 100) -> list[str]:
         due = [
             p

@@ -59,3 +59,76 @@ def test_a_closed_campaign_posts_no_more(uow: FakeUnitOfWork) -> None:
     with pytest.raises(CampaignRuleBroken) as closed:
         write(uow)
     assert closed.value.field == "campaign" and uow.news.rows == {}
+
+
+# --- the back office's editor: drafts, schedules, rewrites ----------------------------------
+
+
+def save(uow: FakeUnitOfWork, intent: str, **changes: object) -> NewsPost:
+    values: dict = {"title": "Bruz", "body_markdown": "A **14th** canteen", **changes}
+    with uow:
+        command = news.SaveNewsPost(SLUG, public_url=URL, intent=intent, **values)
+        return news.save_news_post(command, uow)
+
+
+def test_a_draft_is_kept_unpublished_unannounced_and_never_due(uow: FakeUnitOfWork) -> None:
+    draft = save(uow, news.DRAFT)
+    assert (draft.status, draft.publish_at, draft.published_at) == ("draft", None, None)
+    with uow:
+        assert news.publish_due_posts(URL, uow) == 0
+    assert announced(uow) == []
+
+
+def test_a_draft_is_rewritten_then_published_once_with_its_last_text(uow: FakeUnitOfWork) -> None:
+    draft = save(uow, news.DRAFT)
+    save(uow, news.DRAFT, post_id=draft.id, title="Bruz opens")
+    published = save(uow, news.PUBLISH, post_id=draft.id, title="Bruz opens", locale="en")
+    assert published.id == draft.id and published.status == "published"
+    assert len(uow.news.rows) == 1
+    [(_topic, _key, event)] = uow.outbox.queued
+    assert (event.data["title"], event.data["locale"]) == ("Bruz opens", "en")
+
+
+def test_a_scheduled_post_needs_a_later_date_and_the_worker_publishes_it(
+    uow: FakeUnitOfWork,
+) -> None:
+    with pytest.raises(CampaignRuleBroken) as undated:
+        save(uow, news.SCHEDULE)
+    with pytest.raises(CampaignRuleBroken) as past:
+        save(uow, news.SCHEDULE, publish_at=datetime.now(UTC) - timedelta(minutes=1))
+    assert undated.value.field == past.value.field == "publish_at"
+    assert uow.news.rows == {}
+    soon = datetime.now(UTC) + timedelta(hours=1)
+    scheduled = save(uow, news.SCHEDULE, publish_at=soon)
+    assert (scheduled.status, scheduled.publish_at) == ("scheduled", soon)
+    uow.news.rows[scheduled.id] = replace(scheduled, publish_at=soon - timedelta(days=1))
+    with uow:
+        assert news.publish_due_posts(URL, uow) == 1
+    assert announced(uow) == [UPDATE_PUBLISHED]
+
+
+def test_a_scheduled_post_goes_back_to_draft_without_its_date(uow: FakeUnitOfWork) -> None:
+    scheduled = save(uow, news.SCHEDULE, publish_at=datetime.now(UTC) + timedelta(days=1))
+    draft = save(uow, news.DRAFT, post_id=scheduled.id)
+    assert (draft.status, draft.publish_at) == ("draft", None)
+
+
+def test_a_draft_with_a_date_is_refused(uow: FakeUnitOfWork) -> None:
+    later = datetime.now(UTC) + timedelta(days=1)
+    with pytest.raises(CampaignRuleBroken) as dated:
+        save(uow, news.DRAFT, publish_at=later)
+    assert dated.value.field == "publish_at" and uow.news.rows == {}
+
+
+def test_a_published_post_changes_no_more(uow: FakeUnitOfWork) -> None:
+    published = save(uow, news.PUBLISH)
+    with pytest.raises(CampaignRuleBroken) as refused:
+        save(uow, news.DRAFT, post_id=published.id, title="Another title")
+    assert refused.value.field == "post"
+    assert uow.news.rows[published.id].title == "Bruz"
+    assert announced(uow) == [UPDATE_PUBLISHED]
+
+
+def test_another_campaigns_post_is_unknown(uow: FakeUnitOfWork) -> None:
+    with pytest.raises(news.UnknownNewsPost):
+        save(uow, news.DRAFT, post_id="no-such-post")
