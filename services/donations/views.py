@@ -35,6 +35,12 @@ def live_campaigns(conn: Connection) -> list[Any]:
     )
 
 
+def all_campaigns(conn: Connection) -> list[Any]:
+    """Every campaign (drafts, live, closed), by title, for the back office."""
+    rows = store.campaigns
+    return list(conn.execute(rows.select().order_by(rows.c.title)).all())
+
+
 def meals_funded(conn: Connection, campaign_id: str) -> int:
     """The ledger's latest count of meals funded for a campaign (0 before its first event)."""
     value = conn.execute(
