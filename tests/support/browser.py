@@ -91,7 +91,14 @@ def screenshot(page: Any, folder: str, name: str) -> Path:
     """A full-page screenshot saved as test-output/<folder>/<name>.png."""
     path = SHOTS / folder / f"{name}.png"
     path.parent.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(path), full_page=True)
+    # A viewport as tall as the page rather than full_page=True: Chromium's full-page capture
+    # leaves sandboxed frames (the news editor's email preview) blank.
+    size = page.viewport_size or {"width": 1280, "height": 720}
+    height = int(page.evaluate("() => document.documentElement.scrollHeight"))
+    page.set_viewport_size({"width": size["width"], "height": max(size["height"], height)})
+    page.wait_for_timeout(300)
+    page.screenshot(path=str(path))
+    page.set_viewport_size(size)
     return path
 
 
