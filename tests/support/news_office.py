@@ -125,9 +125,3 @@ def news_office(
     finally:
         engine.dispose()
         notifications_engine.dispose()
-
-
-def has_news_preview(office: NewsOffice) -> bool:
-    """Whether the notifications app has its news preview endpoint (branch bo-mail-i18n)."""
-    app = notifications_app(office.notifications_settings)
-    return any(rule.rule == "/api/v1/previews/news" for rule in app.url_map.iter_rules())

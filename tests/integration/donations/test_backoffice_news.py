@@ -30,7 +30,6 @@ from tests.support.news_office import (
     SLUG,
     TOKEN,
     NewsOffice,
-    has_news_preview,
     news_office,
 )
 
@@ -292,8 +291,6 @@ def test_a_published_post_shows_notifications_counts_and_resends_a_failed_email(
 def test_the_previews_show_the_page_and_the_email_in_english_and_in_french(
     office: NewsOffice,
 ) -> None:
-    if not has_news_preview(office):
-        pytest.skip("notifications has no POST /api/v1/previews/news yet (branch bo-mail-i18n)")
     client = manager(office)
     page = client.get(f"{NEWS}/new")
     token = csrf_token(page.text)
