@@ -17,6 +17,7 @@ from .api import donations_service, start_gift
 from .domain.campaigns import CampaignStatus
 from .domain.giving import parse_major_amount
 from .handlers.giving import cancel_donation
+from .i18n import current_locale
 from .markdown_text import render_markdown
 from .schemas import DonationRequestSchema
 from .unit_of_work import DonationsUnitOfWork
@@ -211,7 +212,7 @@ def _campaign_page(slug: str, errors: dict[str, Any] | None = None, form: Any = 
     settings = donations_service().settings
     with donations_service().engine.connect() as conn:
         campaign = _campaign_or_404(conn, slug)
-        view = views.campaign_view(conn, campaign, settings)
+        view = views.campaign_view(conn, campaign, settings, current_locale())
         posts = views.published_posts(conn, campaign.id, limit=10)
         messages = views.public_messages(conn, campaign.id)
     fee = donations_service().rules.fee

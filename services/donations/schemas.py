@@ -9,6 +9,7 @@ from marshmallow import EXCLUDE, RAISE, Schema, ValidationError, fields, validat
 
 from services.shared.events import MinorUnits
 from services.shared.fields import JsonBoolean, JsonInteger, Mailbox, Text, UtcDateTime
+from services.shared.i18n import LOCALES
 from services.shared.money import CURRENCY_EXPONENTS
 
 
@@ -135,6 +136,33 @@ class DonationSchema(Schema):
     checkout_url = fields.String()
 
 
+class CampaignTextsSchema(Schema):
+    """A campaign's texts in one language; a text left out or empty reads the campaign's
+    default one, and a language with no text at all reads them all."""
+
+    class Meta:
+        unknown = RAISE
+
+    title = Text(300, load_default="")
+    summary = Text(2000, load_default="")
+    story_markdown = Text(50_000, load_default="", metadata={"description": "Markdown"})
+    money_uses = fields.List(Text(500, min_length=1), validate=validate.Length(max=20))
+
+
+def _translations(**kwargs: Any) -> fields.Dict:
+    return fields.Dict(
+        keys=fields.String(validate=validate.OneOf(LOCALES)),
+        values=fields.Nested(CampaignTextsSchema),
+        metadata={
+            "description": "texts per language of the donor pages ("
+            + ", ".join(LOCALES)
+            + '), e.g. {"en": {"title": ...}}; a donor page in a language reads its '
+            "texts, each one missing or empty falling back to the default (top-level) one"
+        },
+        **kwargs,
+    )
+
+
 class CampaignSchema(Schema):
     """A campaign's public facts."""
 
@@ -152,6 +180,7 @@ class CampaignSchema(Schema):
     story_markdown = fields.String()
     story_html = fields.String()
     money_uses = fields.List(fields.String())
+    translations = _translations()
     meals_funded = fields.Integer(metadata={"description": "from the ledger's events"})
     difts_received = fields.Integer(
         metadata={"description": "company difts directed (or given at expiry) to the campaign"}
@@ -176,6 +205,7 @@ class CampaignEditSchema(Schema):
     summary = Text(2000)
     story_markdown = Text(50_000, metadata={"description": "Markdown"})
     money_uses = fields.List(_text(500), validate=validate.Length(max=20))
+    translations = _translations()
     goal_meals = JsonInteger(allow_none=True, validate=validate.Range(min=1, max=10**8))
     meal_price = MinorUnits(
         validate=validate.Range(min=1, max=10**7),

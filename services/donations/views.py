@@ -41,6 +41,36 @@ def all_campaigns(conn: Connection) -> list[Any]:
     return list(conn.execute(rows.select().order_by(rows.c.title)).all())
 
 
+def campaigns_with_meals(conn: Connection) -> list[Any]:
+    """Every campaign for the campaign managers' list, newest first, with the ledger's count
+    of its meals funded (`meals_funded`, 0 before its first event)."""
+    campaigns, meals = store.campaigns, store.campaign_meals
+    return list(
+        conn.execute(
+            select(
+                campaigns.c.slug,
+                campaigns.c.title,
+                campaigns.c.status,
+                func.coalesce(meals.c.meals_funded, 0).label("meals_funded"),
+            )
+            .select_from(campaigns.outerjoin(meals, meals.c.campaign_id == campaigns.c.id))
+            .order_by(campaigns.c.created_at.desc(), campaigns.c.slug)
+        ).all()
+    )
+
+
+def meal_price_history(conn: Connection, campaign_id: str) -> list[Any]:
+    """A campaign's meal price changes, the latest to take effect first."""
+    changes = store.meal_price_changes
+    return list(
+        conn.execute(
+            select(changes)
+            .where(changes.c.campaign_id == campaign_id)
+            .order_by(changes.c.effective_from.desc(), changes.c.created_at.desc())
+        ).all()
+    )
+
+
 def meals_funded(conn: Connection, campaign_id: str) -> int:
     """The ledger's latest count of meals funded for a campaign (0 before its first event)."""
     value = conn.execute(
@@ -77,19 +107,33 @@ def giving_options(settings: Settings, campaign: Campaign) -> dict[str, Any]:
     }
 
 
-def campaign_view(conn: Connection, campaign: Campaign, settings: Settings) -> dict[str, Any]:
-    """A campaign as the API and the pages show it."""
+def campaign_view(
+    conn: Connection, campaign: Campaign, settings: Settings, locale: str | None = None
+) -> dict[str, Any]:
+    """A campaign as the API and the pages show it: its default texts, or with `locale` (a
+    donor page's language) the texts written for that language, each falling back to the
+    default one; `translations` has what was written for each language."""
+    texts = campaign.texts_in(locale) if locale else campaign
     return {
         "id": campaign.id,
         "slug": campaign.slug,
-        "title": campaign.title,
+        "title": texts.title,
         "cause": campaign.cause,
         "cause_certified": campaign.cause_certified,
         "action_zone": campaign.action_zone,
-        "summary": campaign.summary,
-        "story_markdown": campaign.story_markdown,
-        "story_html": render_markdown(campaign.story_markdown),
-        "money_uses": list(campaign.money_uses),
+        "summary": texts.summary,
+        "story_markdown": texts.story_markdown,
+        "story_html": render_markdown(texts.story_markdown),
+        "money_uses": list(texts.money_uses),
+        "translations": {
+            language: {
+                "title": written.title,
+                "summary": written.summary,
+                "story_markdown": written.story_markdown,
+                "money_uses": list(written.money_uses),
+            }
+            for language, written in sorted(campaign.translations.items())
+        },
         "currency": campaign.meal_price.currency,
         "meal_price": campaign.meal_price.amount,
         "goal_meals": campaign.goal_meals,

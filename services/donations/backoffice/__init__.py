@@ -17,7 +17,7 @@ __all__ = ["backoffice", "register_backoffice"]
 
 def register_backoffice(app: Flask) -> None:
     """The back office's pages and session settings on the donations app."""
-    from . import home, news, news_preview, programmes  # noqa: F401  (their views register)
+    from . import campaigns, home, news, news_preview, programmes  # noqa: F401  (views register)
 
     install_sessions(app)
     app.register_blueprint(backoffice)

@@ -23,6 +23,9 @@ CAMPAIGN_FIELDS = (
     "money_uses",
     "goal_meals",
 )
+# The texts a campaign may have in each language of the donor pages (the others, such as the
+# cause's name, are the same in every language).
+TRANSLATED_FIELDS = ("title", "summary", "story_markdown", "money_uses")
 
 
 class RuleBroken(ValueError):
@@ -47,6 +50,27 @@ class CampaignStatus(StrEnum):
 
 
 @dataclass(frozen=True)
+class CampaignTexts:
+    """What donors read of a campaign in one language; an empty text there is the campaign's
+    default text (texts_in)."""
+
+    title: str = ""
+    summary: str = ""
+    story_markdown: str = ""
+    money_uses: tuple[str, ...] = ()
+
+    @classmethod
+    def of(cls, values: Mapping[str, Any]) -> CampaignTexts:
+        """The texts among `values` (the others empty)."""
+        texts = {key: values[key] for key in TRANSLATED_FIELDS if key in values}
+        return cls(**{**texts, "money_uses": tuple(texts.get("money_uses", ()))})
+
+    def is_empty(self) -> bool:
+        """Nothing written in this language: the campaign's default texts stand for it."""
+        return not (self.title or self.summary or self.story_markdown or self.money_uses)
+
+
+@dataclass(frozen=True)
 class Campaign:
     """A cause's fundraising campaign: what donors read, and the price of one meal in force."""
 
@@ -65,6 +89,9 @@ class Campaign:
     created_at: datetime | None = None
     published_at: datetime | None = None
     closed_at: datetime | None = None
+    # The texts written for a language (its code: "fr", "en"); any text left empty there, and
+    # any language without texts, reads the default ones above.
+    translations: Mapping[str, CampaignTexts] = field(default_factory=dict)
 
     @classmethod
     def draft(
@@ -79,6 +106,18 @@ class Campaign:
             status=CampaignStatus.DRAFT,
             created_at=now,
             **{"goal_meals": None, **written},
+            translations=_translations({}, texts),
+        )
+
+    def texts_in(self, locale: str) -> CampaignTexts:
+        """What a reader of `locale` sees: each text written for that language, else the
+        default one (so a page never shows a blank where the other language has words)."""
+        written = self.translations.get(locale, CampaignTexts())
+        return CampaignTexts(
+            title=written.title or self.title,
+            summary=written.summary or self.summary,
+            story_markdown=written.story_markdown or self.story_markdown,
+            money_uses=written.money_uses or self.money_uses,
         )
 
     def accepts_gifts(self) -> bool:
@@ -109,7 +148,8 @@ class Campaign:
             changes.get("meal_price", self.meal_price.amount),
             changes.get("currency", self.meal_price.currency),
         )
-        return replace(self, meal_price=price, **_texts(changes))
+        translations = _translations(self.translations, changes)
+        return replace(self, meal_price=price, translations=translations, **_texts(changes))
 
     def gone_live(self, now: datetime) -> Campaign:
         """The draft published: it takes gifts from now."""
@@ -137,6 +177,21 @@ def _texts(values: Mapping[str, Any]) -> dict[str, Any]:
     if "money_uses" in texts:
         texts["money_uses"] = tuple(texts["money_uses"])
     return texts
+
+
+def _translations(
+    current: Mapping[str, CampaignTexts], values: Mapping[str, Any]
+) -> dict[str, CampaignTexts]:
+    """`current` with the languages `values["translations"]` gives replaced whole; a language
+    given with no text at all is removed (it reads the default texts again)."""
+    kept = dict(current)
+    for locale, texts in dict(values.get("translations") or {}).items():
+        written = texts if isinstance(texts, CampaignTexts) else CampaignTexts.of(texts)
+        if written.is_empty():
+            kept.pop(locale, None)
+        else:
+            kept[locale] = written
+    return kept
 
 
 def check_meal_price_change(

@@ -19,6 +19,7 @@ from .programmes import (
 )
 from .tables import (
     campaign_meals,
+    campaign_texts,
     campaigns,
     dift_allocations,
     dift_bookings,
@@ -84,6 +85,7 @@ __all__ = [
     "StripeEvents",
     "received_row",
     "campaign_meals",
+    "campaign_texts",
     "campaign_of",
     "campaigns",
     "dift_allocations",

@@ -7,20 +7,22 @@ import json
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Connection, select, update
+from sqlalchemy import Connection, delete, select, update
 
 from services.shared.db import insert_if_absent
 from services.shared.money import Money
 
 from ..domain.campaigns import (
     CAMPAIGN_FIELDS,
+    TRANSLATED_FIELDS,
     Campaign,
     CampaignStatus,
+    CampaignTexts,
     MealPriceChange,
     NewsPost,
 )
 from .rows import by_id, columns, record
-from .tables import campaign_meals, campaigns, meal_price_changes, news_posts
+from .tables import campaign_meals, campaign_texts, campaigns, meal_price_changes, news_posts
 
 # What a campaign manager's edits and the campaign's life change (a draft's meal price and
 # currency aside); what the money is used for is kept as a JSON list.
@@ -53,7 +55,29 @@ def campaign_of(conn: Connection, row: Any) -> Campaign:
         meal_price=Money(price if price is not None else row.meal_price, row.currency),
         status=CampaignStatus(row.status),
         money_uses=tuple(json.loads(row.money_uses)),
+        translations=translations_of(conn, row.id),
     )
+
+
+def translations_of(conn: Connection, campaign_id: str) -> dict[str, CampaignTexts]:
+    """A campaign's texts per language, as written for each."""
+    rows = conn.execute(select(campaign_texts).where(campaign_texts.c.campaign_id == campaign_id))
+    return {
+        row.locale: record(row, CampaignTexts, money_uses=tuple(json.loads(row.money_uses)))
+        for row in rows
+    }
+
+
+def _write_translations(conn: Connection, campaign: Campaign) -> None:
+    """Replace a campaign's texts per language with those it has now."""
+    texts = campaign_texts.c
+    conn.execute(delete(campaign_texts).where(texts.campaign_id == campaign.id))
+    for locale, written in sorted(campaign.translations.items()):
+        values = {**columns(written, *TRANSLATED_FIELDS)}
+        values["money_uses"] = json.dumps(list(written.money_uses))
+        conn.execute(
+            campaign_texts.insert().values(campaign_id=campaign.id, locale=locale, **values)
+        )
 
 
 def _changeable(campaign: Campaign) -> dict[str, Any]:
@@ -85,6 +109,7 @@ class Campaigns:
         """Store a new campaign."""
         values = {**columns(campaign, "id", "slug", "created_at"), **_price(campaign)}
         self.conn.execute(campaigns.insert().values(**values, **_changeable(campaign)))
+        _write_translations(self.conn, campaign)
 
     def save(self, campaign: Campaign) -> None:
         """Write a campaign's texts and state. The stored meal price is a draft's: a live
@@ -94,6 +119,7 @@ class Campaigns:
         if campaign.status is CampaignStatus.DRAFT:
             values.update(_price(campaign))
         self.conn.execute(update(campaigns).where(campaigns.c.id == campaign.id).values(**values))
+        _write_translations(self.conn, campaign)
 
     def meal_price_at(self, campaign_id: str, at: datetime) -> int | None:
         """The meal price a change set in force by `at`, if any did."""

@@ -48,6 +48,20 @@ campaigns = Table(
     Column("closed_at", DateTime(timezone=True), nullable=True),
 )
 
+# A campaign's texts in one language of the donor pages (a text left empty there reads the
+# campaign's own, in campaigns); at most one row per campaign and language.
+campaign_texts = Table(
+    "campaign_texts",
+    metadata,
+    Column("campaign_id", String(36), ForeignKey("campaigns.id"), primary_key=True),
+    Column("locale", String(10), primary_key=True),
+    Column("title", String(300), nullable=False, server_default=""),
+    Column("summary", Text, nullable=False, server_default=""),
+    Column("story_markdown", Text, nullable=False, server_default=""),
+    # As campaigns.money_uses: a JSON array of strings.
+    Column("money_uses", Text, nullable=False, server_default="[]"),
+)
+
 # A live campaign's meal price changes only from a date on: the price in force at a moment is
 # the latest change that took effect by then, else campaigns.meal_price.
 meal_price_changes = Table(

@@ -15,7 +15,13 @@ import pytest
 from sqlalchemy import select
 
 from services.donations import store, views
-from services.donations.domain.campaigns import Campaign, CampaignStatus, MealPriceChange, NewsPost
+from services.donations.domain.campaigns import (
+    Campaign,
+    CampaignStatus,
+    CampaignTexts,
+    MealPriceChange,
+    NewsPost,
+)
 from services.donations.domain.donations import Dispute, Donation, DonationStatus, Donor, Refund
 from services.donations.domain.payments import PayoutPaid
 from services.donations.store import KeptEvent
@@ -113,6 +119,23 @@ def test_a_campaign_is_saved_with_a_drafts_meal_price_only(open_uow: OpenUnitOfW
         assert saved is not None and (saved.meal_price, saved.title) == (Money(1400, "CHF"), "Bruz")
         live = uow.campaigns.by_slug("canteens")
         assert live is not None and (live.meal_price, live.goal_meals) == (EUR, None)
+
+
+def test_a_campaigns_texts_per_language_are_kept_replaced_and_removed(
+    open_uow: OpenUnitOfWork,
+) -> None:
+    french = CampaignTexts("Cantines", "Des repas", "**Notre** histoire", ("Ouvrir", "Cuisiner"))
+    english = CampaignTexts(title="Canteens in English")
+    with open_uow() as uow:
+        uow.campaigns.add(campaign(translations={"fr": french, "en": english}))
+    with open_uow() as uow:
+        kept = uow.campaigns.get("c-canteens")
+        assert kept is not None and kept.translations == {"fr": french, "en": english}
+        uow.campaigns.save(replace(kept, translations={"en": replace(english, summary="Meals")}))
+    with open_uow() as uow:
+        saved = uow.campaigns.by_slug("canteens")
+        assert saved is not None
+        assert saved.translations == {"en": CampaignTexts("Canteens in English", "Meals")}
 
 
 def test_the_meal_price_in_force_is_the_latest_change_that_took_effect(

@@ -102,3 +102,36 @@ def test_a_closed_campaign_is_announced_once_and_changes_no_more(uow: FakeUnitOf
     with pytest.raises(campaigns.UnknownCampaign), uow:
         campaigns.go_live("nope", uow)
     assert announced(uow) == [CAMPAIGN_CLOSED]
+
+
+def test_a_campaigns_texts_per_language_fall_back_text_by_text_to_its_default_ones(
+    uow: FakeUnitOfWork,
+) -> None:
+    english = {"title": "Canteens of Bagnolet", "money_uses": ["Cooking"]}
+    texts = {"title": "Bagnolet", "cause": "LPC", "summary": "Des repas", "story_markdown": "Récit"}
+    command = campaigns.CreateCampaign(
+        "bagnolet", PRICE, {**texts, "translations": {"en": english}}
+    )
+    with uow:
+        created = campaigns.create_campaign(command, uow)
+    read_in_english = created.texts_in("en")
+    assert (read_in_english.title, read_in_english.summary) == ("Canteens of Bagnolet", "Des repas")
+    assert read_in_english.story_markdown == "Récit" and read_in_english.money_uses == ("Cooking",)
+    # A language nobody wrote for reads the default texts whole.
+    assert created.texts_in("fr").title == "Bagnolet" and created.texts_in("fr").money_uses == ()
+
+
+def test_an_edit_replaces_the_languages_it_gives_and_an_empty_one_is_removed(
+    uow: FakeUnitOfWork,
+) -> None:
+    draft(uow)
+    first = {"translations": {"en": {"title": "Bagnolet EN"}, "fr": {"summary": "Des repas"}}}
+    with uow:
+        campaigns.edit_campaign(campaigns.EditCampaign("bagnolet", first), uow)
+    again = {"translations": {"en": {"summary": "Meals"}, "fr": {"title": "", "money_uses": []}}}
+    with uow:
+        edited = campaigns.edit_campaign(campaigns.EditCampaign("bagnolet", again), uow)
+    assert set(edited.translations) == {"en"}
+    assert (edited.translations["en"].title, edited.translations["en"].summary) == ("", "Meals")
+    stored = uow.campaigns.by_slug("bagnolet")
+    assert stored is not None and stored.translations == edited.translations
