@@ -17,6 +17,41 @@ from .handlers.news import WriteNewsPost, write_news_post
 from .unit_of_work import DonationsUnitOfWork
 
 SLUG = "petites-cantines"
+# The campaign's own texts are French (what a French page shows, and the fallback); the
+# English ones are its "en" translation.
+TITRE = "Des cantines de quartier participatives pour (re)créer du lien"
+RESUME = (
+    "Dans chaque Petite Cantine, des voisins cuisinent et partagent un repas, et chacun paie "
+    "ce qu’il peut. Un·e Responsable de cantine veille à ce que chacun se sente bienvenu. "
+    "Chaque don de 13,50 € finance un repas et aide le réseau à ouvrir et renforcer des "
+    "cantines."
+)
+RECIT = """\
+Les Petites Cantines est un réseau de **cantines de quartier participatives**. Les habitants
+cuisinent ensemble, s’assoient à la même table et partagent le repas. Chaque convive paie ce
+qu’il peut : ce prix libre couvre l’essentiel des frais, si bien que personne n’est refusé ni
+montré du doigt.
+
+Dans chaque cantine, un·e *Responsable de cantine* accueille, organise la cuisine avec les
+bénévoles et veille à ce que chacun trouve sa place. Le but est simple et ambitieux : relier
+les gens, et redonner confiance en soi, dans les autres et en l’avenir.
+
+L’association a été cofondée par Diane Dupré la Tour. En 2023, les 13 cantines alors ouvertes
+ont servi **54 000 repas** ; une 14ᵉ a ouvert à Bruz, près de Rennes, le 2 mai 2024.
+
+L’association est labellisée : sa solidité financière, son impact systémique et sa
+contribution aux objectifs de développement durable ont été examinés.
+"""
+USAGES = (
+    "Développer le réseau : aider des habitants à ouvrir de nouvelles cantines (local, "
+    "communauté, financement, modèle économique, premier recrutement).",
+    "Renforcer le réseau : accompagner au quotidien les cantines ouvertes (gestion, rôle "
+    "d’employeur, accueil, cuisine, approvisionnement, plan d’hygiène, mixité des convives).",
+    "Étendre l’impact : soutenir d’autres projets alimentaires de lien social, former des "
+    "entreprises, essaimer.",
+    "Animer le réseau : entraide, intelligence collective, bien-être des salariés et des "
+    "bénévoles.",
+)
 TITLE = "Participatory neighbourhood canteens to (re)connect people"
 CAUSE = "Les Petites Cantines"
 ACTION_ZONE = "Grand Est"
@@ -120,21 +155,29 @@ def seed_demo_campaign(
 ) -> tuple[str, bool]:
     """Create and announce the demo campaign and its news posts unless they exist; return
     (id, created). Run twice, it adds nothing."""
-    details = {
-        "cause_certified": True,
-        "action_zone": ACTION_ZONE,
+    english = {
+        "title": TITLE,
+        "summary": SUMMARY,
         "story_markdown": STORY,
         "money_uses": list(MONEY_USES),
     }
-    texts = {"title": TITLE, "cause": CAUSE, "summary": SUMMARY, "goal_meals": GOAL_MEALS}
+    details = {
+        "cause_certified": True,
+        "action_zone": ACTION_ZONE,
+        "story_markdown": RECIT,
+        "money_uses": list(USAGES),
+        "translations": {"en": english},
+    }
+    texts = {"title": TITRE, "cause": CAUSE, "summary": RESUME, "goal_meals": GOAL_MEALS}
     with DonationsUnitOfWork(engine) as uow:
         campaign_id, created = publish_campaign(
             CreateCampaign(SLUG, MEAL_PRICE, {**texts, **details}), uow
         )
         campaign = uow.campaigns.get(campaign_id)
-        if not created and campaign is not None and not campaign.story_markdown:
-            # A campaign seeded before the richer facts existed gets them once.
-            edit_campaign(EditCampaign(SLUG, details), uow)
+        if not created and campaign is not None and "en" not in campaign.translations:
+            # A campaign seeded before it had French texts and an English translation gets them
+            # once.
+            edit_campaign(EditCampaign(SLUG, {**details, "title": TITRE, "summary": RESUME}), uow)
         for key, when, title, body in NEWS_POSTS:
             post = WriteNewsPost(
                 SLUG,
