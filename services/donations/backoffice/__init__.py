@@ -17,7 +17,15 @@ __all__ = ["backoffice", "register_backoffice"]
 
 def register_backoffice(app: Flask) -> None:
     """The back office's pages and session settings on the donations app."""
-    from . import campaigns, home, news, news_preview, programmes  # noqa: F401  (views register)
+    from . import (  # noqa: F401  (their views register)
+        campaigns,
+        finance,
+        finance_books,
+        home,
+        news,
+        news_preview,
+        programmes,
+    )
 
     install_sessions(app)
     app.register_blueprint(backoffice)
