@@ -48,9 +48,11 @@ def finance_office(
     stripe_mock_url: str,
     ledger_url: str | None = None,
     stripe_api_key: str = "sk_test_123",
+    public_url: str = "http://donations.test",
 ) -> Iterator[FinanceOffice]:
     """The world above; `ledger_url` points the donations app elsewhere (a ledger that does
-    not answer) while the real one still runs."""
+    not answer) while the real one still runs; `public_url` http://127.0.0.1 for a browser
+    (its session cookie is then not Secure)."""
     upgrade(database_url, DONATIONS_MIGRATIONS)
     engine = make_engine(database_url)
     ledger_engine = migrated(ledger_database_url)
@@ -79,6 +81,7 @@ def finance_office(
                     database_url,
                     stripe_mock_url,
                     stripe_api_key=stripe_api_key,
+                    public_url=public_url,
                     ledger_url=ledger_url or url,
                     ledger_token=FINANCE_TOKEN,
                 )

@@ -61,6 +61,7 @@ def _chart(
     labels: Sequence[str],
     series: Sequence[Series],
     formatted: Callable[[int], str],
+    whole_steps: bool = False,
 ) -> str:
     many = len(labels) > LABELLED_BUCKETS
     chart = kind(
@@ -70,6 +71,7 @@ def _chart(
         width=760,
         height=340,
         legend_at_bottom=True,
+        truncate_label=-1,
         x_label_rotation=30 if many else 0,
         show_minor_x_labels=not many,
         x_labels_major_every=max(1, len(labels) // LABELLED_BUCKETS) if many else None,
@@ -78,6 +80,11 @@ def _chart(
         disable_xml_declaration=True,
     )
     chart.x_labels = list(labels)
+    if whole_steps:
+        # Whole meals on the axis from zero (pygal would put fractions between counts).
+        top = max((value for one in series for value in one.values), default=0)
+        step = max(1, -(-top // 6))
+        chart.y_labels = list(range(0, max(top, 1) + step, step))
     for one in series:
         chart.add(one.name, list(one.values))
     return _without_scripts(chart.render(is_unicode=True))
@@ -94,7 +101,7 @@ def meals_chart_svg(
     title: str, labels: Sequence[str], series: Sequence[Series], number: Callable[[int], str]
 ) -> str:
     """A line of meals (the counter at each bucket's end), the axis written by `number`."""
-    return _chart(pygal.Line, title, labels, series, number)
+    return _chart(pygal.Line, title, labels, series, number, whole_steps=True)
 
 
 def svg_data_url(svg: str) -> str:
