@@ -9,7 +9,7 @@ its field."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
@@ -18,6 +18,7 @@ from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
 from wtforms import DateField, SelectField, StringField
+from wtforms.fields.choices import SelectChoice
 from wtforms.validators import Length, Optional, ValidationError
 
 from services.shared.db import reading
@@ -125,6 +126,10 @@ def _not_answering(error: ServiceUnavailable) -> Any:
     return render_template("backoffice/finance/unavailable.html", service=error.service), 503
 
 
+def _choices(pairs: Iterable[tuple[str, Any]]) -> list[SelectChoice]:
+    return [SelectChoice(value, label) for value, label in pairs]
+
+
 class QueryForm(FlaskForm):
     """A form sent with GET: its fields are the page's address, no CSRF needed (it changes
     nothing)."""
@@ -154,7 +159,7 @@ def finance_campaigns() -> Any:
 
 class HistoryForm(QueryForm):
     interval = SelectField(
-        _l("Chart by"), choices=list(INTERVALS.items()), default="month", validate_choice=True
+        _l("Chart by"), choices=_choices(INTERVALS.items()), default="month", validate_choice=True
     )
 
 
@@ -240,8 +245,12 @@ class JournalForm(QueryForm):
         _l("Account"),
         validators=[Optional(), Length(max=200, message=_l("At most 200 characters."))],
     )
-    kind = SelectField(_l("Kind"), choices=[("", _l("any kind")), *KINDS.items()], default="")
-    campaign = SelectField(_l("Campaign"), choices=[("", _l("every campaign"))], default="")
+    kind = SelectField(
+        _l("Kind"), choices=_choices([("", _l("any kind")), *KINDS.items()]), default=""
+    )
+    campaign = SelectField(
+        _l("Campaign"), choices=_choices([("", _l("every campaign"))]), default=""
+    )
     stripe_id = StringField(
         _l("Stripe id"),
         validators=[Optional(), Length(max=200, message=_l("At most 200 characters."))],
@@ -268,7 +277,9 @@ def _journal_form() -> JournalForm:
     form = JournalForm(request.args)
     with reading(current_app.extensions["donations"].engine) as conn:
         campaigns = views.all_campaigns(conn)
-    form.campaign.choices = [("", _("every campaign"))] + [(c.slug, c.title) for c in campaigns]
+    form.campaign.choices = _choices(
+        [("", _("every campaign")), *((c.slug, c.title) for c in campaigns)]
+    )
     return form
 
 
