@@ -130,6 +130,15 @@ def _choices(pairs: Iterable[tuple[str, Any]]) -> list[SelectChoice]:
     return [SelectChoice(value, label) for value, label in pairs]
 
 
+@backoffice.errorhandler(ServiceRefused)
+def _refused(error: ServiceRefused) -> Any:
+    """A refusal no page put next to a field (each page handles those it expects): the
+    service's own message, with its 4xx status, never a 500."""
+    return render_template(
+        "backoffice/problem.html", title=_("The ledger refused the request"), detail=error.message
+    ), error.status
+
+
 class QueryForm(FlaskForm):
     """A form sent with GET: its fields are the page's address, no CSRF needed (it changes
     nothing)."""
@@ -312,7 +321,7 @@ def finance_journal() -> Any:
             page = ledger().journal_page(cursor=cursor, limit=JOURNAL_PAGE, **form.filters())
         except ServiceRefused as refused:
             if not refused_fields(form, refused, {}):
-                form.stripe_id.errors = [refused.message]
+                raise  # a cursor of no page of the ledger's: its message, as a page
             status = 422
     else:
         status = 422

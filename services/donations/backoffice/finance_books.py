@@ -158,10 +158,14 @@ def finance_resync() -> Any:
         return render_template(
             "backoffice/finance/resync_confirm.html", form=form, scope=form.scope(), moment=moment
         )
-    if form.payout.data:
-        done = ledger().resync(payout=form.payout.data)
-    else:
-        done = ledger().resync(since=day_start(form.since.data), until=day_after(form.until.data))
+    try:
+        if form.payout.data:
+            done = ledger().resync(payout=form.payout.data)
+        else:
+            since, until = day_start(form.since.data), day_after(form.until.data)
+            done = ledger().resync(since=since, until=until)
+    except ServiceRefused as refused:  # Stripe knows no such payout, say: the report says so
+        return _report_page(form, resync_refused=refused.message)
     return _report_page(form, resynced=done)
 
 

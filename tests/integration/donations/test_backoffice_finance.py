@@ -216,6 +216,14 @@ def test_a_bad_day_in_the_journal_filters_is_refused_next_to_it_keeping_what_was
     assert backwards.status_code == 422 and 'id="until-error"' in backwards.text
 
 
+def test_a_cursor_the_ledger_refuses_is_a_422_page_with_its_message(
+    browser: FlaskClient,
+) -> None:
+    page = browser.get("/backoffice/finance/journal?cursor=not-a-cursor")
+    assert page.status_code == 422
+    assert "The ledger refused the request" in page.text and "Traceback" not in page.text
+
+
 def test_the_trial_balance_at_a_day_is_the_ledger_s(
     browser: FlaskClient, ledger: LedgerClient
 ) -> None:
