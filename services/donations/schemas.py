@@ -149,10 +149,23 @@ class CampaignTextsSchema(Schema):
     money_uses = fields.List(Text(500, min_length=1), validate=validate.Length(max=20))
 
 
-def _translations(**kwargs: Any) -> fields.Dict:
-    return fields.Dict(
-        keys=fields.String(validate=validate.OneOf(LOCALES)),
-        values=fields.Nested(CampaignTextsSchema),
+class CampaignTranslationsSchema(Schema):
+    """A campaign's texts per language: an object with one key per language, so the OpenAPI
+    document says which languages there are (no other key is accepted)."""
+
+    class Meta:
+        unknown = RAISE
+
+    fr = fields.Nested(CampaignTextsSchema)
+    en = fields.Nested(CampaignTextsSchema)
+
+
+assert set(CampaignTranslationsSchema().fields) == set(LOCALES)
+
+
+def _translations(**kwargs: Any) -> fields.Nested:
+    return fields.Nested(
+        CampaignTranslationsSchema,
         metadata={
             "description": "texts per language of the donor pages ("
             + ", ".join(LOCALES)
