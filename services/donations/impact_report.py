@@ -32,8 +32,8 @@ from .api import donations_service
 from .charts import directions_chart_svg, svg_data_url
 from .config import Settings
 from .handlers.programmes import token_digest
+from .i18n import page_locale
 from .mecenat import ReceiptOrganisation, render_receipt_pdf
-from .pages import page_locale
 from .redemption_pages import render_dift_page
 
 impact_report = Blueprint("impact_report", __name__, template_folder="templates")

@@ -1,11 +1,14 @@
-"""The donor pages, rendered on the server in French or English (by Accept-Language): the
-campaign page with its giving form, the thank-you and cancel pages, one page per news post."""
+"""The donor pages, rendered on the server in French or English (flask-babel's catalogs and
+CLDR formats, see i18n.py): the campaign page with its giving form, the thank-you and cancel
+pages, one page per news post."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from flask import Blueprint, abort, redirect, render_template, request, url_for
+from flask_babel import gettext
+from flask_babel import lazy_gettext as _l
 from marshmallow import ValidationError
 from werkzeug.exceptions import HTTPException
 from werkzeug.wrappers import Response
@@ -30,171 +33,34 @@ pages = Blueprint(
     static_url_path="/donor-static",
 )
 
-LOCALES = ("fr", "en")
-
-TEXTS: dict[str, dict[str, str]] = {
-    "en": {
-        "certified": "Certified association",
-        "action_zone": "Action zone",
-        "story": "Their story",
-        "money_uses": "What your gift is used for",
-        "meal_price": "{price} funds one meal",
-        "meals_funded": "{meals} meals funded",
-        "difts_received": "Already funded {count} difts",
-        "goal": "Goal: {goal} meals",
-        "news": "News from the cause",
-        "no_news": "No news yet.",
-        "messages": "Messages from difteurs",
-        "anonymous_donor": "An anonymous difteur",
-        "give": "Give",
-        "meals_option": "{count} meals · {amount}",
-        "meal_option": "{count} meal · {amount}",
-        "custom": "Another amount",
-        "custom_amount": "Amount ({currency})",
-        "email": "Email (for your receipt)",
-        "name": "Your name",
-        "anonymous": "Give anonymously (your name is never shown)",
-        "message": "A message for the cause (optional, at most {max} characters)",
-        "show_message": "Show my message on this page",
-        "updates": "Send me this campaign's news by email",
-        "cover_fee": "Add the estimated processing fee ({terms}) so the cause receives my "
-        "whole gift",
-        "fee_examples": "For example: {examples}.",
-        "pay": "Give now",
-        "closed": "This campaign has ended and no longer takes gifts.",
-        "thanks_title": "Thank you!",
-        "status_pending": "Confirming your payment… this page updates itself in a moment.",
-        "status_succeeded": "Your donation is confirmed.",
-        "status_failed": "The payment failed; nothing was taken.",
-        "status_expired": "The payment page expired; nothing was taken.",
-        "status_canceled": "You canceled the payment; nothing was taken.",
-        "status_refunded": "This donation was refunded.",
-        "status_disputed": "This donation is disputed.",
-        "your_gift": "Your gift: {amount} ({meals} meals)",
-        "back": "Back to the campaign",
-        "canceled_title": "Payment canceled",
-        "try_again": "You can give again whenever you like.",
-        "left_title": "You left the payment page",
-        "left_pending": "Nothing has been taken. You can go back to paying, or cancel this "
-        "donation.",
-        "pay_again": "Go back to paying",
-        "cancel_donation": "Cancel this donation",
-        "published": "Published on {date}",
-        "test_checkout": "Test checkout (development only)",
-        "test_checkout_note": "This page plays Stripe's payment page with stripe-mock: paying "
-        "signs and posts the webhook Stripe would send. It does not exist in production.",
-        "pay_test": "Pay {amount}",
-        "campaigns": "Campaigns",
-        "form_errors": "Please check the form:",
-        "error_amount": "Choose a number of meals, or type an amount such as 20 or 13.50, "
-        "within the limits.",
-        "error_meals": "Choose a number of meals.",
-        "error_donor": "Give a valid email address (and a name of at most 200 characters).",
-        "error_public_message": "The message is too long.",
-        "error_campaign": "This campaign no longer takes gifts.",
-        "error_other": "Something in the form is not valid: {field}.",
-    },
-    "fr": {
-        "certified": "Association labellisée",
-        "action_zone": "Zone d'action",
-        "story": "Leur histoire",
-        "money_uses": "À quoi sert votre don",
-        "meal_price": "{price} financent un repas",
-        "meals_funded": "{meals} repas financés",
-        "difts_received": "Déjà {count} difts reçus",
-        "goal": "Objectif : {goal} repas",
-        "news": "Nouvelles de l'association",
-        "no_news": "Pas encore de nouvelles.",
-        "messages": "Messages des difteurs",
-        "anonymous_donor": "Un difteur anonyme",
-        "give": "Donner",
-        "meals_option": "{count} repas · {amount}",
-        "meal_option": "{count} repas · {amount}",
-        "custom": "Un autre montant",
-        "custom_amount": "Montant ({currency})",
-        "email": "E-mail (pour votre reçu)",
-        "name": "Votre nom",
-        "anonymous": "Donner anonymement (votre nom n'est jamais affiché)",
-        "message": "Un message pour l'association (facultatif, {max} caractères au plus)",
-        "show_message": "Afficher mon message sur cette page",
-        "updates": "Recevoir par e-mail les nouvelles de cette campagne",
-        "cover_fee": "Ajouter les frais de paiement estimés ({terms}) pour que l'association "
-        "reçoive tout mon don",
-        "fee_examples": "Par exemple : {examples}.",
-        "pay": "Je donne",
-        "closed": "Cette campagne est terminée et ne reçoit plus de dons.",
-        "thanks_title": "Merci !",
-        "status_pending": "Confirmation du paiement… cette page se met à jour dans un instant.",
-        "status_succeeded": "Votre don est confirmé.",
-        "status_failed": "Le paiement a échoué ; rien n'a été prélevé.",
-        "status_expired": "La page de paiement a expiré ; rien n'a été prélevé.",
-        "status_canceled": "Vous avez annulé le paiement ; rien n'a été prélevé.",
-        "status_refunded": "Ce don a été remboursé.",
-        "status_disputed": "Ce don fait l'objet d'une contestation.",
-        "your_gift": "Votre don : {amount} ({meals} repas)",
-        "back": "Retour à la campagne",
-        "canceled_title": "Paiement annulé",
-        "try_again": "Vous pouvez donner de nouveau quand vous le souhaitez.",
-        "left_title": "Vous avez quitté la page de paiement",
-        "left_pending": "Rien n'a été prélevé. Vous pouvez reprendre le paiement, ou annuler ce "
-        "don.",
-        "pay_again": "Reprendre le paiement",
-        "cancel_donation": "Annuler ce don",
-        "published": "Publié le {date}",
-        "test_checkout": "Paiement de test (développement seulement)",
-        "test_checkout_note": "Cette page joue la page de paiement de Stripe avec stripe-mock : "
-        "payer signe et envoie le webhook que Stripe enverrait. Elle n'existe pas en production.",
-        "pay_test": "Payer {amount}",
-        "campaigns": "Campagnes",
-        "form_errors": "Vérifiez le formulaire :",
-        "error_amount": "Choisissez un nombre de repas, ou un montant comme 20 ou 13,50, "
-        "dans les limites.",
-        "error_meals": "Choisissez un nombre de repas.",
-        "error_donor": "Indiquez une adresse e-mail valide (et un nom de 200 caractères au plus).",
-        "error_public_message": "Le message est trop long.",
-        "error_campaign": "Cette campagne ne reçoit plus de dons.",
-        "error_other": "Un champ du formulaire n'est pas valide : {field}.",
-    },
+# The giving form's fields the schema may name, and what the donor reads next to each.
+FIELD_ERRORS = {
+    "amount": _l(
+        "Choose a number of meals, or type an amount such as 20 or 13.50, within the limits."
+    ),
+    "meals": _l("Choose a number of meals."),
+    "donor": _l("Give a valid email address (and a name of at most 200 characters)."),
+    "public_message": _l("The message is too long."),
+    "campaign": _l("This campaign no longer takes gifts."),
 }
 
 
-def page_locale() -> str:
-    """The donor's language: ?lang= if given, else the browser's preference, else French."""
-    chosen = request.args.get("lang")
-    if chosen in LOCALES:
-        return str(chosen)
-    return request.accept_languages.best_match(LOCALES) or "fr"
+def field_error(field: str) -> str:
+    """The message for a field the schema refused, in the page's language."""
+    known = FIELD_ERRORS.get(field)
+    if known is not None:
+        return str(known)
+    return gettext("Something in the form is not valid: %(field)s.", field=field)
 
 
 def render_page(template: str, status: int = 200, **context: Any) -> tuple[str, int]:
-    """A donor page in the donor's language, with money and percentages written for it."""
-    locale = page_locale()
-    texts = TEXTS[locale]
-
-    def t(key: str, **values: Any) -> str:
-        return texts[key].format(**values)
-
-    def field_error(field: str) -> str:
-        known = f"error_{field}"
-        return t(known) if known in texts else t("error_other", field=field)
-
-    def money(amount: int, currency: str) -> str:
-        return Money(amount, currency).format(locale)
-
-    def percent(basis_points: int) -> str:
-        whole, hundredths = divmod(basis_points, 100)
-        mark = "," if locale == "fr" else "."
-        text = f"{whole}{mark}{hundredths:02d}".rstrip("0").rstrip(mark)
-        return f"{text}\u00a0%" if locale == "fr" else f"{text}%"
-
+    """A donor page in the donor's language (flask-babel's choice: ?lang=, the session, the
+    browser, French); texts come from the catalogs, numbers from the CLDR template globals."""
     return (
         render_template(
             template,
-            t=t,
-            money=money,
-            percent=percent,
             field_error=field_error,
-            locale=locale,
+            locale=current_locale(),
             **context,
         ),
         status,
@@ -254,7 +120,7 @@ def _form_to_gift(form: Any, currency: str) -> dict[str, Any]:
     body: dict[str, Any] = {
         "donor": {"email": form.get("email", "").strip(), "name": form.get("name", "").strip()},
         "currency": currency,
-        "locale": page_locale(),
+        "locale": current_locale(),
         "anonymous": form.get("anonymous") == "on",
         "show_message": form.get("show_message") == "on",
         "updates_opt_in": form.get("updates_opt_in") == "on",

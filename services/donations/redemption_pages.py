@@ -51,8 +51,7 @@ from .handlers.difts import (
     redemption_allowed,
     view_dift,
 )
-from .pages import TEXTS as DONOR_TEXTS
-from .pages import page_locale
+from .i18n import page_locale
 from .unit_of_work import DonationsUnitOfWork
 
 dift_pages = Blueprint("dift_pages", __name__, template_folder="templates")
@@ -62,6 +61,22 @@ dift_pages = Blueprint("dift_pages", __name__, template_folder="templates")
 MIN_LINK_TOKEN_LENGTH = 22
 MAX_SHARE_DIGITS = 7
 SESSION_CODE = "dift_code"
+
+# The donor pages' texts these pages share (until they go through the catalogs too).
+DONOR_TEXTS: dict[str, dict[str, str]] = {
+    "en": {
+        "certified": "Certified association",
+        "meal_price": "{price} funds one meal",
+        "difts_received": "Already funded {count} difts",
+        "no_news": "No news yet.",
+    },
+    "fr": {
+        "certified": "Association labellisée",
+        "meal_price": "{price} financent un repas",
+        "difts_received": "Déjà {count} difts reçus",
+        "no_news": "Pas encore de nouvelles.",
+    },
+}
 
 TEXTS: dict[str, dict[str, str]] = {
     "en": {
