@@ -16,10 +16,10 @@ from xml.etree import ElementTree
 import pygal
 from pygal.style import Style
 
-TEXTS = {
-    "fr": {"title": "Difts dirigés par jour", "none": "Aucun dift dirigé pour l'instant"},
-    "en": {"title": "Difts directed per day", "none": "No dift directed yet"},
-}
+from services.shared.i18n import catalog, format_day_pattern, format_number
+
+from .i18n import TRANSLATIONS_DIR
+
 # The donor pages' green (donor.css), on the pages' background.
 STYLE = Style(
     background="#fbfaf7",
@@ -49,7 +49,8 @@ def _every_day(points: list[tuple[date, int]]) -> list[tuple[date, int]]:
 
 
 def _day_label(day: date, locale: str) -> str:
-    return day.strftime("%d/%m") if locale == "fr" else day.strftime("%b %d").replace(" 0", " ")
+    """An axis label: the day and month in CLDR's pattern of `locale` ("01/12", "Dec 1")."""
+    return format_day_pattern(day, "dd/MM" if locale == "fr" else "MMM d", locale)
 
 
 def _without_scripts(svg: str) -> str:
@@ -69,12 +70,13 @@ def _without_scripts(svg: str) -> str:
 def directions_chart_svg(points: list[tuple[date, int]], locale: str) -> str:
     """A bar chart of how many difts were directed each day (days without any as zeros),
     titled in `locale` (fr or en), as SVG text without any script."""
-    texts = TEXTS.get(locale, TEXTS["fr"])
+    texts = catalog(TRANSLATIONS_DIR, locale)
+    title = texts.gettext("Difts directed per day")
     days = _every_day(points)
     chart = pygal.Bar(
         style=STYLE,
-        title=texts["title"],
-        no_data_text=texts["none"],
+        title=title,
+        no_data_text=texts.gettext("No dift directed yet"),
         show_legend=False,
         js=[],
         width=720,
@@ -83,7 +85,7 @@ def directions_chart_svg(points: list[tuple[date, int]], locale: str) -> str:
         show_minor_x_labels=len(days) <= LABELLED_DAYS,
         x_labels_major_every=max(1, len(days) // LABELLED_DAYS) if days else None,
         print_values=len(days) <= LABELLED_DAYS,
-        value_formatter=lambda value: f"{int(value)}" if value is not None else "",
+        value_formatter=lambda value: "" if value is None else format_number(int(value), locale),
         disable_xml_declaration=True,
     )
     chart.x_labels = [_day_label(day, locale) for day, _count in days]
@@ -91,7 +93,7 @@ def directions_chart_svg(points: list[tuple[date, int]], locale: str) -> str:
     top = max((count for _day, count in days), default=0)
     step = max(1, -(-top // 5))
     chart.y_labels = list(range(0, max(top, 1) + step, step))
-    chart.add(texts["title"], [count for _day, count in days])
+    chart.add(title, [count for _day, count in days])
     return _without_scripts(chart.render(is_unicode=True))
 
 

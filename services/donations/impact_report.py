@@ -32,7 +32,7 @@ from .api import donations_service
 from .charts import directions_chart_svg, svg_data_url
 from .config import Settings
 from .handlers.programmes import token_digest
-from .i18n import page_locale
+from .i18n import current_locale
 from .mecenat import ReceiptOrganisation, render_receipt_pdf
 from .redemption_pages import render_dift_page
 
@@ -44,93 +44,6 @@ DEFAULT_LINK_DAYS = 90
 MAX_LINK_DAYS = 366
 ACCESS_PARAMETER = "access"
 CSV_COLUMNS = ("figure", "campaign", "cause", "day", "count", "amount", "currency", "meals")
-
-TEXTS: dict[str, dict[str, str]] = {
-    "en": {
-        "report_title": "Impact report: {programme}",
-        "report_lead": "{brand} · {occasion}",
-        "status": "Status: {status}",
-        "dates": "Open from {opens} to {expires}",
-        "difts": "The difts",
-        "figure": "Figure",
-        "number": "Number",
-        "issued": "Issued",
-        "sent": "Sent",
-        "opened": "Opened",
-        "directed": "Directed by their recipient",
-        "expired": "Expired (given by the fallback rule)",
-        "causes_title": "What each cause received",
-        "cause": "Cause",
-        "directed_money": "Directed",
-        "expired_money": "From expiry",
-        "total": "Total",
-        "meals": "Meals funded",
-        "difts_received": "Difts",
-        "over_time": "Difts directed over time",
-        "chart_alt": "Bar chart of the difts directed each day: {summary}",
-        "chart_none": "no dift directed yet",
-        "news_title": "Latest news from the causes",
-        "no_news": "No news yet.",
-        "csv": "Download these figures (CSV)",
-        "receipts": "Mécénat receipts",
-        "receipt": "Receipt {number} · {amount} (PDF)",
-        "aggregates": "Aggregates only: this report never shows who received or directed a dift.",
-        "link_refused_title": "This report link does not work",
-        "link_refused": "The link is incomplete, or was not made for this programme. Ask for a "
-        "new one.",
-        "link_expired_title": "This report link has expired",
-        "link_expired": "Ask for a new link to the report.",
-        "login_needed_title": "This report is private",
-        "login_needed": "Open it through the link you were sent, or with your access token.",
-        "state_draft": "draft",
-        "state_funded": "funded",
-        "state_open": "open",
-        "state_closed": "closed",
-    },
-    "fr": {
-        "report_title": "Rapport d'impact : {programme}",
-        "report_lead": "{brand} · {occasion}",
-        "status": "Statut : {status}",
-        "dates": "Ouvert du {opens} au {expires}",
-        "difts": "Les difts",
-        "figure": "Indicateur",
-        "number": "Nombre",
-        "issued": "Émis",
-        "sent": "Envoyés",
-        "opened": "Ouverts",
-        "directed": "Dirigés par leur destinataire",
-        "expired": "Expirés (donnés selon la règle prévue)",
-        "causes_title": "Ce que chaque cause a reçu",
-        "cause": "Cause",
-        "directed_money": "Dirigé",
-        "expired_money": "À l'expiration",
-        "total": "Total",
-        "meals": "Repas financés",
-        "difts_received": "Difts",
-        "over_time": "Difts dirigés au fil du temps",
-        "chart_alt": "Diagramme en barres des difts dirigés chaque jour : {summary}",
-        "chart_none": "aucun dift dirigé pour l'instant",
-        "news_title": "Dernières nouvelles des causes",
-        "no_news": "Pas encore de nouvelles.",
-        "csv": "Télécharger ces chiffres (CSV)",
-        "receipts": "Reçus de mécénat",
-        "receipt": "Reçu {number} · {amount} (PDF)",
-        "aggregates": "Chiffres agrégés seulement : ce rapport ne montre jamais qui a reçu ou "
-        "dirigé un dift.",
-        "link_refused_title": "Ce lien vers le rapport ne fonctionne pas",
-        "link_refused": "Le lien est incomplet, ou n'a pas été fait pour ce programme. "
-        "Demandez-en un nouveau.",
-        "link_expired_title": "Ce lien vers le rapport a expiré",
-        "link_expired": "Demandez un nouveau lien vers le rapport.",
-        "login_needed_title": "Ce rapport est privé",
-        "login_needed": "Ouvrez-le par le lien qui vous a été envoyé, ou avec votre jeton d'accès.",
-        "state_draft": "brouillon",
-        "state_funded": "financé",
-        "state_open": "ouvert",
-        "state_closed": "clos",
-    },
-}
-
 
 # --- signed links ---------------------------------------------------------------------------------
 
@@ -221,7 +134,7 @@ def _reader(conn: Connection, programme_sponsor_id: str, programme_id: str) -> R
 
 
 def _render(template: str, status: int = 200, **context: Any) -> tuple[str, int]:
-    return render_dift_page(template, status, TEXTS, **context)
+    return render_dift_page(template, status, **context)
 
 
 def _report(programme_id: str) -> tuple[dict[str, Any], Reader] | Response:
@@ -258,7 +171,7 @@ def report_page(programme_id: str) -> Response:
     if isinstance(found, Response):
         return found
     report, reader = found
-    locale = page_locale()
+    locale = current_locale()
     points = report["directions_per_day"]
     chart = directions_chart_svg(points, locale)
     currency = report["programme"]["currency"]

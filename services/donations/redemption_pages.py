@@ -21,25 +21,23 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import timedelta
 from typing import Any
 
 from flask import Blueprint, redirect, render_template, request, session, url_for
+from flask_babel import ngettext
 from werkzeug.datastructures import MultiDict
 from werkzeug.wrappers import Response
 
-from services.shared.money import CURRENCY_EXPONENTS, Money, from_major_units, major_units
+from services.shared.i18n import LOCALES, format_money
+from services.shared.money import Money
 
 from .api import donations_service
 from .domain import codes
-from .domain.campaigns import Campaign
 from .domain.programmes import (
     DiftAlreadyDirected,
     DiftExpired,
-    DiftRuleBroken,
     DiftState,
-    FallbackRule,
-    direction,
 )
 from .handlers.difts import (
     DiftView,
@@ -51,7 +49,8 @@ from .handlers.difts import (
     redemption_allowed,
     view_dift,
 )
-from .i18n import page_locale
+from .i18n import current_locale, number
+from .redemption_choice import allocations_of, error_text, offer_of, preview_of, read_choice
 from .unit_of_work import DonationsUnitOfWork
 
 dift_pages = Blueprint("dift_pages", __name__, template_folder="templates")
@@ -59,153 +58,7 @@ dift_pages = Blueprint("dift_pages", __name__, template_folder="templates")
 # A link token carries at least 128 bits: 22 URL-safe characters. Anything shorter is not a
 # link, and a printed code in a URL would skip the code page's rate limit.
 MIN_LINK_TOKEN_LENGTH = 22
-MAX_SHARE_DIGITS = 7
 SESSION_CODE = "dift_code"
-
-# The donor pages' texts these pages share (until they go through the catalogs too).
-DONOR_TEXTS: dict[str, dict[str, str]] = {
-    "en": {
-        "certified": "Certified association",
-        "meal_price": "{price} funds one meal",
-        "difts_received": "Already funded {count} difts",
-        "no_news": "No news yet.",
-    },
-    "fr": {
-        "certified": "Association labellisée",
-        "meal_price": "{price} financent un repas",
-        "difts_received": "Déjà {count} difts reçus",
-        "no_news": "Pas encore de nouvelles.",
-    },
-}
-
-TEXTS: dict[str, dict[str, str]] = {
-    "en": {
-        "offer_title": "{brand} offers you a dift",
-        "offer_value": "Your dift: {value}",
-        "offer_lead": "{brand} has paid for it; you pay nothing. Choose the cause that receives "
-        "it, or share it between several.",
-        "expires": "Choose before {date}.",
-        "fallback_split_evenly": "After that, it is shared evenly between these causes.",
-        "fallback_one_campaign": "After that, it goes to {cause}.",
-        "fallback_credit_back": "After that, it goes back to {brand}.",
-        "causes": "The causes {brand} chose",
-        "unit": "{value} = {meals} at {cause}",
-        "unit_part": "{value} = part of a meal at {cause}",
-        "meals_1": "1 meal",
-        "meals_n": "{count} meals",
-        "choice_legend": "How do you give your dift?",
-        "choice_one": "All to one cause",
-        "choice_split": "Share it between causes",
-        "one_legend": "The cause that receives all of it",
-        "split_legend": "Your shares, in whole euros, adding up to {whole}",
-        "cents_note": "The remaining {cents} go with the first cause you give to.",
-        "share_label": "{title} ({symbol})",
-        "updates": "Send me news of the causes I choose, by email (stop whenever you like)",
-        "continue": "Continue",
-        "error_choice": "Choose how to give your dift: all to one cause, or shared.",
-        "error_one": "Choose one of the causes.",
-        "error_shares": "Type whole euros for each cause (0 for none), adding up to {whole}; "
-        "these add up to {typed}.",
-        "error_shares_format": "Type whole euros only, such as 10 (no cents, no signs).",
-        "confirm_title": "Check your choice",
-        "confirm_lead": "Your dift of {value} from {brand} goes to:",
-        "allocation": "{amount} to {title} ({cause})",
-        "updates_yes": "You will get news of these causes by email.",
-        "updates_no": "You will not get news of these causes.",
-        "confirm": "Confirm my choice",
-        "change": "Change my choice",
-        "thanks_title": "Thank you!",
-        "thanks_lead": "Your dift of {value} from {brand} funds:",
-        "funds": "{amount} for {title} ({cause}): {meals}",
-        "funds_part": "{amount} for {title} ({cause}): part of a meal ({price} funds one)",
-        "thanks_updates": "{causes} will send you their news by email.",
-        "thanks_more": "See the cause",
-        "unknown_title": "This dift cannot be found",
-        "unknown_body": "The link or the code is incomplete or opens no dift. Check the link in "
-        "your email, or type the code again exactly as it is printed.",
-        "directed_title": "This dift has been directed already",
-        "directed_body": "Its causes were chosen and the choice cannot change.",
-        "see_choice": "See what it funds",
-        "expired_title": "This dift has expired",
-        "expired_body": "The time to choose is over: it went where the company said it would "
-        "go after that date.",
-        "code_title": "Use a dift code",
-        "code_label": "Your code, as printed",
-        "code_hint": "For example 7K3M-Q9TX-4AC: capitals, spaces and dashes do not matter.",
-        "code_submit": "Open my dift",
-        "code_error": "This code opens no dift: it may be incomplete or mistyped. Check it and "
-        "try again.",
-        "too_many_title": "Too many tries",
-        "too_many_body": "Too many wrong codes were typed from your connection. Wait "
-        "{minutes} minutes, then try again.",
-        "form_errors": "Please check the form:",
-    },
-    "fr": {
-        "offer_title": "{brand} vous offre un dift",
-        "offer_value": "Votre dift : {value}",
-        "offer_lead": "{brand} l'a payé ; vous ne payez rien. Choisissez la cause qui le "
-        "reçoit, ou partagez-le entre plusieurs.",
-        "expires": "Choisissez avant le {date}.",
-        "fallback_split_evenly": "Ensuite, il sera partagé à parts égales entre ces causes.",
-        "fallback_one_campaign": "Ensuite, il ira à {cause}.",
-        "fallback_credit_back": "Ensuite, il reviendra à {brand}.",
-        "causes": "Les causes choisies par {brand}",
-        "unit": "{value} = {meals} à {cause}",
-        "unit_part": "{value} = une part de repas à {cause}",
-        "meals_1": "1 repas",
-        "meals_n": "{count} repas",
-        "choice_legend": "Comment donnez-vous votre dift ?",
-        "choice_one": "Tout à une cause",
-        "choice_split": "Le partager entre plusieurs causes",
-        "one_legend": "La cause qui reçoit tout",
-        "split_legend": "Vos parts, en euros entiers, pour un total de {whole}",
-        "cents_note": "Les {cents} restants vont avec la première cause à qui vous donnez.",
-        "share_label": "{title} ({symbol})",
-        "updates": "Recevoir par e-mail les nouvelles des causes choisies (vous pouvez arrêter "
-        "quand vous voulez)",
-        "continue": "Continuer",
-        "error_choice": "Choisissez comment donner votre dift : tout à une cause, ou partagé.",
-        "error_one": "Choisissez une des causes.",
-        "error_shares": "Indiquez des euros entiers pour chaque cause (0 pour aucune), pour un "
-        "total de {whole} ; ceux-ci font {typed}.",
-        "error_shares_format": "Indiquez seulement des euros entiers, comme 10 (sans centimes "
-        "ni signe).",
-        "confirm_title": "Vérifiez votre choix",
-        "confirm_lead": "Votre dift de {value} offert par {brand} va à :",
-        "allocation": "{amount} à {title} ({cause})",
-        "updates_yes": "Vous recevrez par e-mail les nouvelles de ces causes.",
-        "updates_no": "Vous ne recevrez pas les nouvelles de ces causes.",
-        "confirm": "Je confirme mon choix",
-        "change": "Modifier mon choix",
-        "thanks_title": "Merci !",
-        "thanks_lead": "Votre dift de {value} offert par {brand} finance :",
-        "funds": "{amount} pour {title} ({cause}) : {meals}",
-        "funds_part": "{amount} pour {title} ({cause}) : une part de repas ({price} en "
-        "financent un)",
-        "thanks_updates": "{causes} vous enverront leurs nouvelles par e-mail.",
-        "thanks_more": "Voir la cause",
-        "unknown_title": "Ce dift est introuvable",
-        "unknown_body": "Le lien ou le code est incomplet ou n'ouvre aucun dift. Vérifiez le "
-        "lien de votre e-mail, ou tapez le code à nouveau tel qu'il est imprimé.",
-        "directed_title": "Ce dift a déjà été dirigé",
-        "directed_body": "Ses causes ont été choisies et ce choix ne peut plus changer.",
-        "see_choice": "Voir ce qu'il finance",
-        "expired_title": "Ce dift a expiré",
-        "expired_body": "Le temps de choisir est passé : il est allé là où l'entreprise avait "
-        "prévu qu'il aille après cette date.",
-        "code_title": "Utiliser un code dift",
-        "code_label": "Votre code, tel qu'il est imprimé",
-        "code_hint": "Par exemple 7K3M-Q9TX-4AC : majuscules, espaces et tirets sont indifférents.",
-        "code_submit": "Ouvrir mon dift",
-        "code_error": "Ce code n'ouvre aucun dift : il est peut-être incomplet ou mal recopié. "
-        "Vérifiez-le et réessayez.",
-        "too_many_title": "Trop d'essais",
-        "too_many_body": "Trop de codes erronés ont été tapés depuis votre connexion. "
-        "Attendez {minutes} minutes, puis réessayez.",
-        "form_errors": "Vérifiez le formulaire :",
-    },
-}
-
 
 # --- rendering ------------------------------------------------------------------------------------
 
@@ -213,57 +66,27 @@ TEXTS: dict[str, dict[str, str]] = {
 def _lang() -> dict[str, Any]:
     """?lang= kept from page to page, when the visitor chose a language."""
     chosen = request.args.get("lang")
-    return {"lang": chosen} if chosen in TEXTS else {}
+    return {"lang": chosen} if chosen in LOCALES else {}
 
 
-def render_dift_page(
-    template: str,
-    status: int = 200,
-    more_texts: dict[str, dict[str, str]] | None = None,
-    **context: Any,
-) -> tuple[str, int]:
-    """A redemption page (or another company page, with `more_texts`) in the visitor's
-    language, with money, meals and dates written for it."""
-    locale = page_locale()
-    texts = {**DONOR_TEXTS[locale], **TEXTS[locale], **(more_texts or {}).get(locale, {})}
+def meals(count: int) -> str:
+    """A number of meals, in words of the page's language ("1 repas", "3 meals")."""
+    return ngettext("%(count)s meal", "%(count)s meals", count, count=number(count))
 
-    def t(key: str, **values: Any) -> str:
-        return texts[key].format(**values)
 
-    def money(amount: int, currency: str) -> str:
-        return Money(amount, currency).format(locale)
+def amount(value: Money) -> str:
+    """An amount of money in the page's language ("20,00 €", "€20.00")."""
+    return format_money(value, current_locale())
 
-    def meals(count: int) -> str:
-        return t("meals_1") if count == 1 else t("meals_n", count=count)
 
-    def amount(value: Money) -> str:
-        return value.format(locale)
-
-    def day(moment: date) -> str:
-        if locale == "fr":
-            return moment.strftime("%d/%m/%Y")
-        return f"{moment:%B} {moment.day}, {moment.year}"
-
-    def texts_of(errors: dict[str, tuple[str, dict[str, Any]]]) -> dict[str, str]:
-        return {
-            field: t(
-                key, **{k: amount(v) if isinstance(v, Money) else v for k, v in values.items()}
-            )
-            for field, (key, values) in errors.items()
-        }
-
-    context["errors"] = texts_of(context.get("errors") or {})
+def render_dift_page(template: str, status: int = 200, **context: Any) -> tuple[str, int]:
+    """A redemption page (or another company page) in the visitor's language: texts from the
+    catalogs, `meals` and `amount` beside the CLDR globals; `errors` (field -> (text key, its
+    values), see redemption_choice.read_choice) become the messages shown next to the fields."""
+    errors = context.get("errors") or {}
+    context["errors"] = {field: error_text(key, values) for field, (key, values) in errors.items()}
     return (
-        render_template(
-            template,
-            t=t,
-            money=money,
-            amount=amount,
-            meals=meals,
-            day=day,
-            locale=locale,
-            **context,
-        ),
+        render_template(template, meals=meals, amount=amount, locale=current_locale(), **context),
         status,
     )
 
@@ -302,114 +125,6 @@ def _guarded(flow: Flow, step: Callable[[], Any]) -> Any:
 # --- the offer and the choice ---------------------------------------------------------------------
 
 
-def _meals_for(amount: Money, campaign: Campaign) -> int:
-    whole, _rest = amount.divmod(campaign.meal_price)
-    return whole
-
-
-def _offer(view: DiftView) -> dict[str, Any]:
-    """What every step shows of the dift: the brand, the message, the value, the causes."""
-    programme, value = view.programme, view.dift.value
-    unit = 10 ** CURRENCY_EXPONENTS[value.currency]
-    by_id = {campaign.id: campaign for campaign in view.shortlist}
-    fallback = programme.fallback_rule
-    fallback_cause = by_id.get(programme.fallback_campaign_id or "")
-    return {
-        "brand": view.brand_name,
-        "programme": programme.name,
-        "occasion": programme.occasion,
-        "message_html": view.message_html,
-        "value": value,
-        "whole": Money(major_units(value) * unit, value.currency),
-        "cents": Money(value.amount % unit, value.currency),
-        "symbol": "€" if value.currency == "EUR" else value.currency,
-        "expires_at": programme.expires_at,
-        "fallback": fallback.value,
-        "fallback_cause": fallback_cause.cause if fallback_cause else "",
-        "is_split_evenly": fallback is FallbackRule.SPLIT_EVENLY,
-        "causes": [
-            {"campaign": campaign, "meals": _meals_for(value, campaign)}
-            for campaign in view.shortlist
-        ],
-    }
-
-
-@dataclass(frozen=True)
-class Choice:
-    """A recipient's choice as the form gave it, checked against the dift."""
-
-    one_campaign_id: str | None
-    shares: list[tuple[str, Money]] | None
-    updates_opt_in: bool
-
-
-def _whole_euros(text: str) -> int | None:
-    cleaned = text.strip()
-    if not cleaned:
-        return 0
-    # ASCII digits only: other scripts' digits are digits to str.isdigit, not to a person.
-    if not (cleaned.isascii() and cleaned.isdigit()) or len(cleaned) > MAX_SHARE_DIGITS:
-        return None
-    return int(cleaned)
-
-
-def read_choice(
-    form: MultiDict[str, str], view: DiftView
-) -> tuple[Choice | None, dict[str, tuple[str, dict[str, Any]]]]:
-    """The choice in the form, checked with the domain's rules, or the errors per field
-    (field -> (text key, its values)): "choice", "campaign" or "shares"."""
-    value, currency = view.dift.value, view.dift.value.currency
-    ids = [campaign.id for campaign in view.shortlist]
-    choice = form.get("choice", "")
-    typed = {cid: form.get(f"share_{cid}", "") for cid in ids}
-    if choice not in ("one", "split"):
-        if any(text.strip() for text in typed.values()):
-            choice = "split"
-        elif form.get("campaign"):
-            choice = "one"
-        else:
-            return None, {"choice": ("error_choice", {})}
-    updates = form.get("updates_opt_in") == "on"
-    whole = Money(major_units(value) * 10 ** CURRENCY_EXPONENTS[currency], currency)
-    if choice == "one":
-        campaign_id = form.get("campaign", "")
-        try:
-            direction(view.programme, value, one_campaign_id=campaign_id)
-        except DiftRuleBroken:
-            return None, {"campaign": ("error_one", {})}
-        return Choice(campaign_id, None, updates), {}
-    units = {cid: _whole_euros(text) for cid, text in typed.items()}
-    if any(count is None for count in units.values()):
-        return None, {"shares": ("error_shares_format", {})}
-    shares = [(cid, from_major_units(count or 0, currency)) for cid, count in units.items()]
-    try:
-        direction(view.programme, value, shares=shares)
-    except DiftRuleBroken:
-        total = Money(sum(share.amount for _cid, share in shares), currency)
-        return None, {"shares": ("error_shares", {"whole": whole, "typed": total})}
-    return Choice(None, shares, updates), {}
-
-
-def _allocations(view: DiftView, pairs: list[tuple[str, Money]]) -> list[dict[str, Any]]:
-    by_id = {campaign.id: campaign for campaign in view.shortlist}
-    return [
-        {"campaign": by_id[cid], "amount": amount, "meals": _meals_for(amount, by_id[cid])}
-        for cid, amount in pairs
-        if cid in by_id and amount.is_positive()
-    ]
-
-
-def _preview(view: DiftView, choice: Choice) -> list[dict[str, Any]]:
-    """Where the choice sends the value (the cents with the first cause, as the domain does)."""
-    allocations = direction(
-        view.programme,
-        view.dift.value,
-        one_campaign_id=choice.one_campaign_id,
-        shares=choice.shares,
-    )
-    return _allocations(view, [(a.campaign_id, a.amount) for a in allocations])
-
-
 def _choose_page(
     flow: Flow,
     view: DiftView,
@@ -419,7 +134,7 @@ def _choose_page(
     return render_dift_page(
         "dift_choose.html",
         422 if errors else 200,
-        offer=_offer(view),
+        offer=offer_of(view),
         form=form or MultiDict(),
         errors=errors or {},
         confirm_url=flow.url("confirm"),
@@ -445,8 +160,8 @@ def _confirm(flow: Flow) -> Any:
             return _choose_page(flow, view, request.form, errors)
         return render_dift_page(
             "dift_confirm.html",
-            offer=_offer(view),
-            allocations=_preview(view, choice),
+            offer=offer_of(view),
+            allocations=preview_of(view, choice),
             updates_opt_in=choice.updates_opt_in,
             form=request.form,
             shortlist=view.shortlist,
@@ -485,10 +200,10 @@ def _thanks(flow: Flow) -> Any:
         if view.dift.state is not DiftState.DIRECTED:
             return redirect(flow.url("choose"), 303)
         pairs = [(a.campaign_id, a.amount) for a in view.dift.allocations]
-        allocations = _allocations(view, pairs)
+        allocations = allocations_of(view, pairs)
         return render_dift_page(
             "dift_thanks.html",
-            offer=_offer(view),
+            offer=offer_of(view),
             allocations=allocations,
             updates_opt_in=view.dift.updates_opt_in,
         )

@@ -145,10 +145,10 @@ def test_the_dift_page_shows_the_brand_message_value_and_each_cause_with_its_uni
     text = page.text
     assert "Acme vous offre un dift" in text
     assert "Thank you <strong>for this year</strong>." in text
-    assert "Votre dift : 20,00\u00a0€" in text
+    assert "Votre dift\u00a0: 20,00\u00a0€" in text
     assert text.count("Neighbours cook together.") == 3
     assert text.count("20,00\u00a0€ = 1 repas à Les Petites Cantines") == 3
-    assert "<legend>Comment donnez-vous votre dift ?</legend>" in text
+    assert "<legend>Comment donnez-vous votre dift\u00a0?</legend>" in text
     assert 'name="csrf_token"' in text
     assert site.dift(dift_id).state is DiftState.OPENED
     assert "script-src 'self'" in page.headers["Content-Security-Policy"]
@@ -172,7 +172,7 @@ def test_a_recipient_gives_all_of_a_dift_to_one_cause_and_sees_what_it_funds(sit
     assert done.status_code == 303 and done.location.endswith(f"{path}/thanks")
     thanks = site.client.get(done.location, headers=FR)
     assert thanks.status_code == 200
-    assert "Merci !" in thanks.text
+    assert "Merci\u00a0!" in thanks.text
     assert "20,00\u00a0€ pour Petites Cantines" in thanks.text and "1 repas" in thanks.text
     dift = site.dift(dift_id)
     assert dift.state is DiftState.DIRECTED
@@ -211,7 +211,7 @@ def test_a_recipient_splits_a_dift_in_whole_euros_and_asks_for_the_causes_news(
 @pytest.mark.parametrize(
     ("shares", "message"),
     [
-        (("10", "5", "4"), "pour un total de 20,00\u00a0€ ; ceux-ci font 19,00\u00a0€"),
+        (("10", "5", "4"), "pour un total de 20,00\u00a0€\u00a0; ceux-ci font 19,00\u00a0€"),
         (("10", "5,50", "4"), "Indiquez seulement des euros entiers"),
         (("0", "0", "0"), "ceux-ci font 0,00\u00a0€"),
         (("-5", "20", "5"), "Indiquez seulement des euros entiers"),
@@ -370,7 +370,7 @@ def test_a_printed_code_typed_loosely_opens_its_dift_and_directs_it(site: Site) 
     confirmation = choose(site, "/difts/code", choice="one", campaign=campaign_ids(site)[2])
     done = confirm(site, "/difts/code", confirmation)
     assert done.status_code == 303 and done.location.endswith("/difts/code/thanks")
-    assert "Merci !" in site.client.get(done.location, headers=FR).text
+    assert "Merci\u00a0!" in site.client.get(done.location, headers=FR).text
     assert site.dift(dift_id).state is DiftState.DIRECTED
 
 
@@ -385,7 +385,7 @@ def test_a_cut_or_mistyped_code_is_refused_next_to_the_field_and_counts(site: Si
             "/difts/code", data={"csrf_token": token, "code": wrong}, headers=FR
         )
         assert page.status_code == 404
-        assert 'id="code-error"' in page.text and "Ce code n'ouvre aucun dift" in html.unescape(
+        assert 'id="code-error"' in page.text and "Ce code n’ouvre aucun dift" in html.unescape(
             page.text
         )
         assert 'aria-describedby="code-hint code-error"' in page.text
@@ -406,7 +406,7 @@ def test_too_many_wrong_codes_answer_429_even_for_a_right_one(site: Site) -> Non
         assert wrong.status_code == 404
     limited = site.client.post("/difts/code", data={"csrf_token": token, "code": code}, headers=FR)
     assert limited.status_code == 429
-    assert "Trop d'essais" in html.unescape(limited.text) and "10 minutes" in limited.text
+    assert "Trop d’essais" in html.unescape(limited.text) and "10 minutes" in limited.text
     assert site.dift(dift_id).state is DiftState.ISSUED
 
 
@@ -503,7 +503,7 @@ def test_the_report_opens_with_a_signed_link_and_refuses_a_forged_or_expired_one
     assert made.status_code == 200, made.text
     url = made.json["url"].removeprefix(PUBLIC)
     page = site.client.get(url, headers=FR)
-    assert page.status_code == 200 and "Rapport d'impact" in html.unescape(page.text)
+    assert page.status_code == 200 and "Rapport d’impact" in html.unescape(page.text)
     assert page.headers["Referrer-Policy"] == "no-referrer"
     assert site.client.get(made.json["csv_url"].removeprefix(PUBLIC)).status_code == 200
     signed = url.split("access=", 1)[1]

@@ -55,7 +55,7 @@ def test_the_chart_speaks_the_report_language() -> None:
 
 def test_a_programme_without_any_direction_yet_says_so() -> None:
     svg = directions_chart_svg([], "fr")
-    assert "Aucun dift dirigé pour l'instant" in svg
+    assert "Aucun dift dirigé pour l’instant" in svg
     _scriptless(svg)
 
 
