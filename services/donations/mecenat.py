@@ -33,6 +33,7 @@ from reportlab.lib.styles import ParagraphStyle, getSampleStyleSheet
 from reportlab.lib.units import mm
 from reportlab.platypus import Paragraph, SimpleDocTemplate, Spacer, Table, TableStyle
 
+from services.shared.i18n import format_day_pattern, format_money
 from services.shared.money import Money
 
 CERFA = "Cerfa n° 16216*02"
@@ -94,11 +95,15 @@ class MecenatReceipt:
             raise ValueError("a receipt is for a positive amount")
 
 
+# A French legal document whatever the reader's language; CLDR's narrow and plain no-break
+# spaces become plain spaces, which the PDF's standard fonts (WinAnsi) lack.
+RECEIPT_LOCALE = "fr"
+PLAIN_SPACES = str.maketrans({"\u202f": " ", "\u00a0": " "})
+
+
 def amount_in_figures(amount: Money) -> str:
-    """ "2 000,00 €": French grouping with plain spaces (the PDF's standard fonts have no
-    narrow no-break space)."""
-    units, cents = divmod(amount.amount, 100)
-    return f"{units:,}".replace(",", " ") + f",{cents:02d} €"
+    """ "2 000,00 €": CLDR's French format (babel), with plain spaces for the PDF's fonts."""
+    return format_money(amount, RECEIPT_LOCALE).translate(PLAIN_SPACES)
 
 
 def amount_in_words(amount: Money) -> str:
@@ -123,7 +128,8 @@ def _siren(number: str) -> str:
 
 
 def _date(day: date) -> str:
-    return day.strftime("%d/%m/%Y")
+    """The form's jj/mm/aaaa, through CLDR's French calendar (babel)."""
+    return format_day_pattern(day, "dd/MM/yyyy", RECEIPT_LOCALE)
 
 
 def _payment_method_box(form: str) -> str:
