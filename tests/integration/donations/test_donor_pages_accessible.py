@@ -94,7 +94,8 @@ def test_the_donor_pages_are_accessible_in_both_languages(
     page.fill('input[name="custom_amount"]', "0,01")
     page.fill('input[name="email"]', "ada@example.org")
     page.click("#pay")
-    assert page.is_visible(".errors")
+    assert page.is_visible(".errors") and page.is_visible("#amount-error")
+    assert page.get_attribute('input[name="custom_amount"]', "aria-describedby") == "amount-error"
     assert page.input_value('input[name="email"]') == "ada@example.org"
     audited(page, f"{lang}-campaign-errors")
 

@@ -89,6 +89,10 @@ def test_the_giving_form_names_the_field_at_fault(pages: dict[str, Any]) -> None
     )
     assert reply.status_code == 422
     assert 'data-field="amount"' in reply.text and 'data-field="donor"' in reply.text
+    # Each message also next to its field, which points at it; what was typed is kept.
+    assert 'value="12,345" aria-invalid="true" aria-describedby="amount-error"' in reply.text
+    assert 'value="x" aria-invalid="true" aria-describedby="donor-error"' in reply.text
+    assert 'id="amount-error"' in reply.text and 'id="donor-error"' in reply.text
     assert donations_stored(pages["engine"]) == 0
 
 
