@@ -21,6 +21,7 @@ from services.donations.app import create_app
 from services.donations.demo import SLUG, seed_demo_campaign
 from services.donations.domain.programmes import Recipient
 from services.donations.handlers import difts
+from services.donations.handlers.webhooks import apply_received_events
 from services.donations.impact_report import report_url
 from services.donations.unit_of_work import DonationsUnitOfWork
 from services.shared.db import make_engine, upgrade
@@ -61,10 +62,17 @@ def site(tmp_path: Path, stripe_mock_url: str) -> Iterator[dict[str, Any]]:
             uow,
         )
     settings = donations_settings(url, stripe_mock_url, public_url=public, test_checkout=True)
-    server = make_server("127.0.0.1", port, create_app(settings), threaded=True)
+    app = create_app(settings)
+    server = make_server("127.0.0.1", port, app, threaded=True)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
-    yield {"base": public, "settings": settings, "programme": programme, "link": issued.redeem_url}
+    yield {
+        "base": public,
+        "settings": settings,
+        "programme": programme,
+        "link": issued.redeem_url,
+        "service": app.extensions["donations"],
+    }
     server.shutdown()
     thread.join(timeout=10)
     engine.dispose()
@@ -105,6 +113,14 @@ def test_the_donor_pages_are_accessible_in_both_languages(
     audited(page, f"{lang}-test-checkout")
     page.click("#pay-test")
     page.wait_for_url("**/thanks")
+    assert page.get_attribute("#donation-status", "data-status") == "pending"
+    audited(page, f"{lang}-thanks-pending")
+    # The worker applies Stripe's event; the page shows it without being reloaded.
+    page.evaluate("() => { window.notReloaded = true; }")
+    service = site["service"]
+    apply_received_events(DonationsUnitOfWork(service.engine), service.payments)
+    page.wait_for_selector('#donation-status[data-status="succeeded"]', timeout=15_000)
+    assert page.evaluate("() => window.notReloaded === true")
     audited(page, f"{lang}-thanks")
 
     page.goto(f"{base}/campaigns/{SLUG}")
