@@ -22,8 +22,6 @@ CURRENCY_EXPONENTS: dict[str, int] = {
     "JPY": 0,
 }
 
-CURRENCY_SYMBOLS = {"EUR": "€", "USD": "$", "GBP": "£", "JPY": "¥"}
-
 
 class CurrencyMismatch(ValueError):
     """Raised when money of two currencies is combined."""
