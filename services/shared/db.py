@@ -57,10 +57,21 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
             else:
                 connection.exec_driver_sql("BEGIN IMMEDIATE")
 
+        _watch_commits(engine)
         return engine
     kwargs.setdefault("pool_pre_ping", True)
     kwargs.setdefault("pool_size", 5)
-    return create_engine(url, **kwargs)
+    engine = create_engine(url, **kwargs)
+    _watch_commits(engine)
+    return engine
+
+
+def _watch_commits(engine: Engine) -> None:
+    """The commit listeners of services/shared/wake.py, added before any thread uses the
+    engine (SQLAlchemy's event lists must not change while another thread dispatches them)."""
+    from .wake import watch_commits  # wake.py's listeners are on engines this module makes
+
+    watch_commits(engine)
 
 
 READ_ONLY = "difts_read_only"

@@ -89,6 +89,14 @@ _RINGS: weakref.WeakKeyDictionary[Engine, _Ring] = weakref.WeakKeyDictionary()
 _RINGS_LOCK = threading.Lock()
 
 
+def watch_commits(engine: Engine) -> None:
+    """Listen to `engine`'s commits now, while no other thread uses it: make_engine calls it.
+    SQLAlchemy's event lists are not safe to change while another thread's connection
+    dispatches them ("deque mutated during iteration"), so a Wakeup made later, on an engine
+    already in use, finds its listeners in place instead of adding them."""
+    _ring_of(engine)
+
+
 def _ring_of(engine: Engine) -> _Ring:
     """The ring the commits on `engine` sound (listening once per engine)."""
     with _RINGS_LOCK:
